@@ -1,0 +1,3 @@
+"""dockyard: an OCI-native container image registry."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The distribution-spec HTTP surface, one module per resource."""

@@ -1,0 +1,27 @@
+"""Blob reads and deletes: ``/v2/<name>/blobs/<digest>`` (end-2, end-10)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dockyard.api.common import digest_param, services
+
+
+async def get_blob(request: web.Request) -> web.StreamResponse:
+    """GET/HEAD a blob, served zero-copy with sendfile; one Range gives 206 (or 416)."""
+    name, svc = services(request)
+    digest = digest_param(request.match_info["digest"])
+    path, _size = svc.blobs.stat(name, digest)
+    headers = {
+        "Docker-Content-Digest": str(digest),
+        "Content-Type": "application/octet-stream",
+        "Cache-Control": "max-age=31536000",
+    }
+    return web.FileResponse(path, headers=headers)
+
+
+async def delete_blob(request: web.Request) -> web.Response:
+    name, svc = services(request)
+    digest = digest_param(request.match_info["digest"])
+    await svc.blobs.delete(name, digest)
+    return web.Response(status=202, headers={"Docker-Content-Digest": str(digest)})

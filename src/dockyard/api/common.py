@@ -1,0 +1,76 @@
+"""What every handler needs: the store, a validated name, a validated digest, paging."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from dockyard.api.errors import ApiError
+from dockyard.oci.digest import Digest
+from dockyard.oci.names import validate_name
+from dockyard.storage.store import RootServices, Store
+
+STORE: web.AppKey[Store] = web.AppKey("store", Store)
+API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
+
+
+def store(request: web.Request) -> Store:
+    return request.app[STORE]
+
+
+def repo_name(request: web.Request) -> str:
+    """The repository name from the path, checked against the spec's grammar."""
+    return validate_name(request.match_info["name"])
+
+
+def services(request: web.Request) -> tuple[str, RootServices]:
+    """The validated repository name and the storage root it lives in."""
+    name = repo_name(request)
+    return name, store(request).for_repo(name)
+
+
+def digest_param(value: str) -> Digest:
+    """Parse a digest from a path or query; InvalidDigest maps to DIGEST_INVALID."""
+    return Digest.parse(value)
+
+
+def page_params(request: web.Request) -> tuple[int | None, str | None]:
+    """``n`` and ``last`` from the query; a bad ``n`` is the client's error, not ours."""
+    raw_n = request.query.get("n")
+    n: int | None = None
+    if raw_n is not None and raw_n != "":
+        if not raw_n.isdigit():
+            raise ApiError(
+                "PAGINATION_NUMBER_INVALID", f"n must be a non-negative integer, got {raw_n!r}", 400
+            )
+        n = int(raw_n)
+    last = request.query.get("last") or None
+    return n, last
+
+
+def next_link(request: web.Request, n: int, last: str) -> dict[str, str]:
+    """The ``Link`` header pointing at the next page."""
+    return {"Link": f'<{request.path}?{urlencode({"n": n, "last": last})}>; rel="next"'}
+
+
+async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
+    """The request body as it arrives, never held whole in memory."""
+    while True:
+        chunk = await request.content.readany()
+        if not chunk:
+            return
+        yield chunk
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The whole body when it is at most ``limit`` bytes, else None (read no further)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    data = bytearray()
+    async for chunk in body_chunks(request):
+        data += chunk
+        if len(data) > limit:
+            return None
+    return bytes(data)

@@ -1,0 +1,106 @@
+"""Blob uploads: ``/v2/<name>/blobs/uploads/`` (end-4a, 4b, 5, 6, 11, 13).
+
+Sessions are private to their client, so chunks stream straight to the session file with
+no repository lock; only the final PUT publishes.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from dockyard.api.common import body_chunks, digest_param, repo_name, services, store
+from dockyard.api.errors import ApiError
+from dockyard.oci.names import validate_name
+from dockyard.storage.errors import BlobUploadInvalid
+from dockyard.storage.uploads import Session
+
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+
+
+def _session_headers(name: str, session: Session) -> dict[str, str]:
+    return {
+        "Location": f"/v2/{name}/blobs/uploads/{session.id}",
+        "Range": f"0-{max(session.size - 1, 0)}",
+        "Docker-Upload-UUID": session.id,
+    }
+
+
+def _blob_headers(name: str, digest: str) -> dict[str, str]:
+    return {"Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": digest}
+
+
+def _content_range(request: web.Request) -> tuple[int | None, int | None]:
+    """Start and length declared by ``Content-Range``, or (None, None) when absent."""
+    raw = request.headers.get("Content-Range")
+    if raw is None:
+        return None, None
+    match = _CONTENT_RANGE.match(raw.strip())
+    if not match or int(match[2]) < int(match[1]):
+        raise BlobUploadInvalid(f"malformed Content-Range {raw!r}", {"Content-Range": raw})
+    start, end = int(match[1]), int(match[2])
+    return start, end - start + 1
+
+
+async def start_upload(request: web.Request) -> web.Response:
+    """POST: mount, monolithic upload (``?digest=``), or a new session (202)."""
+    name, svc = services(request)
+    query = request.query
+    if "mount" in query:
+        digest = digest_param(query["mount"])
+        source = validate_name(query["from"]) if query.get("from") else None
+        if await store(request).mount(name, digest, source):
+            return web.Response(status=201, headers=_blob_headers(name, str(digest)))
+    session = svc.blobs.start_upload(name)
+    if "digest" in query:
+        digest = digest_param(query["digest"])
+        async with session.lock:
+            try:
+                await svc.blobs.append(session, body_chunks(request))
+            except BaseException:
+                svc.root.uploads.forget(session)
+                raise
+            await svc.blobs.finish(session, digest)
+        return web.Response(status=201, headers=_blob_headers(name, str(digest)))
+    return web.Response(status=202, headers=_session_headers(name, session))
+
+
+async def patch_upload(request: web.Request) -> web.Response:
+    """PATCH: append a chunk (with Content-Range) or a streamed body (without)."""
+    name, svc = services(request)
+    session = await svc.blobs.session(name, request.match_info["session"])
+    start, length = _content_range(request)
+    async with session.lock:
+        await svc.blobs.append(session, body_chunks(request), start, length)
+    return web.Response(status=202, headers=_session_headers(name, session))
+
+
+async def put_upload(request: web.Request) -> web.Response:
+    """PUT ``?digest=``: append any last bytes, verify, publish (201)."""
+    name, svc = services(request)
+    session = await svc.blobs.session(name, request.match_info["session"])
+    raw = request.query.get("digest")
+    if not raw:
+        raise ApiError("DIGEST_INVALID", "the digest query parameter is required", 400)
+    digest = digest_param(raw)
+    start, length = _content_range(request)
+    async with session.lock:
+        await svc.blobs.append(session, body_chunks(request), start, length)
+        await svc.blobs.finish(session, digest)
+    return web.Response(status=201, headers=_blob_headers(name, str(digest)))
+
+
+async def get_upload(request: web.Request) -> web.Response:
+    """GET: where the session stands (204 with Range), so a client can resume."""
+    name, svc = services(request)
+    session = await svc.blobs.session(name, request.match_info["session"])
+    return web.Response(status=204, headers=_session_headers(name, session))
+
+
+async def cancel_upload(request: web.Request) -> web.Response:
+    name = repo_name(request)
+    svc = store(request).for_repo(name)
+    session = await svc.blobs.session(name, request.match_info["session"])
+    await svc.blobs.cancel(session)
+    return web.Response(status=204)

@@ -1,0 +1,1 @@
+"""Pure OCI vocabulary: digests, names, media types and manifests. No I/O here."""

@@ -1,0 +1,69 @@
+"""The set of repositories in a root, found once by walking folders, then kept current."""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import os
+from pathlib import Path
+
+from dockyard.oci.names import InvalidName, validate_name
+from dockyard.storage.layout import INDEX_FILE, UPLOADS_DIR
+
+#: Folders inside a repository that are never repositories themselves.
+_NOT_REPOS = frozenset({"blobs", UPLOADS_DIR})
+
+
+def find_repositories(root: Path) -> list[str]:
+    """Every folder under ``root`` holding an ``index.json`` whose path is a valid name.
+
+    Only folders are visited, never blob files, so this stays cheap on a large store.
+    """
+    found: list[str] = []
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        names = {e.name for e in entries}
+        if folder != root and INDEX_FILE in names:
+            name = folder.relative_to(root).as_posix()
+            with contextlib.suppress(InvalidName):
+                found.append(validate_name(name))
+        for entry in entries:
+            if entry.name in _NOT_REPOS or entry.name[:1] in "._":
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+    return sorted(found)
+
+
+class Catalog:
+    """Sorted repository names; the walk happens on first use, not at start-up."""
+
+    def __init__(self, roots: list[Path]) -> None:
+        self._roots = roots
+        self._names: list[str] | None = None
+
+    def _loaded(self) -> list[str]:
+        if self._names is None:
+            names: set[str] = set()
+            for root in self._roots:
+                names.update(find_repositories(root))
+            self._names = sorted(names)
+        return self._names
+
+    def add(self, name: str) -> None:
+        names = self._loaded()
+        at = bisect.bisect_left(names, name)
+        if at == len(names) or names[at] != name:
+            names.insert(at, name)
+
+    def names(self) -> list[str]:
+        """The sorted names; callers must not change the list."""
+        return self._loaded()
+
+    def all(self) -> list[str]:
+        return list(self._loaded())

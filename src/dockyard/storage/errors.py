@@ -1,0 +1,60 @@
+"""Typed storage failures, one per distribution-spec error the API can answer with."""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base of every failure the API maps to a spec error; ``detail`` goes in the body."""
+
+    def __init__(self, message: str, detail: object = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class NameUnknown(StorageError):
+    """The repository does not exist."""
+
+
+class BlobUnknown(StorageError):
+    """The blob is not in this repository."""
+
+
+class ManifestUnknown(StorageError):
+    """No manifest under that tag or digest in this repository."""
+
+
+class BlobUploadUnknown(StorageError):
+    """No such upload session in this repository."""
+
+
+class BlobUploadInvalid(StorageError):
+    """The upload cannot go on as asked (bad Content-Range, body length mismatch)."""
+
+
+class RangeNotSatisfiable(StorageError):
+    """A chunk does not start where the session ends; the session stays usable."""
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
+class DigestInvalid(StorageError):
+    """The content does not hash to the digest given, or the digest is malformed."""
+
+
+class ManifestInvalid(StorageError):
+    """The manifest is malformed or of an unsupported type."""
+
+
+class ManifestBlobUnknown(StorageError):
+    """The manifest references a blob or manifest this repository lacks."""
+
+
+class SizeInvalid(StorageError):
+    """Content is larger than allowed or its length does not match what was declared."""
+
+
+class StorageFull(StorageError):
+    """The disk refused a write (no space or quota); nothing was published."""

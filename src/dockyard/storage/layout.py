@@ -1,0 +1,174 @@
+"""One repository's OCI image layout: its paths and its ``index.json``.
+
+``index.json`` holds one descriptor per tag (annotated with
+``org.opencontainers.image.ref.name``) and one untagged descriptor for each manifest pushed
+without a tag, so it lists every manifest of the repository: it is both the tag store and
+the root set for garbage collection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.digest import Digest
+from dockyard.storage.fsutil import atomic_write
+
+UPLOADS_DIR = ".uploads"
+OCI_LAYOUT_FILE = "oci-layout"
+INDEX_FILE = "index.json"
+
+
+def blob_path(repo_dir: Path, digest: Digest) -> Path:
+    return repo_dir / "blobs" / digest.algorithm / digest.hex
+
+
+@dataclass
+class RepoIndex:
+    """The parsed ``index.json`` of one repository, with lookups derived from it."""
+
+    manifests: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    _tags: dict[str, dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+
+    def copy(self) -> RepoIndex:
+        """A copy to change; the cached index handed to readers is never mutated."""
+        return RepoIndex(list(self.manifests), dict(self.extra))
+
+    @classmethod
+    def load(cls, data: bytes) -> RepoIndex:
+        doc = json.loads(data)
+        manifests = [m for m in doc.get("manifests") or [] if isinstance(m, dict)]
+        extra = {k: v for k, v in doc.items() if k not in ("manifests",)}
+        return cls(manifests, extra)
+
+    def dump(self) -> bytes:
+        doc = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, **self.extra}
+        doc["manifests"] = self.manifests
+        return json.dumps(doc, indent=2).encode()
+
+    @staticmethod
+    def tag_of(desc: dict[str, Any]) -> str | None:
+        annotations = desc.get("annotations") or {}
+        tag = annotations.get(mt.REF_NAME_ANNOTATION)
+        return tag if isinstance(tag, str) else None
+
+    def tags(self) -> dict[str, dict[str, Any]]:
+        """Tag -> descriptor; the last entry wins if a hand-made layout repeats a tag."""
+        if self._tags is None:
+            self._tags = {t: d for d in self.manifests if (t := self.tag_of(d)) is not None}
+        return self._tags
+
+    def by_digest(self, digest: str) -> dict[str, Any] | None:
+        for desc in self.manifests:
+            if desc.get("digest") == digest:
+                return desc
+        return None
+
+    def digests(self) -> set[str]:
+        return {d["digest"] for d in self.manifests if isinstance(d.get("digest"), str)}
+
+    def set_tag(self, tag: str, desc: dict[str, Any]) -> str | None:
+        """Point ``tag`` at ``desc``; return the digest the tag pointed at before, if any."""
+        previous = self.tags().get(tag)
+        self._tags = None
+        self.manifests = [d for d in self.manifests if self.tag_of(d) != tag]
+        annotations = {**(desc.get("annotations") or {}), mt.REF_NAME_ANNOTATION: tag}
+        self._tags = None
+        self.manifests.append({**desc, "annotations": annotations})
+        self._drop_untagged_duplicate(desc["digest"])
+        if previous is not None and previous.get("digest") != desc["digest"]:
+            self.ensure_listed(previous)
+            return str(previous["digest"])
+        return None
+
+    def ensure_listed(self, desc: dict[str, Any]) -> None:
+        """Keep a manifest pullable by digest: add an untagged entry if nothing lists it."""
+        if self.by_digest(desc["digest"]) is None:
+            annotations = {
+                k: v
+                for k, v in (desc.get("annotations") or {}).items()
+                if k != mt.REF_NAME_ANNOTATION
+            }
+            entry = {k: v for k, v in desc.items() if k != "annotations"}
+            if annotations:
+                entry["annotations"] = annotations
+            self._tags = None
+            self.manifests.append(entry)
+
+    def _drop_untagged_duplicate(self, digest: str) -> None:
+        tagged = any(d["digest"] == digest and self.tag_of(d) for d in self.manifests)
+        if tagged:
+            self._tags = None
+        self.manifests = [d for d in self.manifests if d.get("digest") != digest or self.tag_of(d)]
+
+    def remove_tag(self, tag: str) -> dict[str, Any] | None:
+        desc = self.tags().get(tag)
+        if desc is None:
+            return None
+        self._tags = None
+        self.manifests = [d for d in self.manifests if self.tag_of(d) != tag]
+        self.ensure_listed(desc)
+        return desc
+
+    def remove_digest(self, digest: str) -> list[str]:
+        """Drop every entry of ``digest``; return the tags that pointed at it."""
+        tags = [t for d in self.manifests if d.get("digest") == digest and (t := self.tag_of(d))]
+        self._tags = None
+        self.manifests = [d for d in self.manifests if d.get("digest") != digest]
+        return tags
+
+
+@dataclass
+class _Cached:
+    stamp: tuple[int, int, int]
+    index: RepoIndex
+
+
+class LayoutIO:
+    """Reads and writes ``index.json`` files, caching each parse until the file changes.
+
+    The cache key is the file's (inode, size, mtime): every write is a rename, which gives
+    a new inode, so a reader always sees a complete index, and a change made by another
+    process (``dockyard gc``, a hand edit) is picked up on the next request.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[Path, _Cached] = {}
+
+    def read(self, repo_dir: Path) -> RepoIndex | None:
+        """The repository's index, or None when it does not exist. Do not mutate it: copy."""
+        path = repo_dir / INDEX_FILE
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            self._cache.pop(path, None)
+            return None
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        cached = self._cache.get(path)
+        if cached is None or cached.stamp != stamp:
+            try:
+                cached = _Cached(stamp, RepoIndex.load(path.read_bytes()))
+            except (ValueError, OSError):
+                cached = _Cached(stamp, RepoIndex())
+            self._cache[path] = cached
+        return cached.index
+
+    def write(self, repo_dir: Path, index: RepoIndex) -> None:
+        atomic_write(repo_dir / INDEX_FILE, index.dump())
+        self._cache.pop(repo_dir / INDEX_FILE, None)
+
+    def init(self, repo_dir: Path) -> bool:
+        """Create an empty layout if none is there; True when it was created."""
+        if (repo_dir / INDEX_FILE).exists():
+            return False
+        (repo_dir / "blobs").mkdir(parents=True, exist_ok=True)
+        layout = repo_dir / OCI_LAYOUT_FILE
+        if not layout.exists():
+            atomic_write(layout, json.dumps({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}).encode())
+        self.write(repo_dir, RepoIndex())
+        return True

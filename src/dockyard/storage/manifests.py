@@ -1,0 +1,193 @@
+"""Manifests of a repository: resolve by tag or digest, put with checks, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from dockyard.oci.digest import Digest, InvalidDigest
+from dockyard.oci.manifest import (
+    MAX_MANIFEST_BYTES,
+    InvalidManifest,
+    Manifest,
+    infer_media_type,
+    parse_manifest,
+)
+from dockyard.oci.names import validate_tag
+from dockyard.storage.errors import (
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+)
+from dockyard.storage.root import StorageRoot
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    """A manifest as served: its bytes, digest and media type."""
+
+    digest: str
+    media_type: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    digest: str
+    manifest: Manifest
+    #: Digests that a moved tag pointed at before this put (candidates for GC).
+    untagged: tuple[str, ...]
+
+
+def parse_reference(reference: str) -> Digest | str:
+    """A manifest reference is a digest when it has a colon, else a tag."""
+    if ":" in reference:
+        try:
+            return Digest.parse(reference)
+        except InvalidDigest as exc:
+            raise DigestInvalid(str(exc), {"reference": reference}) from exc
+    try:
+        return validate_tag(reference)
+    except ValueError as exc:
+        raise ManifestInvalid(str(exc), {"reference": reference}) from exc
+
+
+def _media_type_of(body: bytes) -> str | None:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    declared = doc.get("mediaType")
+    return declared if isinstance(declared, str) else infer_media_type(doc)
+
+
+class RepoManifests:
+    """Manifest operations of one storage root, addressed by repository name."""
+
+    def __init__(self, root: StorageRoot) -> None:
+        self.root = root
+
+    def resolve(self, repo: str, reference: str) -> StoredManifest:
+        """The manifest under a tag or digest; NameUnknown/ManifestUnknown when absent."""
+        ref = parse_reference(reference)
+        index = self.root.index(repo)
+        unknown = ManifestUnknown(
+            f"manifest {reference!r} is not in {repo!r}", {"reference": reference}
+        )
+        if isinstance(ref, str):
+            desc = index.tags().get(ref)
+            if desc is None:
+                raise unknown
+            digest = Digest.parse(desc["digest"])
+        else:
+            digest = ref
+            desc = index.by_digest(str(digest))
+        body = self.root.files.read_bytes(repo, digest, MAX_MANIFEST_BYTES)
+        if body is None:
+            raise unknown
+        media_type = (desc or {}).get("mediaType") or _media_type_of(body)
+        if desc is None and media_type is None:
+            raise unknown  # a blob that is not a manifest
+        return StoredManifest(str(digest), media_type or "application/octet-stream", body)
+
+    def _check_references(self, repo: str, manifest: Manifest) -> None:
+        files = self.root.files
+        for desc in manifest.blobs:
+            if desc.foreign:
+                continue
+            st = files.stat(repo, desc.digest)
+            if st is None:
+                raise ManifestBlobUnknown(
+                    f"blob {desc.digest} is not in {repo!r}", {"digest": str(desc.digest)}
+                )
+            if st.st_size != desc.size:
+                raise ManifestInvalid(
+                    f"blob {desc.digest} has {st.st_size} bytes, the manifest says {desc.size}",
+                    {"digest": str(desc.digest)},
+                )
+        for desc in manifest.manifests:
+            if files.stat(repo, desc.digest) is None:
+                raise ManifestBlobUnknown(
+                    f"manifest {desc.digest} is not in {repo!r}", {"digest": str(desc.digest)}
+                )
+
+    async def put(
+        self,
+        repo: str,
+        reference: str,
+        body: bytes,
+        content_type: str | None,
+        extra_tags: list[str] = [],  # noqa: B006 - never mutated
+    ) -> PutResult:
+        """Check and store a manifest, then point the tags at it, atomically per repository."""
+        ref = parse_reference(reference)
+        tags = [ref] if isinstance(ref, str) else []
+        for tag in extra_tags:
+            try:
+                tags.append(validate_tag(tag))
+            except ValueError as exc:
+                raise ManifestInvalid(str(exc), {"tag": tag}) from exc
+        try:
+            manifest = parse_manifest(body, content_type)
+        except InvalidManifest as exc:
+            raise ManifestInvalid(str(exc)) from exc
+        algorithm = ref.algorithm if isinstance(ref, Digest) else "sha256"
+        digest = Digest.of(body, algorithm)
+        if isinstance(ref, Digest) and ref != digest:
+            raise DigestInvalid(f"manifest hashes to {digest}, not {ref}", {"digest": str(ref)})
+        self._check_references(repo, manifest)
+        desc: dict[str, Any] = {
+            "mediaType": manifest.media_type,
+            "digest": str(digest),
+            "size": len(body),
+        }
+        async with self.root.locks.hold(repo):
+            await asyncio.to_thread(self._store, repo, digest, body)
+            index = self.root.index(repo).copy()
+            untagged = [old for tag in tags if (old := index.set_tag(tag, desc))]
+            if not tags:
+                index.ensure_listed(desc)
+            await asyncio.to_thread(self.root.layout.write, self.root.repo_dir(repo), index)
+            self.root.referrers.added(repo, str(digest), len(body), manifest)
+        return PutResult(str(digest), manifest, tuple(untagged))
+
+    def _store(self, repo: str, digest: Digest, body: bytes) -> None:
+        self.root.ensure_repo(repo)
+        self.root.files.put_bytes(repo, digest, body)
+
+    async def delete(self, repo: str, reference: str) -> None:
+        """Delete a tag (the manifest stays) or a manifest with every tag pointing at it."""
+        ref = parse_reference(reference)
+        self.root.index(repo)
+        async with self.root.locks.hold(repo):
+            index = self.root.index(repo).copy()
+            unknown = ManifestUnknown(
+                f"manifest {reference!r} is not in {repo!r}", {"reference": reference}
+            )
+            if isinstance(ref, str):
+                if index.remove_tag(ref) is None:
+                    raise unknown
+            else:
+                before = len(index.manifests)
+                index.remove_digest(str(ref))
+                listed = len(index.manifests) < before
+                if not listed and self.root.load_manifest(repo, str(ref)) is None:
+                    raise unknown
+            # index.json first: a crash in between leaves an unlisted file for GC, never
+            # a listed manifest whose bytes are gone.
+            await asyncio.to_thread(self.root.layout.write, self.root.repo_dir(repo), index)
+            if isinstance(ref, Digest):
+                await asyncio.to_thread(self.root.files.delete, repo, ref)
+                self.root.referrers.removed(repo, str(ref))
+
+    def referrers(
+        self, repo: str, subject: Digest, artifact_type: str | None
+    ) -> list[dict[str, Any]]:
+        index = self.root.index(repo)
+        listed = [(d["digest"], int(d.get("size", 0))) for d in index.manifests if "digest" in d]
+        return self.root.referrers.query(repo, str(subject), listed, artifact_type)

@@ -1,0 +1,70 @@
+"""Subject -> referrers, per repository, so a referrers query never scans every manifest.
+
+A repository's map is built once, on its first query, from the manifests its
+``index.json`` lists; after that every manifest put or delete keeps it current.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dockyard.oci.manifest import Manifest
+
+#: How to load and parse a listed manifest while building a repository's map.
+Loader = Callable[[str, str], Manifest | None]
+#: subject digest -> referrer digest -> the descriptor listed for it.
+SubjectMap = dict[str, dict[str, dict[str, Any]]]
+
+
+def referrer_descriptor(digest: str, size: int, manifest: Manifest) -> dict[str, Any]:
+    """The descriptor the referrers API lists for one manifest with a subject."""
+    desc: dict[str, Any] = {"mediaType": manifest.media_type, "digest": digest, "size": size}
+    if manifest.artifact_type:
+        desc["artifactType"] = manifest.artifact_type
+    if manifest.annotations:
+        desc["annotations"] = manifest.annotations
+    return desc
+
+
+class Referrers:
+    """In-memory referrers maps, one per repository."""
+
+    def __init__(self, loader: Loader) -> None:
+        self._load = loader
+        self._maps: dict[str, SubjectMap] = {}
+
+    def _map(self, repo: str, listed: list[tuple[str, int]]) -> SubjectMap:
+        existing = self._maps.get(repo)
+        if existing is not None:
+            return existing
+        built: SubjectMap = {}
+        for digest, size in listed:
+            manifest = self._load(repo, digest)
+            if manifest is not None and manifest.subject is not None:
+                subject = str(manifest.subject.digest)
+                built.setdefault(subject, {})[digest] = referrer_descriptor(digest, size, manifest)
+        self._maps[repo] = built
+        return built
+
+    def query(
+        self, repo: str, subject: str, listed: list[tuple[str, int]], artifact_type: str | None
+    ) -> list[dict[str, Any]]:
+        """Descriptors of the manifests whose subject is ``subject``, filtered by type."""
+        result = list(self._map(repo, listed).get(subject, {}).values())
+        if artifact_type is not None:
+            result = [d for d in result if d.get("artifactType") == artifact_type]
+        return sorted(result, key=lambda d: str(d["digest"]))
+
+    def added(self, repo: str, digest: str, size: int, manifest: Manifest) -> None:
+        maps = self._maps.get(repo)
+        if maps is not None and manifest.subject is not None:
+            entry = referrer_descriptor(digest, size, manifest)
+            maps.setdefault(str(manifest.subject.digest), {})[digest] = entry
+
+    def removed(self, repo: str, digest: str) -> None:
+        maps = self._maps.get(repo)
+        if maps is None:
+            return
+        for referrers in maps.values():
+            referrers.pop(digest, None)

@@ -1,0 +1,83 @@
+"""Blobs of a repository: look-ups, uploads through to publication, deletion."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from dockyard.oci.digest import Digest
+from dockyard.storage.errors import BlobUnknown, DigestInvalid, StorageFull
+from dockyard.storage.root import StorageRoot
+from dockyard.storage.uploads import Session
+
+
+class RepoBlobs:
+    """Blob operations of one storage root, addressed by repository name."""
+
+    def __init__(self, root: StorageRoot) -> None:
+        self.root = root
+
+    def stat(self, repo: str, digest: Digest) -> tuple[Path, int]:
+        """The blob's file and size; NameUnknown or BlobUnknown when it is not there."""
+        st = self.root.files.stat(repo, digest)
+        if st is None:
+            self.root.index(repo)  # raises NameUnknown for a missing repository
+            raise BlobUnknown(f"blob {digest} is not in {repo!r}", {"digest": str(digest)})
+        return self.root.files.path(repo, digest), st.st_size
+
+    async def delete(self, repo: str, digest: Digest) -> None:
+        self.root.index(repo)
+        async with self.root.locks.hold(repo):
+            if not await asyncio.to_thread(self.root.files.delete, repo, digest):
+                raise BlobUnknown(f"blob {digest} is not in {repo!r}", {"digest": str(digest)})
+
+    def start_upload(self, repo: str) -> Session:
+        try:
+            return self.root.uploads.create(repo)
+        except OSError as exc:
+            raise StorageFull(f"cannot start an upload: {exc.strerror}") from exc
+
+    async def session(self, repo: str, session_id: str) -> Session:
+        return await self.root.uploads.get(repo, session_id)
+
+    async def append(
+        self,
+        session: Session,
+        body: AsyncIterator[bytes],
+        start: int | None = None,
+        length: int | None = None,
+    ) -> int:
+        return await self.root.uploads.append(session, body, start, length)
+
+    async def finish(self, session: Session, digest: Digest) -> None:
+        """Verify the streamed hash and publish the file under its digest.
+
+        A wrong digest discards the session: its bytes can never become that blob.
+        """
+        uploads = self.root.uploads
+        ok = await asyncio.to_thread(uploads.matches, session, digest)
+        if not ok:
+            uploads.forget(session)
+            raise DigestInvalid(
+                f"uploaded content does not match digest {digest}", {"digest": str(digest)}
+            )
+        try:
+            await asyncio.to_thread(uploads.sync, session)
+            self.root.ensure_repo(session.repo)
+            await asyncio.to_thread(self.root.files.publish, session.repo, digest, session.path)
+        except OSError as exc:
+            uploads.forget(session)
+            raise StorageFull(f"could not publish {digest}: {exc.strerror}") from exc
+        uploads.forget(session)
+
+    async def cancel(self, session: Session) -> None:
+        async with session.lock:
+            self.root.uploads.forget(session)
+
+    async def link_from(self, repo: str, digest: Digest, source: str) -> bool:
+        """Mount ``digest`` from ``source`` into ``repo`` (same root); False if it lacks it."""
+        if self.root.files.stat(source, digest) is None:
+            return False
+        self.root.ensure_repo(repo)
+        return await asyncio.to_thread(self.root.files.link_from, repo, digest, source)

@@ -1,0 +1,73 @@
+"""One storage root: its folder, its settings, and the parts that act on it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockyard.oci.digest import Digest
+from dockyard.oci.manifest import MAX_MANIFEST_BYTES, InvalidManifest, Manifest, parse_manifest
+from dockyard.storage.blobs import BlobFiles
+from dockyard.storage.errors import NameUnknown
+from dockyard.storage.layout import LayoutIO, RepoIndex
+from dockyard.storage.locks import KeyedLocks
+from dockyard.storage.referrers import Referrers
+from dockyard.storage.uploads import Uploads
+
+
+@dataclass(frozen=True)
+class RootSettings:
+    """The per-root switches of zot's ``storage`` section (also each ``subPaths`` entry)."""
+
+    root: Path
+    dedupe: bool = True
+    gc: bool = True
+    gc_delay: float = 3600.0
+
+
+class StorageRoot:
+    """Repositories under one directory, sharing locks, uploads and blob files."""
+
+    def __init__(self, settings: RootSettings, on_new_repo: Callable[[str], None]) -> None:
+        self.settings = settings
+        self.path = settings.root
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.layout = LayoutIO()
+        self.files = BlobFiles(self.path, dedupe=settings.dedupe)
+        self.uploads = Uploads(self.path)
+        self.locks = KeyedLocks()
+        self.referrers = Referrers(self.load_manifest)
+        self._on_new_repo = on_new_repo
+
+    def repo_dir(self, repo: str) -> Path:
+        return self.path / repo
+
+    def index(self, repo: str) -> RepoIndex:
+        """The repository's ``index.json``; NameUnknown when the repository does not exist."""
+        index = self.layout.read(self.repo_dir(repo))
+        if index is None:
+            raise NameUnknown(f"repository {repo!r} is not known", {"name": repo})
+        return index
+
+    def exists(self, repo: str) -> bool:
+        return self.layout.read(self.repo_dir(repo)) is not None
+
+    def ensure_repo(self, repo: str) -> None:
+        """Create the repository's OCI layout on its first write."""
+        if self.layout.init(self.repo_dir(repo)):
+            self._on_new_repo(repo)
+
+    def load_manifest(self, repo: str, digest: str) -> Manifest | None:
+        """Parse a stored manifest, or None when it is absent or not a manifest."""
+        try:
+            parsed = Digest.parse(digest)
+        except ValueError:
+            return None
+        data = self.files.read_bytes(repo, parsed, MAX_MANIFEST_BYTES)
+        if data is None:
+            return None
+        try:
+            return parse_manifest(data, None)
+        except InvalidManifest:
+            return None

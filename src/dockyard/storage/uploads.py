@@ -1,0 +1,185 @@
+"""Upload sessions: private, lock-free files that bytes stream into while being hashed.
+
+A session is ``ROOT/<repo>/.uploads/<uuid>``. Only its own client writes to it, so
+appending takes no repository lock; a per-session lock only keeps two requests of the same
+client from interleaving. The hash state stays in memory between requests, so finishing an
+upload never re-reads the file; after a restart it is rebuilt from the file once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dockyard.oci.digest import Digest, Hasher, new_hasher
+from dockyard.storage.errors import (
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    RangeNotSatisfiable,
+    StorageFull,
+)
+from dockyard.storage.layout import UPLOADS_DIR
+
+_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+#: Bytes gathered before one write+hash is handed to a thread: large enough that the
+#: hand-off costs nothing, small enough that memory per upload stays tiny.
+BATCH = 1 << 20
+
+
+@dataclass
+class Session:
+    """One upload in progress: its file, how many bytes it holds, and their hash so far."""
+
+    repo: str
+    id: str
+    path: Path
+    size: int
+    hasher: Hasher
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    touched: float = field(default_factory=time.time)
+
+
+def _write_and_hash(fd: int, data: bytes, hasher: Hasher) -> None:
+    """Append ``data`` and fold it into the hash (both release the GIL on large buffers)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+    hasher.update(data)
+
+
+def _rehash(path: Path, algorithm: str = "sha256") -> tuple[int, Hasher]:
+    hasher = new_hasher(algorithm)
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(BATCH):
+            hasher.update(chunk)
+            size += len(chunk)
+    return size, hasher
+
+
+def _is_disk_full(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class Uploads:
+    """The upload sessions of one storage root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._sessions: dict[tuple[str, str], Session] = {}
+
+    def _dir(self, repo: str) -> Path:
+        return self.root / repo / UPLOADS_DIR
+
+    def create(self, repo: str) -> Session:
+        session_id = uuid.uuid4().hex
+        path = self._dir(repo) / session_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(exist_ok=False)
+        session = Session(repo, session_id, path, 0, new_hasher())
+        self._sessions[(repo, session_id)] = session
+        return session
+
+    async def get(self, repo: str, session_id: str) -> Session:
+        """The live session, rebuilt from its file after a restart; else BlobUploadUnknown."""
+        if not _SESSION_ID.match(session_id):
+            raise BlobUploadUnknown(f"upload {session_id!r} is unknown", {"session": session_id})
+        session = self._sessions.get((repo, session_id))
+        if session is not None:
+            return session
+        path = self._dir(repo) / session_id
+        try:
+            size, hasher = await asyncio.to_thread(_rehash, path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise BlobUploadUnknown(
+                f"upload {session_id!r} is unknown", {"session": session_id}
+            ) from None
+        session = self._sessions.setdefault(
+            (repo, session_id), Session(repo, session_id, path, size, hasher)
+        )
+        return session
+
+    async def append(
+        self,
+        session: Session,
+        body: AsyncIterator[bytes],
+        start: int | None = None,
+        length: int | None = None,
+    ) -> int:
+        """Stream ``body`` onto the end of the session; return how many bytes it added.
+
+        ``start`` and ``length`` (from Content-Range) must match: the chunk must begin where
+        the session ends (else it is refused whole, the session unchanged) and carry as many
+        bytes as declared. On any failure midway the file and hash are rolled back, so a
+        client may retry from the size GET reports.
+        """
+        if start is not None and start != session.size:
+            raise RangeNotSatisfiable(
+                f"chunk starts at {start} but the upload holds {session.size} bytes",
+                session.size,
+            )
+        before_size, before_hash = session.size, session.hasher.copy()
+        fd = os.open(session.path, os.O_WRONLY | os.O_APPEND)
+        added = 0
+        try:
+            pending: asyncio.Future[None] | None = None
+            batch = bytearray()
+            async for chunk in body:
+                batch += chunk
+                if len(batch) >= BATCH:
+                    if pending is not None:
+                        await pending
+                    data, batch = bytes(batch), bytearray()
+                    pending = asyncio.ensure_future(
+                        asyncio.to_thread(_write_and_hash, fd, data, session.hasher)
+                    )
+                    added += len(data)
+            if pending is not None:
+                await pending
+            if batch:
+                await asyncio.to_thread(_write_and_hash, fd, bytes(batch), session.hasher)
+                added += len(batch)
+            if length is not None and added != length:
+                raise BlobUploadInvalid(
+                    f"Content-Range declares {length} bytes but the body had {added}",
+                    {"declared": length, "received": added},
+                )
+        except BaseException as exc:
+            os.ftruncate(fd, before_size)
+            session.hasher = before_hash
+            if isinstance(exc, OSError) and _is_disk_full(exc):
+                raise StorageFull("no space left for the upload; nothing was published") from exc
+            raise
+        finally:
+            os.close(fd)
+        session.size = before_size + added
+        session.touched = time.time()
+        return added
+
+    def matches(self, session: Session, digest: Digest) -> bool:
+        if digest.algorithm != "sha256":
+            return _rehash(session.path, digest.algorithm)[1].hexdigest() == digest.hex
+        return session.hasher.hexdigest() == digest.hex
+
+    def sync(self, session: Session) -> None:
+        """fsync the session's bytes before they are published under their digest."""
+        fd = os.open(session.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def forget(self, session: Session) -> None:
+        """Drop the session; its file has been published or is removed here."""
+        self._sessions.pop((session.repo, session.id), None)
+        with contextlib.suppress(FileNotFoundError):
+            session.path.unlink()
