@@ -120,7 +120,11 @@ class Config(_Section):
 
 
 def _unknown_keys(model: BaseModel, prefix: str = "") -> list[str]:
-    found = [f"{prefix}{key}" for key in (model.model_extra or {})]
+    found = []
+    for key, value in (model.model_extra or {}).items():
+        # Name what is inside an unknown section (extensions.ui, not just extensions).
+        subs = list(value) if isinstance(value, dict) and value else [None]
+        found += [f"{prefix}{key}" + (f".{sub}" if sub is not None else "") for sub in subs]
     for name in type(model).model_fields:
         value = getattr(model, name)
         field = type(model).model_fields[name]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
 
 from dockyard.api.common import digest_param, services
@@ -16,4 +18,5 @@ async def list_referrers(request: web.Request) -> web.Response:
     found = svc.manifests.referrers(name, subject, artifact_type)
     headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type is not None else {}
     body = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": found}
-    return web.json_response(body, headers=headers, content_type=mt.OCI_INDEX)
+    # The spec wants the bare media type: no charset parameter, so not json_response.
+    return web.Response(body=json.dumps(body).encode(), headers=headers, content_type=mt.OCI_INDEX)

@@ -1,0 +1,123 @@
+"""Shared fixtures: a real dockyard server started as a subprocess on a free port.
+
+Tests drive it over HTTP exactly as a client would; nothing is imported from the
+server process, so a test passes only if the running registry behaves.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    """Ask the kernel for a port nobody listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A running dockyard process and how to reach it."""
+
+    root: Path
+    port: int
+    args: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def host(self) -> str:
+        """host:port, the form skopeo and oras take in references."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.log = self.root.parent / f"server-{self.port}-{uuid.uuid4().hex[:6]}.log"
+        cmd = [sys.executable, "-m", "dockyard", "serve", *self.args]
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/v2/", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server not ready in {timeout}s:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def output(self) -> str:
+        return self.log.read_text() if self.log else ""
+
+
+def start_server(root: Path, *extra: str, config: Path | None = None) -> Server:
+    """Start dockyard on a free port serving ``root`` (plus any extra CLI args)."""
+    port = free_port()
+    args = [str(config)] if config else []
+    args += ["--address", "127.0.0.1", "--port", str(port), "--root", str(root), *extra]
+    server = Server(root=root, port=port, args=args)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server shared by the tests that only need a registry to talk to.
+
+    Tests using it pick unique repository names (see ``repo``), so they never collide.
+    """
+    root = tmp_path_factory.mktemp("shared") / "data"
+    server = start_server(root)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_registry(tmp_path: Path) -> Iterator[Server]:
+    """A server of the test's own, on an empty root, for tests that inspect the disk."""
+    server = start_server(tmp_path / "data")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def repo(request: pytest.FixtureRequest) -> str:
+    """A repository name unique to this test, valid under the spec's grammar."""
+    return f"test/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def client(registry: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=registry.url, timeout=30) as c:
+        yield c
