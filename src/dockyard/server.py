@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
@@ -20,12 +21,22 @@ log = logging.getLogger("dockyard")
 
 
 def build_store(config: Config) -> Store:
+    """The store a config describes: the default root and one root per ``subPaths`` entry."""
     storage = config.storage
-    default = RootSettings(
-        storage.root_directory.absolute(), storage.dedupe, storage.gc, storage.gc_delay
-    )
+
+    def settings(root: Path, dedupe: bool, gc: bool, gc_delay: float) -> RootSettings:
+        return RootSettings(
+            root.absolute(),
+            dedupe=dedupe,
+            gc=gc,
+            gc_delay=gc_delay,
+            gc_interval=storage.gc_interval,
+            retention_delay=storage.retention.delay,
+        )
+
+    default = settings(storage.root_directory, storage.dedupe, storage.gc, storage.gc_delay)
     subs = {
-        prefix: RootSettings(sub.root_directory.absolute(), sub.dedupe, sub.gc, sub.gc_delay)
+        prefix: settings(sub.root_directory, sub.dedupe, sub.gc, sub.gc_delay)
         for prefix, sub in storage.sub_paths.items()
     }
     return Store(default, subs)
@@ -36,7 +47,23 @@ def build_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[errors_middleware], client_max_size=8 * 1024 * 1024)
     app[STORE] = build_store(config)
     add_routes(app)
+    app.cleanup_ctx.append(_background)
     return app
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    """Work that runs beside serving, never before it: periodic GC, dedupe of adopted roots."""
+    store = app[STORE]
+    tasks = [asyncio.create_task(store.adopt_all(), name="dedupe-adopt")]
+    if any(s.collector is not None for s in store.roots()):
+        tasks.append(asyncio.create_task(store.collect_forever(), name="gc"))
+    yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for services in store.roots():
+        if services.collector is not None:
+            await services.collector.drain()
 
 
 def setup_logging(config: Config) -> None:

@@ -1,34 +1,49 @@
 """Blob files of the repositories of one root: publish, link, copy, stat, delete.
 
-Every file appears under its final name in one rename or link, so a reader sees a blob
-whole or not at all.
+Every file appears under its final name in one rename, so a reader sees a blob whole or
+not at all. With dedupe on, identical blobs of different repositories are hard links to
+one inode, found through the durable :class:`BlobLocations` map. Hard links are all equal:
+no copy is "the original", so deleting any of them never needs another to be promoted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from dockyard.cache.locations import BlobLocations
 from dockyard.oci.digest import Digest
-from dockyard.storage.fsutil import atomic_write, fsync_dir, remove_file
+from dockyard.storage.fsutil import fsync_dir, remove_file
 from dockyard.storage.layout import blob_path
+
+
+def _temp_beside(dest: Path, tag: str) -> Path:
+    """A free name in ``dest``'s folder (hidden, so never taken for a blob)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{tag}.", suffix=".tmp")
+    os.close(fd)
+    os.unlink(name)
+    return Path(name)
 
 
 class BlobFiles:
     """Byte-level operations on ``ROOT/<repo>/blobs/<alg>/<hex>``."""
 
-    def __init__(self, root: Path, dedupe: bool = True) -> None:
+    def __init__(self, root: Path, locations: BlobLocations | None) -> None:
         self.root = root
-        self.dedupe = dedupe
+        #: None when dedupe is off: every repository keeps plain copies.
+        self.locations = locations
 
-    def repo_dir(self, repo: str) -> Path:
-        return self.root / repo
+    @property
+    def dedupe(self) -> bool:
+        return self.locations is not None
 
     def path(self, repo: str, digest: Digest) -> Path:
-        return blob_path(self.repo_dir(repo), digest)
+        return blob_path(self.root / repo, digest)
 
     def stat(self, repo: str, digest: Digest) -> os.stat_result | None:
         try:
@@ -36,30 +51,74 @@ class BlobFiles:
         except (FileNotFoundError, NotADirectoryError):
             return None
 
+    def _link_known_copy(self, digest: Digest, dest: Path) -> bool:
+        """Hard-link ``dest`` to a copy the map knows; drop records of vanished files."""
+        if self.locations is None:
+            return False
+        key = str(digest)
+        for known in self.locations.paths(key):
+            if known == dest:
+                continue
+            tmp = _temp_beside(dest, "link")
+            try:
+                os.link(known, tmp)
+            except FileNotFoundError:
+                self.locations.remove(key, known)  # stale: removed by GC or by hand
+                continue
+            except OSError as exc:
+                if exc.errno in (errno.EMLINK, errno.EXDEV, errno.EPERM):
+                    return False  # cannot share this inode: keep a copy of our own
+                raise
+            os.replace(tmp, dest)
+            fsync_dir(dest.parent)
+            self.locations.add(key, dest)
+            return True
+        return False
+
+    def _record(self, digest: Digest, dest: Path) -> None:
+        if self.locations is not None:
+            self.locations.add(str(digest), dest)
+
     def publish(self, repo: str, digest: Digest, src: Path) -> None:
-        """Move a verified, fsynced upload file into place under its digest."""
+        """Move a verified, fsynced file into place under its digest (or link a twin)."""
         dest = self.path(repo, digest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.exists():
+        if dest.exists() or self._link_known_copy(digest, dest):
             remove_file(src)
+            self._record(digest, dest)
             return
+        dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dest)
         fsync_dir(dest.parent)
+        self._record(digest, dest)
 
     def put_bytes(self, repo: str, digest: Digest, data: bytes) -> None:
-        """Store small content (a manifest) under its digest."""
+        """Store small content (a manifest) under its digest, deduplicated like any blob."""
         dest = self.path(repo, digest)
-        if not dest.exists():
-            atomic_write(dest, data)
+        if dest.exists():
+            return
+        tmp = _temp_beside(dest, "put")
+        try:
+            with open(tmp, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            self.publish(repo, digest, tmp)
+        finally:
+            remove_file(tmp)
 
     def read_bytes(self, repo: str, digest: Digest, limit: int) -> bytes | None:
         """Small content (a manifest), or None when absent or larger than ``limit``."""
         try:
             with open(self.path(repo, digest), "rb") as f:
                 data = f.read(limit + 1)
-        except (FileNotFoundError, NotADirectoryError):
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
         return data if len(data) <= limit else None
+
+    def link_in(self, repo: str, digest: Digest) -> bool:
+        """Give ``repo`` a blob another repository of this root holds (dedupe only)."""
+        dest = self.path(repo, digest)
+        return dest.exists() or self._link_known_copy(digest, dest)
 
     def link_from(self, repo: str, digest: Digest, source_repo: str) -> bool:
         """Make ``source_repo``'s blob appear in ``repo``: a hard link with dedupe, else a copy.
@@ -70,15 +129,9 @@ class BlobFiles:
         dest = self.path(repo, digest)
         if dest.exists():
             return True
-        if not src.exists():
-            return False
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".link.", suffix=".tmp")
-        os.close(fd)
-        tmp = Path(tmp_name)
+        tmp = _temp_beside(dest, "mount")
         try:
             if self.dedupe:
-                tmp.unlink()
                 os.link(src, tmp)
             else:
                 shutil.copyfile(src, tmp)
@@ -91,7 +144,13 @@ class BlobFiles:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         fsync_dir(dest.parent)
+        self._record(digest, dest)
         return True
 
     def delete(self, repo: str, digest: Digest) -> bool:
-        return remove_file(self.path(repo, digest))
+        """Unlink the repository's copy; the bytes go when no other repository links them."""
+        dest = self.path(repo, digest)
+        removed = remove_file(dest)
+        if self.locations is not None:
+            self.locations.remove(str(digest), dest)
+        return removed

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from dockyard.oci.names import InvalidName, validate_name
@@ -41,19 +43,33 @@ def find_repositories(root: Path) -> list[str]:
 
 
 class Catalog:
-    """Sorted repository names; the walk happens on first use, not at start-up."""
+    """Sorted repository names; the walk happens on first use, not at start-up.
 
-    def __init__(self, roots: list[Path]) -> None:
+    Each root comes with the rule of which names it serves (``subPaths`` routing), so a
+    folder left in the wrong root is not listed as if it were served.
+    """
+
+    def __init__(self, roots: list[tuple[Path, Callable[[str], bool]]]) -> None:
         self._roots = roots
         self._names: list[str] | None = None
 
+    def _walk(self) -> list[str]:
+        names: set[str] = set()
+        for root, serves in self._roots:
+            names.update(n for n in find_repositories(root) if serves(n))
+        return sorted(names)
+
     def _loaded(self) -> list[str]:
         if self._names is None:
-            names: set[str] = set()
-            for root in self._roots:
-                names.update(find_repositories(root))
-            self._names = sorted(names)
+            self._names = self._walk()
         return self._names
+
+    async def load(self) -> None:
+        """Walk the roots in a thread, so a large store never stalls the event loop."""
+        if self._names is None:
+            names = await asyncio.to_thread(self._walk)
+            if self._names is None:
+                self._names = names
 
     def add(self, name: str) -> None:
         names = self._loaded()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,8 @@ class RepoManifests:
 
     def __init__(self, root: StorageRoot) -> None:
         self.root = root
+        #: Called with a repository whose content may have become unreachable (inline GC).
+        self.on_unreferenced: Callable[[str], None] = lambda repo: None
 
     def resolve(self, repo: str, reference: str) -> StoredManifest:
         """The manifest under a tag or digest; NameUnknown/ManifestUnknown when absent."""
@@ -140,13 +143,15 @@ class RepoManifests:
         digest = Digest.of(body, algorithm)
         if isinstance(ref, Digest) and ref != digest:
             raise DigestInvalid(f"manifest hashes to {digest}, not {ref}", {"digest": str(ref)})
-        self._check_references(repo, manifest)
         desc: dict[str, Any] = {
             "mediaType": manifest.media_type,
             "digest": str(digest),
             "size": len(body),
         }
         async with self.root.locks.hold(repo):
+            # Checked under the lock GC deletes under, so no referenced blob can vanish
+            # between the check and the publish.
+            self._check_references(repo, manifest)
             await asyncio.to_thread(self._store, repo, digest, body)
             index = self.root.index(repo).copy()
             untagged = [old for tag in tags if (old := index.set_tag(tag, desc))]
@@ -154,6 +159,8 @@ class RepoManifests:
                 index.ensure_listed(desc)
             await asyncio.to_thread(self.root.layout.write, self.root.repo_dir(repo), index)
             self.root.referrers.added(repo, str(digest), len(body), manifest)
+        if untagged:
+            self.on_unreferenced(repo)
         return PutResult(str(digest), manifest, tuple(untagged))
 
     def _store(self, repo: str, digest: Digest, body: bytes) -> None:
@@ -184,6 +191,7 @@ class RepoManifests:
             if isinstance(ref, Digest):
                 await asyncio.to_thread(self.root.files.delete, repo, ref)
                 self.root.referrers.removed(repo, str(ref))
+        self.on_unreferenced(repo)
 
     def referrers(
         self, repo: str, subject: Digest, artifact_type: str | None

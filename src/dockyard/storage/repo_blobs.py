@@ -18,13 +18,30 @@ class RepoBlobs:
     def __init__(self, root: StorageRoot) -> None:
         self.root = root
 
-    def stat(self, repo: str, digest: Digest) -> tuple[Path, int]:
-        """The blob's file and size; NameUnknown or BlobUnknown when it is not there."""
-        st = self.root.files.stat(repo, digest)
+    def stat(self, repo: str, digest: Digest, link: bool = True) -> tuple[Path, int]:
+        """The blob's file and size; NameUnknown or BlobUnknown when it is not there.
+
+        With dedupe and ``link``, a blob this repository lacks but another repository of
+        the root holds is linked in first, so a client checking before a push skips the
+        upload (zot's check-blob behaviour).
+        """
+        files = self.root.files
+        st = files.stat(repo, digest)
+        if st is None and link and files.dedupe and self._link_in(repo, digest):
+            st = files.stat(repo, digest)
         if st is None:
             self.root.index(repo)  # raises NameUnknown for a missing repository
             raise BlobUnknown(f"blob {digest} is not in {repo!r}", {"digest": str(digest)})
-        return self.root.files.path(repo, digest), st.st_size
+        return files.path(repo, digest), st.st_size
+
+    def _link_in(self, repo: str, digest: Digest) -> bool:
+        locations = self.root.locations
+        if locations is None or not locations.has_digest(str(digest)):
+            return False
+        if not self.root.files.link_in(repo, digest):
+            return False
+        self.root.ensure_repo(repo)
+        return True
 
     async def delete(self, repo: str, digest: Digest) -> None:
         self.root.index(repo)
@@ -74,6 +91,10 @@ class RepoBlobs:
     async def cancel(self, session: Session) -> None:
         async with session.lock:
             self.root.uploads.forget(session)
+
+    async def link_any(self, repo: str, digest: Digest) -> bool:
+        """Mount without ``from``: link a copy any repository of this root holds."""
+        return await asyncio.to_thread(self._link_in, repo, digest)
 
     async def link_from(self, repo: str, digest: Digest, source: str) -> bool:
         """Mount ``digest`` from ``source`` into ``repo`` (same root); False if it lacks it."""

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dockyard.cache.locations import BlobLocations
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import MAX_MANIFEST_BYTES, InvalidManifest, Manifest, parse_manifest
 from dockyard.storage.blobs import BlobFiles
@@ -24,6 +25,8 @@ class RootSettings:
     dedupe: bool = True
     gc: bool = True
     gc_delay: float = 3600.0
+    gc_interval: float = 3600.0
+    retention_delay: float = 24 * 3600.0
 
 
 class StorageRoot:
@@ -34,7 +37,8 @@ class StorageRoot:
         self.path = settings.root
         self.path.mkdir(parents=True, exist_ok=True)
         self.layout = LayoutIO()
-        self.files = BlobFiles(self.path, dedupe=settings.dedupe)
+        self.locations = BlobLocations(self.path) if settings.dedupe else None
+        self.files = BlobFiles(self.path, self.locations)
         self.uploads = Uploads(self.path)
         self.locks = KeyedLocks()
         self.referrers = Referrers(self.load_manifest)

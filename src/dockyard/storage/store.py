@@ -6,13 +6,29 @@ path component (zot's routing rule), else to the default root.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dockyard.oci.digest import Digest
+from dockyard.storage.adopt import ADOPTED, adopt_repo
 from dockyard.storage.catalog import Catalog
+from dockyard.storage.gc import Collector, GcReport
 from dockyard.storage.manifests import RepoManifests
 from dockyard.storage.repo_blobs import RepoBlobs
 from dockyard.storage.root import RootSettings, StorageRoot
+
+log = logging.getLogger("dockyard.store")
+Progress = Callable[[str], None] | None
+
+
+def _first(name: str) -> str:
+    return name.split("/", 1)[0]
+
+
+def _starts_with(prefix: str) -> Callable[[str], bool]:
+    return lambda name: _first(name) == prefix
 
 
 @dataclass
@@ -22,32 +38,94 @@ class RootServices:
     root: StorageRoot
     blobs: RepoBlobs
     manifests: RepoManifests
+    #: None when the root's ``gc`` switch is off: nothing is ever deleted on its own.
+    collector: Collector | None
 
 
 class Store:
     """Routes each repository to its storage root."""
 
     def __init__(self, default: RootSettings, sub_paths: dict[str, RootSettings] | None = None):
-        sub_paths = sub_paths or {}
-        self.catalog = Catalog([default.root, *(s.root for s in sub_paths.values())])
+        sub_paths = {prefix.strip("/"): s for prefix, s in (sub_paths or {}).items()}
+        self.catalog = Catalog(
+            [
+                (default.root, lambda name: _first(name) not in sub_paths),
+                *((s.root, _starts_with(prefix)) for prefix, s in sub_paths.items()),
+            ]
+        )
         self.default = self._services(default)
-        self.sub_paths = {
-            prefix.strip("/"): self._services(settings) for prefix, settings in sub_paths.items()
-        }
+        self.sub_paths = {prefix: self._services(s) for prefix, s in sub_paths.items()}
 
     def _services(self, settings: RootSettings) -> RootServices:
         root = StorageRoot(settings, on_new_repo=self._repo_created)
-        return RootServices(root, RepoBlobs(root), RepoManifests(root))
+        manifests = RepoManifests(root)
+        collector = None
+        if settings.gc:
+            collector = Collector(root, settings.gc_delay, settings.retention_delay)
+            manifests.on_unreferenced = collector.schedule
+        return RootServices(root, RepoBlobs(root), manifests, collector)
 
     def _repo_created(self, repo: str) -> None:
         self.catalog.add(repo)
 
     def for_repo(self, repo: str) -> RootServices:
-        first = repo.split("/", 1)[0]
-        return self.sub_paths.get(first, self.default)
+        return self.sub_paths.get(_first(repo), self.default)
 
     def roots(self) -> list[RootServices]:
         return [self.default, *self.sub_paths.values()]
+
+    def repos_of(self, services: RootServices) -> list[str]:
+        return [name for name in self.catalog.names() if self.for_repo(name) is services]
+
+    async def collect_all(self, dry_run: bool = False, progress: Progress = None) -> GcReport:
+        """One full pass over every repository of every root whose GC is on."""
+        report = GcReport()
+        for services in self.roots():
+            if services.collector is None:
+                continue
+            for repo in self.repos_of(services):
+                report.merge(
+                    await services.collector.collect(
+                        repo, retention=True, uploads=True, dry_run=dry_run
+                    )
+                )
+                if progress is not None:
+                    progress(repo)
+        return report
+
+    async def adopt_all(self) -> None:
+        """Link duplicates of roots never deduplicated before (first start on a root)."""
+        await self.catalog.load()
+        for services in self.roots():
+            locations = services.root.locations
+            if locations is None or locations.get_meta(ADOPTED):
+                continue
+            saved = 0
+            for repo in self.repos_of(services):
+                saved += await asyncio.to_thread(
+                    adopt_repo, locations, services.root.repo_dir(repo)
+                )
+            locations.set_meta(ADOPTED, "1")
+            log.info("dedupe adopted %s: %d bytes saved", services.root.path, saved)
+
+    async def collect_forever(self) -> None:
+        """The periodic pass (``gcInterval``), one repository at a time."""
+        interval = min(s.root.settings.gc_interval for s in self.roots())
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                report = await self.collect_all()
+            except Exception:
+                log.exception("periodic gc failed")
+                continue
+            if report.blobs or report.manifests or report.uploads:
+                log.info(
+                    "gc removed %d blobs (%d bytes), %d manifests, %d uploads",
+                    len(report.blobs),
+                    report.bytes_freed,
+                    len(report.manifests),
+                    len(report.uploads),
+                )
 
     async def mount(self, repo: str, digest: Digest, source: str | None) -> bool:
         """Make a blob another repository holds appear in ``repo`` without an upload.
@@ -62,7 +140,9 @@ class Store:
             return await target.blobs.link_from(repo, digest, source)
         if target.root.files.stat(repo, digest) is not None:
             return True
-        for candidate in self.catalog.all():
+        if target.root.files.dedupe:
+            return await target.blobs.link_any(repo, digest)
+        for candidate in self.catalog.names():
             same_root = candidate != repo and self.for_repo(candidate) is target
             if same_root and await target.blobs.link_from(repo, digest, candidate):
                 return True

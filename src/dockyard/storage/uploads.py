@@ -183,3 +183,15 @@ class Uploads:
         self._sessions.pop((session.repo, session.id), None)
         with contextlib.suppress(FileNotFoundError):
             session.path.unlink()
+
+    def busy(self, repo: str, session_id: str) -> bool:
+        """True while a request is writing to the session."""
+        session = self._sessions.get((repo, session_id))
+        return session is not None and session.lock.locked()
+
+    def discard(self, repo: str, session_id: str) -> None:
+        """Remove an abandoned session, live or only on disk."""
+        session = self._sessions.pop((repo, session_id), None)
+        path = session.path if session else self._dir(repo) / session_id
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

@@ -1,0 +1,1 @@
+"""Where each digest lives: the durable index behind dedupe."""

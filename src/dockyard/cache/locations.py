@@ -1,0 +1,100 @@
+"""A durable map digest -> the blob files holding it, in SQLite under the root.
+
+Paths are stored relative to the root, so a root can be stopped, moved and served from its
+new place with dedupe intact. The map is a hint, never the truth: a record whose file has
+vanished is dropped when found, and the filesystem decides what exists. A digest has no
+key of its own: it is known exactly while some record names it, so its last reference
+going takes the key with it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+CACHE_DIR = "_dockyard"
+CACHE_FILE = "cache.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS blob_paths (
+    digest TEXT NOT NULL,
+    path   TEXT NOT NULL,
+    PRIMARY KEY (digest, path)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class BlobLocations:
+    """Digest -> relative paths, safe to call from any thread."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        folder = root / CACHE_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        # WAL lets readers run while a writer commits; NORMAL sync is enough for a hint
+        # that repairs itself (a lost record only means one missed dedupe).
+        self._db = sqlite3.connect(folder / CACHE_FILE, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._db:
+            yield self._db
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def add(self, digest: str, path: Path) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO blob_paths (digest, path) VALUES (?, ?)",
+                (digest, self.relative(path)),
+            )
+
+    def remove(self, digest: str, path: Path) -> None:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM blob_paths WHERE digest = ? AND path = ?",
+                (digest, self.relative(path)),
+            )
+
+    def paths(self, digest: str) -> list[Path]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT path FROM blob_paths WHERE digest = ? ORDER BY path", (digest,)
+            ).fetchall()
+        return [self.root / row[0] for row in rows]
+
+    def has_digest(self, digest: str) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM blob_paths WHERE digest = ? LIMIT 1", (digest,)
+            ).fetchone()
+        return row is not None
+
+    def records(self, digest: str) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM blob_paths WHERE digest = ?", (digest,)
+            ).fetchone()
+        return int(row[0])
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
