@@ -14,6 +14,7 @@ from dockyard.api.common import STORE
 from dockyard.api.errors import errors_middleware
 from dockyard.api.routes import add_routes
 from dockyard.config import Config
+from dockyard.storage.gc import stop_walker
 from dockyard.storage.root import RootSettings
 from dockyard.storage.store import Store
 
@@ -64,6 +65,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     for services in store.roots():
         if services.collector is not None:
             await services.collector.drain()
+    stop_walker()
 
 
 def setup_logging(config: Config) -> None:

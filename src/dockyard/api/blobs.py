@@ -11,7 +11,9 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     """GET/HEAD a blob, served zero-copy with sendfile; one Range gives 206 (or 416)."""
     name, svc = services(request)
     digest = digest_param(request.match_info["digest"])
-    path, _size = svc.blobs.stat(name, digest)
+    # Only a HEAD links in a blob another repository holds: it is how clients ask "may I
+    # skip this upload?", while a GET after a DELETE must stay a 404.
+    path, _size = svc.blobs.stat(name, digest, link=request.method == "HEAD")
     headers = {
         "Docker-Content-Digest": str(digest),
         "Content-Type": "application/octet-stream",

@@ -65,6 +65,14 @@ class BlobLocations:
                 (digest, self.relative(path)),
             )
 
+    def remove_many(self, records: list[tuple[str, Path]]) -> None:
+        """Drop many records in one transaction (a GC pass)."""
+        with self._tx() as db:
+            db.executemany(
+                "DELETE FROM blob_paths WHERE digest = ? AND path = ?",
+                [(digest, self.relative(path)) for digest, path in records],
+            )
+
     def paths(self, digest: str) -> list[Path]:
         with self._lock:
             rows = self._db.execute(

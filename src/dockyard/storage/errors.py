@@ -58,3 +58,7 @@ class SizeInvalid(StorageError):
 
 class StorageFull(StorageError):
     """The disk refused a write (no space or quota); nothing was published."""
+
+
+class IndexUnreadable(StorageError):
+    """A repository's ``index.json`` is damaged: refuse to read or write it, keep all."""

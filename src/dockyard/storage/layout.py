@@ -16,6 +16,8 @@ from typing import Any
 
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest
+from dockyard.oci.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
+from dockyard.storage.errors import IndexUnreadable
 from dockyard.storage.fsutil import atomic_write
 
 UPLOADS_DIR = ".uploads"
@@ -25,6 +27,17 @@ INDEX_FILE = "index.json"
 
 def blob_path(repo_dir: Path, digest: Digest) -> Path:
     return repo_dir / "blobs" / digest.algorithm / digest.hex
+
+
+def read_manifest(repo_dir: Path, digest: str) -> Manifest | None:
+    """Parse a stored manifest, or None when it is absent or not a manifest."""
+    try:
+        path = blob_path(repo_dir, Digest.parse(digest))
+        with open(path, "rb") as f:
+            data = f.read(MAX_MANIFEST_BYTES + 1)
+        return parse_manifest(data, None)
+    except (ValueError, OSError):
+        return None
 
 
 @dataclass
@@ -41,10 +54,19 @@ class RepoIndex:
 
     @classmethod
     def load(cls, data: bytes) -> RepoIndex:
+        """Parse ``index.json``; ValueError unless it is an index whose entries have digests.
+
+        Nothing is guessed: an index that cannot be read is not an empty index, or GC
+        would take every blob for an orphan.
+        """
         doc = json.loads(data)
-        manifests = [m for m in doc.get("manifests") or [] if isinstance(m, dict)]
-        extra = {k: v for k, v in doc.items() if k not in ("manifests",)}
-        return cls(manifests, extra)
+        manifests = doc.get("manifests") if isinstance(doc, dict) else None
+        if not isinstance(manifests, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("digest"), str) for m in manifests
+        ):
+            raise ValueError("not an OCI image index with a manifests list")
+        extra = {k: v for k, v in doc.items() if k != "manifests"}
+        return cls(list(manifests), extra)
 
     def dump(self) -> bytes:
         doc = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, **self.extra}
@@ -143,20 +165,30 @@ class LayoutIO:
     def read(self, repo_dir: Path) -> RepoIndex | None:
         """The repository's index, or None when it does not exist. Do not mutate it: copy."""
         path = repo_dir / INDEX_FILE
-        try:
-            st = os.stat(path)
-        except (FileNotFoundError, NotADirectoryError):
+        stamp = self.stamp(repo_dir)
+        if stamp is None:
             self._cache.pop(path, None)
             return None
-        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
         cached = self._cache.get(path)
         if cached is None or cached.stamp != stamp:
             try:
                 cached = _Cached(stamp, RepoIndex.load(path.read_bytes()))
-            except (ValueError, OSError):
-                cached = _Cached(stamp, RepoIndex())
+            except (ValueError, OSError) as exc:
+                raise IndexUnreadable(
+                    f"{path.parent.name}/index.json cannot be read ({exc}); repair or restore it",
+                    {"path": str(path.relative_to(path.parent.parent))},
+                ) from exc
             self._cache[path] = cached
         return cached.index
+
+    @staticmethod
+    def stamp(repo_dir: Path) -> tuple[int, int, int] | None:
+        """(inode, size, mtime) of ``index.json``: changes with every write."""
+        try:
+            st = os.stat(repo_dir / INDEX_FILE)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
 
     def write(self, repo_dir: Path, index: RepoIndex) -> None:
         atomic_write(repo_dir / INDEX_FILE, index.dump())

@@ -18,7 +18,7 @@ class RepoBlobs:
     def __init__(self, root: StorageRoot) -> None:
         self.root = root
 
-    def stat(self, repo: str, digest: Digest, link: bool = True) -> tuple[Path, int]:
+    def stat(self, repo: str, digest: Digest, link: bool = False) -> tuple[Path, int]:
         """The blob's file and size; NameUnknown or BlobUnknown when it is not there.
 
         With dedupe and ``link``, a blob this repository lacks but another repository of
@@ -50,7 +50,9 @@ class RepoBlobs:
                 raise BlobUnknown(f"blob {digest} is not in {repo!r}", {"digest": str(digest)})
 
     def start_upload(self, repo: str) -> Session:
+        """A new session; the repository exists from here on, so GC finds abandoned ones."""
         try:
+            self.root.ensure_repo(repo)
             return self.root.uploads.create(repo)
         except OSError as exc:
             raise StorageFull(f"cannot start an upload: {exc.strerror}") from exc

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.cache.locations import BlobLocations
-from dockyard.oci.digest import Digest
-from dockyard.oci.manifest import MAX_MANIFEST_BYTES, InvalidManifest, Manifest, parse_manifest
+from dockyard.oci.manifest import Manifest
 from dockyard.storage.blobs import BlobFiles
 from dockyard.storage.errors import NameUnknown
-from dockyard.storage.layout import LayoutIO, RepoIndex
+from dockyard.storage.layout import LayoutIO, RepoIndex, read_manifest
 from dockyard.storage.locks import KeyedLocks
 from dockyard.storage.referrers import Referrers
 from dockyard.storage.uploads import Uploads
@@ -54,9 +53,6 @@ class StorageRoot:
             raise NameUnknown(f"repository {repo!r} is not known", {"name": repo})
         return index
 
-    def exists(self, repo: str) -> bool:
-        return self.layout.read(self.repo_dir(repo)) is not None
-
     def ensure_repo(self, repo: str) -> None:
         """Create the repository's OCI layout on its first write."""
         if self.layout.init(self.repo_dir(repo)):
@@ -64,14 +60,4 @@ class StorageRoot:
 
     def load_manifest(self, repo: str, digest: str) -> Manifest | None:
         """Parse a stored manifest, or None when it is absent or not a manifest."""
-        try:
-            parsed = Digest.parse(digest)
-        except ValueError:
-            return None
-        data = self.files.read_bytes(repo, parsed, MAX_MANIFEST_BYTES)
-        if data is None:
-            return None
-        try:
-            return parse_manifest(data, None)
-        except InvalidManifest:
-            return None
+        return read_manifest(self.repo_dir(repo), digest)
