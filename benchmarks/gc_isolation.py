@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import aiohttp
-
 from common import percentile, start_dockyard, write_blob, write_repo
 
 
@@ -65,9 +64,11 @@ async def run(args: argparse.Namespace, base: str, x_dir: Path) -> None:
     stop = asyncio.Event()
     load = asyncio.create_task(hammer(target, args.clients, stop))
     await asyncio.sleep(0.2)
-    async with aiohttp.ClientSession() as session:
-        async with session.delete(f"{base}/v2/x/manifests/t0") as resp:
-            assert resp.status == 202, resp.status
+    async with (
+        aiohttp.ClientSession() as session,
+        session.delete(f"{base}/v2/x/manifests/t0") as resp,
+    ):
+        assert resp.status == 202, resp.status
     started = time.monotonic()
     # Deleting the tag leaves its manifest listed (untagged): GC removes the orphans.
     while await count_files(blobs) > before - args.orphans:

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from common import start_dockyard, write_repo
 
 
