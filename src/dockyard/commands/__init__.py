@@ -1,0 +1,1 @@
+"""One module per ``dockyard`` subcommand, each with ``register(subparsers)``."""

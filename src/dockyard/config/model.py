@@ -1,0 +1,17 @@
+"""The whole config: one field per top-level section of zot's format."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from dockyard.config.http import Http
+from dockyard.config.log import Log
+from dockyard.config.section import Section
+from dockyard.config.storage import Storage
+
+
+class Config(Section):
+    dist_spec_version: str = Field("1.1.1", alias="distSpecVersion")
+    storage: Storage = Field(default_factory=Storage)
+    http: Http = Field(default_factory=Http)
+    log: Log = Field(default_factory=Log)
