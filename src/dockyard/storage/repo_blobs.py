@@ -82,7 +82,6 @@ class RepoBlobs:
                 f"uploaded content does not match digest {digest}", {"digest": str(digest)}
             )
         try:
-            await asyncio.to_thread(uploads.sync, session)
             self.root.ensure_repo(session.repo)
             await asyncio.to_thread(self.root.files.publish, session.repo, digest, session.path)
         except OSError as exc:

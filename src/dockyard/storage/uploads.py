@@ -9,6 +9,7 @@ upload never re-reads the file; after a restart it is rebuilt from the file once
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import os
@@ -32,6 +33,8 @@ _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 #: Bytes gathered before one write+hash is handed to a thread: large enough that the
 #: hand-off costs nothing, small enough that memory per upload stays tiny.
 BATCH = 1 << 20
+#: Threads that write and hash upload batches (hashlib and os.write release the GIL).
+_IO = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="upload-io")
 
 
 @dataclass
@@ -130,33 +133,41 @@ class Uploads:
         before_size, before_hash = session.size, session.hasher.copy()
         fd = os.open(session.path, os.O_WRONLY | os.O_APPEND)
         added = 0
+        # The write of one batch overlaps the network read of the next. Its thread is
+        # tracked as a concurrent future so that, whatever ends this request (even a
+        # cancelled task), the file is never truncated or closed under a running write.
+        pending: concurrent.futures.Future[None] | None = None
         try:
-            pending: asyncio.Future[None] | None = None
             batch = bytearray()
             async for chunk in body:
                 batch += chunk
                 if len(batch) >= BATCH:
                     if pending is not None:
-                        await pending
+                        await asyncio.wrap_future(pending)
                     data, batch = bytes(batch), bytearray()
-                    pending = asyncio.ensure_future(
-                        asyncio.to_thread(_write_and_hash, fd, data, session.hasher)
-                    )
+                    pending = _IO.submit(_write_and_hash, fd, data, session.hasher)
                     added += len(data)
-            if pending is not None:
-                await pending
             if batch:
-                await asyncio.to_thread(_write_and_hash, fd, bytes(batch), session.hasher)
+                if pending is not None:
+                    await asyncio.wrap_future(pending)
+                pending = _IO.submit(_write_and_hash, fd, bytes(batch), session.hasher)
                 added += len(batch)
+            if pending is not None:
+                await asyncio.wrap_future(pending)
             if length is not None and added != length:
                 raise BlobUploadInvalid(
                     f"Content-Range declares {length} bytes but the body had {added}",
                     {"declared": length, "received": added},
                 )
+            # A 202 promises the chunk survives a crash: the client will not send it again.
+            await asyncio.wrap_future(_IO.submit(os.fsync, fd))
         except BaseException as exc:
+            if pending is not None:
+                concurrent.futures.wait([pending])  # at most one batch write, a few ms
             os.ftruncate(fd, before_size)
             session.hasher = before_hash
-            if isinstance(exc, OSError) and _is_disk_full(exc):
+            disk_full = isinstance(exc, OSError) and _is_disk_full(exc)
+            if disk_full:
                 raise StorageFull("no space left for the upload; nothing was published") from exc
             raise
         finally:
@@ -169,14 +180,6 @@ class Uploads:
         if digest.algorithm != "sha256":
             return _rehash(session.path, digest.algorithm)[1].hexdigest() == digest.hex
         return session.hasher.hexdigest() == digest.hex
-
-    def sync(self, session: Session) -> None:
-        """fsync the session's bytes before they are published under their digest."""
-        fd = os.open(session.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     def forget(self, session: Session) -> None:
         """Drop the session; its file has been published or is removed here."""
