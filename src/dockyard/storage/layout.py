@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ class RepoIndex:
     manifests: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     _tags: dict[str, dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+    _digests: dict[str, dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
     def copy(self) -> RepoIndex:
         """A copy to change; the cached index handed to readers is never mutated."""
@@ -86,10 +88,9 @@ class RepoIndex:
         return self._tags
 
     def by_digest(self, digest: str) -> dict[str, Any] | None:
-        for desc in self.manifests:
-            if desc.get("digest") == digest:
-                return desc
-        return None
+        if self._digests is None:
+            self._digests = {d["digest"]: d for d in reversed(self.manifests)}
+        return self._digests.get(digest)
 
     def digests(self) -> set[str]:
         return {d["digest"] for d in self.manifests if isinstance(d.get("digest"), str)}
@@ -97,10 +98,10 @@ class RepoIndex:
     def set_tag(self, tag: str, desc: dict[str, Any]) -> str | None:
         """Point ``tag`` at ``desc``; return the digest the tag pointed at before, if any."""
         previous = self.tags().get(tag)
-        self._tags = None
+        self._tags = self._digests = None
         self.manifests = [d for d in self.manifests if self.tag_of(d) != tag]
         annotations = {**(desc.get("annotations") or {}), mt.REF_NAME_ANNOTATION: tag}
-        self._tags = None
+        self._tags = self._digests = None
         self.manifests.append({**desc, "annotations": annotations})
         self._drop_untagged_duplicate(desc["digest"])
         if previous is not None and previous.get("digest") != desc["digest"]:
@@ -119,20 +120,20 @@ class RepoIndex:
             entry = {k: v for k, v in desc.items() if k != "annotations"}
             if annotations:
                 entry["annotations"] = annotations
-            self._tags = None
+            self._tags = self._digests = None
             self.manifests.append(entry)
 
     def _drop_untagged_duplicate(self, digest: str) -> None:
         tagged = any(d["digest"] == digest and self.tag_of(d) for d in self.manifests)
         if tagged:
-            self._tags = None
+            self._tags = self._digests = None
         self.manifests = [d for d in self.manifests if d.get("digest") != digest or self.tag_of(d)]
 
     def remove_tag(self, tag: str) -> dict[str, Any] | None:
         desc = self.tags().get(tag)
         if desc is None:
             return None
-        self._tags = None
+        self._tags = self._digests = None
         self.manifests = [d for d in self.manifests if self.tag_of(d) != tag]
         self.ensure_listed(desc)
         return desc
@@ -140,7 +141,7 @@ class RepoIndex:
     def remove_digest(self, digest: str) -> list[str]:
         """Drop every entry of ``digest``; return the tags that pointed at it."""
         tags = [t for d in self.manifests if d.get("digest") == digest and (t := self.tag_of(d))]
-        self._tags = None
+        self._tags = self._digests = None
         self.manifests = [d for d in self.manifests if d.get("digest") != digest]
         return tags
 
@@ -149,6 +150,13 @@ class RepoIndex:
 class _Cached:
     stamp: tuple[int, int, int]
     index: RepoIndex
+    checked: float
+
+
+#: How long a cached index is trusted before its file is stat'ed again. Writes through
+#: this process drop the entry at once; this only bounds how late another process's
+#: change (a hand edit, ``dockyard gc``) is seen, and saves a stat per manifest GET.
+REVALIDATE_SECONDS = 0.05
 
 
 class LayoutIO:
@@ -156,7 +164,7 @@ class LayoutIO:
 
     The cache key is the file's (inode, size, mtime): every write is a rename, which gives
     a new inode, so a reader always sees a complete index, and a change made by another
-    process (``dockyard gc``, a hand edit) is picked up on the next request.
+    process (``dockyard gc``, a hand edit) is picked up within ``REVALIDATE_SECONDS``.
     """
 
     def __init__(self) -> None:
@@ -165,14 +173,19 @@ class LayoutIO:
     def read(self, repo_dir: Path) -> RepoIndex | None:
         """The repository's index, or None when it does not exist. Do not mutate it: copy."""
         path = repo_dir / INDEX_FILE
+        now = time.monotonic()
+        cached = self._cache.get(path)
+        if cached is not None and now - cached.checked < REVALIDATE_SECONDS:
+            return cached.index
         stamp = self.stamp(repo_dir)
         if stamp is None:
             self._cache.pop(path, None)
             return None
-        cached = self._cache.get(path)
-        if cached is None or cached.stamp != stamp:
+        if cached is not None and cached.stamp == stamp:
+            cached.checked = now
+        else:
             try:
-                cached = _Cached(stamp, RepoIndex.load(path.read_bytes()))
+                cached = _Cached(stamp, RepoIndex.load(path.read_bytes()), now)
             except (ValueError, OSError) as exc:
                 raise IndexUnreadable(
                     f"{path.parent.name}/index.json cannot be read ({exc}); repair or restore it",

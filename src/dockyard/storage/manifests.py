@@ -23,6 +23,7 @@ from dockyard.storage.errors import (
     ManifestInvalid,
     ManifestUnknown,
 )
+from dockyard.storage.manifest_cache import ManifestCache
 from dockyard.storage.root import StorageRoot
 
 
@@ -72,8 +73,24 @@ class RepoManifests:
 
     def __init__(self, root: StorageRoot) -> None:
         self.root = root
+        self.cache = ManifestCache()
         #: Called with a repository whose content may have become unreachable (inline GC).
         self.on_unreferenced: Callable[[str], None] = lambda repo: None
+
+    def _read_verified(self, repo: str, digest: Digest, listed: bool) -> bytes | None:
+        """The stored bytes, only if they still hash to ``digest`` (never serve rot).
+
+        The cache is shared by the repositories of the root, so it answers only for a
+        digest this repository's index lists; anything else is looked up on disk.
+        """
+        key = str(digest)
+        body = self.cache.get(key) if listed else None
+        if body is None:
+            body = self.root.files.read_bytes(repo, digest, MAX_MANIFEST_BYTES)
+            if body is None or Digest.of(body, digest.algorithm) != digest:
+                return None
+            self.cache.put(key, body)
+        return body
 
     def resolve(self, repo: str, reference: str) -> StoredManifest:
         """The manifest under a tag or digest; NameUnknown/ManifestUnknown when absent."""
@@ -90,7 +107,7 @@ class RepoManifests:
         else:
             digest = ref
             desc = index.by_digest(str(digest))
-        body = self.root.files.read_bytes(repo, digest, MAX_MANIFEST_BYTES)
+        body = self._read_verified(repo, digest, listed=desc is not None)
         if body is None:
             raise unknown
         media_type = (desc or {}).get("mediaType") or _media_type_of(body)
@@ -189,6 +206,7 @@ class RepoManifests:
             # a listed manifest whose bytes are gone.
             await asyncio.to_thread(self.root.layout.write, self.root.repo_dir(repo), index)
             if isinstance(ref, Digest):
+                self.cache.drop(str(ref))
                 await asyncio.to_thread(self.root.files.delete, repo, ref)
                 self.root.referrers.removed(repo, str(ref))
         self.on_unreferenced(repo)
