@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import bisect
+import json
 
 from aiohttp import web
 
+from dockyard.api.access import read_filter
 from dockyard.api.common import next_link, page_params, services, store
 
 
@@ -28,11 +30,24 @@ def _paged(
 async def list_tags(request: web.Request) -> web.Response:
     name, svc = services(request)
     n, last = page_params(request)
-    tags, more = _page(sorted(svc.root.index(name).tags()), n, last)
+    index = svc.root.index(name)
+    if n is None and last is None:
+        # The unpaged list is what clients ask for; encode it once per index version.
+        body = index.memo.get("tags-json")
+        if body is None:
+            body = index.memo["tags-json"] = json.dumps(
+                {"name": name, "tags": index.sorted_tags()}
+            ).encode()
+        return web.Response(body=body, content_type="application/json")
+    tags, more = _page(index.sorted_tags(), n, last)
     return _paged(request, "tags", tags, more, name=name)
 
 
 async def catalog(request: web.Request) -> web.Response:
     n, last = page_params(request)
-    names, more = _page(store(request).catalog.names(), n, last)
+    names = store(request).catalog.names()
+    readable = read_filter(request)
+    if readable is not None:  # only what the caller may read, paged after filtering
+        names = [name for name in names if readable(name)]
+    names, more = _page(names, n, last)
     return _paged(request, "repositories", names, more)

@@ -49,6 +49,10 @@ class RepoIndex:
     extra: dict[str, Any] = field(default_factory=dict)
     _tags: dict[str, dict[str, Any]] | None = field(default=None, repr=False, compare=False)
     _digests: dict[str, dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+    _sorted: list[str] | None = field(default=None, repr=False, compare=False)
+    #: Views that callers derive from this version of the index (an encoded tags list):
+    #: the index is never mutated in place once cached, so they stay valid with it.
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def copy(self) -> RepoIndex:
         """A copy to change; the cached index handed to readers is never mutated."""
@@ -87,6 +91,12 @@ class RepoIndex:
             self._tags = {t: d for d in self.manifests if (t := self.tag_of(d)) is not None}
         return self._tags
 
+    def sorted_tags(self) -> list[str]:
+        """Tags in lexical order, computed once per version of the index."""
+        if self._sorted is None:
+            self._sorted = sorted(self.tags())
+        return self._sorted
+
     def by_digest(self, digest: str) -> dict[str, Any] | None:
         if self._digests is None:
             self._digests = {d["digest"]: d for d in reversed(self.manifests)}
@@ -98,10 +108,10 @@ class RepoIndex:
     def set_tag(self, tag: str, desc: dict[str, Any]) -> str | None:
         """Point ``tag`` at ``desc``; return the digest the tag pointed at before, if any."""
         previous = self.tags().get(tag)
-        self._tags = self._digests = None
+        self._tags = self._digests = self._sorted = None
         self.manifests = [d for d in self.manifests if self.tag_of(d) != tag]
         annotations = {**(desc.get("annotations") or {}), mt.REF_NAME_ANNOTATION: tag}
-        self._tags = self._digests = None
+        self._tags = self._digests = self._sorted = None
         self.manifests.append({**desc, "annotations": annotations})
         self._drop_untagged_duplicate(desc["digest"])
         if previous is not None and previous.get("digest") != desc["digest"]:
@@ -120,20 +130,20 @@ class RepoIndex:
             entry = {k: v for k, v in desc.items() if k != "annotations"}
             if annotations:
                 entry["annotations"] = annotations
-            self._tags = self._digests = None
+            self._tags = self._digests = self._sorted = None
             self.manifests.append(entry)
 
     def _drop_untagged_duplicate(self, digest: str) -> None:
         tagged = any(d["digest"] == digest and self.tag_of(d) for d in self.manifests)
         if tagged:
-            self._tags = self._digests = None
+            self._tags = self._digests = self._sorted = None
         self.manifests = [d for d in self.manifests if d.get("digest") != digest or self.tag_of(d)]
 
     def remove_tag(self, tag: str) -> dict[str, Any] | None:
         desc = self.tags().get(tag)
         if desc is None:
             return None
-        self._tags = self._digests = None
+        self._tags = self._digests = self._sorted = None
         self.manifests = [d for d in self.manifests if self.tag_of(d) != tag]
         self.ensure_listed(desc)
         return desc
@@ -141,7 +151,7 @@ class RepoIndex:
     def remove_digest(self, digest: str) -> list[str]:
         """Drop every entry of ``digest``; return the tags that pointed at it."""
         tags = [t for d in self.manifests if d.get("digest") == digest and (t := self.tag_of(d))]
-        self._tags = self._digests = None
+        self._tags = self._digests = self._sorted = None
         self.manifests = [d for d in self.manifests if d.get("digest") != digest]
         return tags
 
