@@ -341,6 +341,12 @@ def test_manifest_invalid_json(client: httpx.Client, repo: str) -> None:
     assert_error(resp, 400, "MANIFEST_INVALID")
 
 
+def test_manifest_nested_too_deeply(client: httpx.Client, repo: str) -> None:
+    """JSON nested 100k levels deep (a parser stack bomb): 400 MANIFEST_INVALID, not a 500."""
+    resp = put_manifest(client, repo, "v1", b"[" * 100_000, OCI_MANIFEST)
+    assert_error(resp, 400, "MANIFEST_INVALID")
+
+
 @pytest.mark.parametrize("version", [1, 3, "2", None])
 def test_manifest_bad_schema_version(client: httpx.Client, repo: str, version: Any) -> None:
     """schemaVersion other than the integer 2: 400 MANIFEST_INVALID."""

@@ -106,6 +106,8 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidManifest(f"manifest is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise InvalidManifest("manifest JSON is nested too deeply") from None
     if not isinstance(doc, dict):
         raise InvalidManifest("manifest is not a JSON object")
     if doc.get("schemaVersion") != 2:
