@@ -1,0 +1,113 @@
+"""Wires the security mechanisms a config turns on into the app; nothing when none is.
+
+Middleware order, outermost first: the audit log (so it sees every final status, 429s
+and 401s included), then the spec's error middleware, the rate limit (cheap, and before
+any password check, so it also slows guessing), then authentication and access control.
+With no ``http.auth``, ``http.accessControl``, ``http.tls.cacert``, ``http.ratelimit``
+or ``log.audit``, not one middleware is added and requests cost what they did before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from dockyard.api import apikeys
+from dockyard.api.audit import AuditLog
+from dockyard.api.auth_middleware import Guard
+from dockyard.api.ratelimit import RateLimiter
+from dockyard.auth.access import AccessPolicy
+from dockyard.auth.apikeys import ApiKeyStore
+from dockyard.auth.authenticator import Authenticator
+from dockyard.auth.bearer import BearerVerifier
+from dockyard.auth.htpasswd import Htpasswd
+from dockyard.config import Config
+from dockyard.tls import ServerTls
+
+log = logging.getLogger("dockyard.auth")
+
+SERVER_TLS: web.AppKey[ServerTls] = web.AppKey("server_tls", ServerTls)
+
+
+def tls_context(app: web.Application) -> ssl.SSLContext | None:
+    """The context to serve HTTPS with, or None for plain HTTP."""
+    tls = app.get(SERVER_TLS)
+    return tls.context if tls is not None else None
+
+
+def _authenticator(config: Config) -> Authenticator | None:
+    http = config.http
+    auth = http.auth
+    mtls = http.tls is not None and http.tls.cacert is not None
+    htpasswd = bearer = None
+    if auth is not None and auth.bearer is not None:
+        b = auth.bearer
+        bearer = BearerVerifier(b.realm, b.service, b.cert)
+        if auth.htpasswd is not None:
+            log.warning("http.auth.bearer is set: htpasswd logins are not accepted")
+        if http.access_control is not None:
+            log.warning("http.auth.bearer is set: the tokens' scopes decide, not accessControl")
+    elif auth is not None and auth.htpasswd is not None:
+        htpasswd = Htpasswd(auth.htpasswd.path)
+    if htpasswd is None and bearer is None and not mtls and http.access_control is None:
+        return None
+    policy = AccessPolicy(None if bearer is not None else http.access_control)
+    keys = None
+    if auth is not None and auth.apikey:
+        keys = ApiKeyStore(Path(config.storage.root_directory).absolute())
+    return Authenticator(policy, htpasswd, keys, bearer, mtls and bearer is None)
+
+
+def install_security(app: web.Application, config: Config) -> None:
+    """Add what ``config`` asks for: TLS, rate limits, auth and access control, audit."""
+    http = config.http
+    authenticator = _authenticator(config)
+    if http.tls is not None:
+        # Client certificates are required only when they are the one way in.
+        only_mtls = (
+            authenticator is not None
+            and authenticator.mtls
+            and authenticator.htpasswd is None
+            and not authenticator.policy.anonymous_allowed()
+        )
+        app[SERVER_TLS] = ServerTls(
+            http.tls.cert, http.tls.key, http.tls.cacert, require_client=only_mtls
+        )
+        app.cleanup_ctx.append(_watch_certificates)
+    if config.log.audit:
+        audit = AuditLog(config.log.audit)
+        app.middlewares.insert(0, audit.middleware)
+        app.on_cleanup.append(lambda _: _close(audit))
+    if http.ratelimit is not None:
+        _after_errors(app, RateLimiter(http.ratelimit).middleware)
+    if authenticator is None:
+        return
+    fail_delay = http.auth.fail_delay if http.auth is not None else 0.0
+    _after_errors(app, Guard(authenticator, http.realm, fail_delay).middleware)
+    if authenticator.keys is not None:
+        app[apikeys.API_KEYS] = authenticator.keys
+        apikeys.add_routes(app)
+        keys = authenticator.keys
+        app.on_cleanup.append(lambda _: _close(keys))
+
+
+def _after_errors(app: web.Application, middleware: Middleware) -> None:
+    """Append inside the spec's error middleware, so errors raised there get its JSON."""
+    app.middlewares.append(middleware)
+
+
+async def _close(thing: AuditLog | ApiKeyStore) -> None:
+    thing.close()
+
+
+async def _watch_certificates(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[SERVER_TLS].watch(), name="tls-reload")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,102 @@
+"""Turns a request's credentials into an :class:`Identity`, or refuses them.
+
+In order, as zot does: an ``Authorization`` header is an explicit attempt and must
+succeed (Basic: htpasswd, then API keys; Bearer: a token server's JWT); without one, a
+client certificate verified by the TLS layer names the user; otherwise the request is
+anonymous. ``Basic`` with an empty user and password counts as no credentials, because
+that is what containers/image (skopeo, podman) sends when it has none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from typing import Any
+
+from dockyard.auth.access import AccessPolicy
+from dockyard.auth.apikeys import PREFIX, ApiKeyStore
+from dockyard.auth.bearer import BearerVerifier, InvalidToken
+from dockyard.auth.htpasswd import Htpasswd
+from dockyard.auth.identity import ANONYMOUS, Identity
+from dockyard.auth.mtls import common_name
+
+
+class AuthFailed(Exception):
+    """Credentials were presented and are not good. ``user`` is the name tried, if any."""
+
+    def __init__(self, reason: str, user: str | None = None, token: bool = False) -> None:
+        super().__init__(reason)
+        self.reason, self.user, self.token = reason, user, token
+
+
+def parse_basic(value: str) -> tuple[str, str]:
+    """``(user, password)`` from the part of a Basic header after the scheme."""
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise AuthFailed("malformed basic credentials") from exc
+    user, sep, password = decoded.partition(":")
+    if not sep:
+        raise AuthFailed("malformed basic credentials")
+    return user, password
+
+
+class Authenticator:
+    """The configured ways to log in; :meth:`identify` tries them on one request."""
+
+    def __init__(
+        self,
+        policy: AccessPolicy,
+        htpasswd: Htpasswd | None = None,
+        keys: ApiKeyStore | None = None,
+        bearer: BearerVerifier | None = None,
+        mtls: bool = False,
+    ) -> None:
+        self.policy = policy
+        self.htpasswd, self.keys, self.bearer, self.mtls = htpasswd, keys, bearer, mtls
+
+    @property
+    def can_log_in(self) -> bool:
+        """Whether any way to authenticate is configured (else everyone is anonymous)."""
+        return bool(self.htpasswd or self.bearer or self.mtls)
+
+    async def identify(self, authorization: list[str], peercert: Any = None) -> Identity:
+        if len(authorization) > 1:
+            raise AuthFailed("several Authorization headers")
+        if authorization:
+            scheme, _, value = authorization[0].strip().partition(" ")
+            scheme = scheme.lower()
+            if scheme == "basic":
+                user, password = parse_basic(value)
+                if user or password:
+                    return await self._basic(user, password)
+            elif scheme == "bearer" and self.bearer is not None:
+                return self._token(value.strip())
+            else:
+                # Not naming the scheme: a bare secret with no scheme would land in the log.
+                raise AuthFailed("unsupported authorization scheme")
+        if self.mtls:
+            name = common_name(peercert)
+            if name is not None:
+                return Identity(name, "mtls", self.policy.groups_of(name))
+        return ANONYMOUS
+
+    async def _basic(self, user: str, password: str) -> Identity:
+        if self.bearer is not None:
+            raise AuthFailed("this registry takes tokens from its token server", user)
+        if self.htpasswd is not None and await self.htpasswd.verify(user, password):
+            return Identity(user, "htpasswd", self.policy.groups_of(user))
+        if self.keys is not None and password.startswith(PREFIX):
+            record = await asyncio.to_thread(self.keys.authenticate, user, password)
+            if record is not None:
+                return Identity(user, "apikey", self.policy.groups_of(user), record.scopes)
+        raise AuthFailed("invalid user name or password", user)
+
+    def _token(self, token: str) -> Identity:
+        assert self.bearer is not None
+        try:
+            subject, grants = self.bearer.verify(token)
+        except InvalidToken as exc:
+            raise AuthFailed(f"invalid token: {exc}", token=True) from exc
+        return Identity(subject or "", "bearer", frozenset(), None, grants)

@@ -1,0 +1,61 @@
+"""``http.auth``: who a request comes from (htpasswd, bearer tokens, API keys), zot's keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from dockyard.config.keys import ZotSection
+
+
+def existing_file(value: Path) -> Path:
+    """A path the server must read at start: say so at load time, naming the key."""
+    if not value.is_file():
+        raise ValueError(f"no such file {str(value)!r}")
+    return value
+
+
+class HtpasswdAuth(ZotSection):
+    #: bcrypt entries, ``user:$2y$...`` one a line (``htpasswd -B`` or ``dockyard passwd``).
+    path: Path
+
+    _exists = field_validator("path")(existing_file)
+
+
+class BearerAuth(ZotSection):
+    """Docker token authentication: an external token server signs JWTs we verify."""
+
+    realm: str
+    service: str
+    #: The token server's certificate (or bare public key), PEM.
+    cert: Path
+
+    @field_validator("cert")
+    @classmethod
+    def _key(cls, value: Path) -> Path:
+        """The certificate must hold a key tokens can be verified with; say so at load."""
+        from dockyard.auth.bearer import load_public_key  # the crypto, loaded when used
+
+        try:
+            load_public_key(existing_file(value))
+        except ValueError as exc:
+            raise ValueError(f"cannot read a public key from {str(value)!r}: {exc}") from exc
+        return value
+
+
+class Auth(ZotSection):
+    #: Seconds to wait before answering a failed login, to slow down guessing.
+    fail_delay: float = Field(0.0, alias="failDelay", ge=0)
+    htpasswd: HtpasswdAuth | None = None
+    bearer: BearerAuth | None = None
+    #: Long-lived API keys users create over HTTP and use as basic-auth passwords.
+    apikey: bool = False
+
+    @field_validator("htpasswd", mode="before")
+    @classmethod
+    def _empty_htpasswd(cls, value: object) -> object:
+        """zot writes ``"htpasswd": {"path": ""}`` for "off"; treat it so."""
+        if isinstance(value, dict) and not any(value.values()):
+            return None
+        return value
