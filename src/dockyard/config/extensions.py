@@ -1,0 +1,59 @@
+"""``extensions``: the optional features zot switches on in config (metrics, scrub).
+
+As in zot, a section that is present is on unless it says ``"enable": false``; a section
+that is absent is off. Extensions dockyard does not implement (``search``, ``ui``, ``sync``
+...) stay unknown keys and are named in a warning.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from dockyard.config.section import Duration, Section
+
+DEFAULT_METRICS_PATH = "/metrics"
+
+
+class Prometheus(Section):
+    path: str = DEFAULT_METRICS_PATH
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        """A path of its own: never under ``/v2/``, where it would shadow a repository."""
+        if not value.startswith("/") or value.rstrip("/") in ("", "/v2") or "{" in value:
+            raise ValueError(f"must be an absolute path such as '/metrics', got {value!r}")
+        if value.startswith("/v2/"):
+            raise ValueError(f"must not be under /v2/, got {value!r}")
+        return value
+
+
+class Metrics(Section):
+    enable: bool = True
+    prometheus: Prometheus = Field(default_factory=Prometheus)
+
+
+class Scrub(Section):
+    enable: bool = True
+    #: zot's default: one pass a day.
+    interval: Duration = 24 * 3600.0
+
+    @field_validator("interval")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be a positive duration such as '24h'")
+        return value
+
+
+class Extensions(Section):
+    metrics: Metrics | None = None
+    scrub: Scrub | None = None
+
+    @property
+    def metrics_on(self) -> bool:
+        return self.metrics is not None and self.metrics.enable
+
+    @property
+    def scrub_on(self) -> bool:
+        return self.scrub is not None and self.scrub.enable

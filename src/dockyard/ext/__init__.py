@@ -1,0 +1,1 @@
+"""Optional features, each switched on in config (``extensions``): metrics, scrub."""

@@ -1,0 +1,117 @@
+"""Storage bytes per repository and bytes saved by dedupe, kept current for metrics.
+
+A scrape must never walk the store: on a root of 10,000 repositories that is seconds of
+stat calls per scrape. So the numbers are cached here. One walk fills the cache after
+start-up; after that only repositories that a request changed (a push, a delete, a mount,
+a GC pass) are walked again, at most once a second each, and a full walk every
+``FULL_EVERY`` seconds catches what changed behind the server's back (``dockyard gc``,
+a hand edit). Dedupe savings are kept incrementally from each repository's inodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockyard.storage.store import Store
+from dockyard.storage.usage import RepoUsage, repo_usage
+
+log = logging.getLogger("dockyard.metrics")
+
+#: Seconds between full walks (changes made by other processes show up by then).
+FULL_EVERY = 600.0
+#: Seconds a change waits before its repository is walked, so a burst costs one walk.
+DEBOUNCE = 1.0
+
+
+@dataclass
+class _RootTotals:
+    apparent: int = 0
+    unique: int = 0
+
+
+class UsageTracker:
+    """Cached per-repository usage of every root of a store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._repos: dict[tuple[Path, str], RepoUsage] = {}
+        #: Per root: inode -> [how many repositories link it, its size].
+        self._inodes: dict[Path, dict[int, list[int]]] = {}
+        self._totals: dict[Path, _RootTotals] = {}
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+
+    def mark(self, repo: str) -> None:
+        """``repo`` changed: walk it again soon."""
+        self._dirty.add(repo)
+        self._wake.set()
+
+    def repos(self) -> Iterator[tuple[Path, str, RepoUsage]]:
+        for (root, repo), usage in list(self._repos.items()):
+            yield root, repo, usage
+
+    def saved(self) -> Iterator[tuple[Path, int]]:
+        """Bytes dedupe saves per root: what the repositories hold minus distinct inodes."""
+        for root, totals in self._totals.items():
+            yield root, totals.apparent - totals.unique
+
+    def _set(self, root: Path, repo: str, usage: RepoUsage | None) -> None:
+        inodes = self._inodes.setdefault(root, {})
+        totals = self._totals.setdefault(root, _RootTotals())
+        old = self._repos.pop((root, repo), None)
+        if old is not None:
+            totals.apparent -= old.apparent
+            for ino in old.inodes:
+                ref = inodes[ino]
+                ref[0] -= 1
+                if not ref[0]:
+                    totals.unique -= ref[1]
+                    del inodes[ino]
+        if usage is None:
+            return
+        self._repos[(root, repo)] = usage
+        totals.apparent += usage.apparent
+        for ino, size in usage.inodes.items():
+            ref = inodes.setdefault(ino, [0, size])
+            if not ref[0]:
+                totals.unique += size
+            ref[0] += 1
+
+    async def _walk(self, repos: list[str]) -> None:
+        for repo in repos:
+            root = self.store.for_repo(repo).root
+            usage = await asyncio.to_thread(repo_usage, root.repo_dir(repo))
+            exists = usage.apparent or usage.uploads or root.repo_dir(repo).is_dir()
+            self._set(root.path, repo, usage if exists else None)
+
+    async def _walk_all(self) -> None:
+        await self.store.catalog.load()
+        names = self.store.catalog.all()
+        gone = {repo for _, repo in self._repos} - set(names)
+        await self._walk(names + sorted(gone))
+
+    async def run(self) -> None:
+        """Fill the cache, then keep it current until cancelled."""
+        await self._walk_all()
+        loop = asyncio.get_running_loop()
+        next_full = loop.time() + FULL_EVERY
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, next_full - loop.time()))
+            await asyncio.sleep(DEBOUNCE)
+            self._wake.clear()
+            try:
+                if loop.time() >= next_full:
+                    next_full = loop.time() + FULL_EVERY
+                    self._dirty.clear()
+                    await self._walk_all()
+                else:
+                    dirty, self._dirty = sorted(self._dirty), set()
+                    await self._walk(dirty)
+            except Exception:
+                log.exception("storage usage walk failed")

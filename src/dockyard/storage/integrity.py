@@ -1,0 +1,165 @@
+"""Never serve a blob whose bytes no longer match its digest; move such files aside.
+
+Before a blob goes out, its file's stat is compared with its verified stamp (see
+``stamps``). When they differ, or the file was never checked (an adopted root, a blob
+mounted from a copy), it is hashed first, in a thread, once however many requests ask at
+the same moment. A file that fails is quarantined: moved to
+``ROOT/_dockyard/quarantine/<repo>/<alg>/<hex>.<unix time>``, kept for a person to look
+at, and dropped from the dedupe map, so it is gone from the repository (a client's next
+push brings the good bytes back) and no other repository links to it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+from dockyard.cache.locations import CACHE_DIR
+from dockyard.oci.digest import Digest
+from dockyard.storage.errors import BlobUnknown
+from dockyard.storage.fsutil import fsync_dir
+from dockyard.storage.root import StorageRoot
+
+log = logging.getLogger("dockyard.integrity")
+
+QUARANTINE_DIR = "quarantine"
+#: Verdicts of a serve-time check.
+GOOD, BAD, GONE = "good", "bad", "gone"
+
+
+def hash_open_file(fd: int, algorithm: str) -> str:
+    """Hex digest of an open file, read from its start in 1 MiB batches (GIL released)."""
+    hasher = hashlib.new(algorithm)
+    offset = 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        hasher.update(chunk)
+        offset += len(chunk)
+    return hasher.hexdigest()
+
+
+def hash_path(path: str, algorithm: str) -> tuple[str, int, int, int] | None:
+    """(hex, inode, size, mtime_ns) of a file, stat'ed around the read; None if unreadable.
+
+    The stat must be the same before and after the read, or the result is for bytes that
+    changed under us: then it is hashed again.
+    """
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            before = os.fstat(fd)
+            hexdigest = hash_open_file(fd, algorithm)
+            after = os.fstat(fd)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
+            return hexdigest, after.st_ino, after.st_size, after.st_mtime_ns
+    return None
+
+
+def quarantine_path(root: Path, repo: str, digest: Digest) -> Path:
+    folder = root / CACHE_DIR / QUARANTINE_DIR / repo / digest.algorithm
+    return folder / f"{digest.hex}.{time.time_ns()}"
+
+
+def quarantine(
+    root: StorageRoot, repo: str, digest: Digest, expected_ino: int, reason: str
+) -> Path | None:
+    """Move a repository's bad copy of ``digest`` aside; None if it changed meanwhile.
+
+    ``expected_ino`` is the inode that was found bad: a good file published over it since
+    then is left alone. Blocking; call it in a thread, under the repository's lock, then
+    tell ``root.events`` on the event loop (observers are not thread-safe).
+    """
+    path = root.files.path(repo, digest)
+    try:
+        if os.stat(path).st_ino != expected_ino:
+            return None
+    except OSError:
+        return None
+    dest = quarantine_path(root.path, repo, digest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(path, dest)
+    except OSError:
+        # The repository folder is on another filesystem than _dockyard: copy, then drop.
+        shutil.copy2(path, dest)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    fsync_dir(path.parent)
+    if root.locations is not None:
+        root.locations.remove(str(digest), path)
+    root.stamps.forget(expected_ino)
+    log.error(
+        "blob %s in %s failed its integrity check (%s); moved to %s",
+        digest,
+        repo,
+        reason,
+        dest,
+        extra={"fields": {"repo": repo, "digest": str(digest), "quarantine": str(dest)}},
+    )
+    return dest
+
+
+class BlobVerifier:
+    """The check a blob passes before it is served."""
+
+    def __init__(self, root: StorageRoot) -> None:
+        self.root = root
+        self._hashing: dict[int, asyncio.Future[str]] = {}
+
+    async def ensure_good(self, repo: str, digest: Digest, path: Path) -> int:
+        """The file's size if its bytes match ``digest``; else quarantine it, BlobUnknown."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            raise _unknown(repo, digest) from None
+        if self.root.stamps.matches(st, str(digest)):
+            return st.st_size
+        pending = self._hashing.get(st.st_ino)
+        if pending is None:
+            pending = asyncio.ensure_future(self._verify(repo, digest, path, st.st_ino))
+            self._hashing[st.st_ino] = pending
+            pending.add_done_callback(lambda _: self._hashing.pop(st.st_ino, None))
+        verdict = await asyncio.shield(pending)
+        if verdict == GOOD:
+            return st.st_size
+        if verdict == GONE:
+            raise _unknown(repo, digest)
+        raise BlobUnknown(
+            f"blob {digest} in {repo!r} failed its integrity check (its bytes no longer "
+            "hash to its digest) and was quarantined; push it again",
+            {"digest": str(digest), "reason": "quarantined"},
+        )
+
+    async def _verify(self, repo: str, digest: Digest, path: Path, ino: int) -> str:
+        result = await asyncio.to_thread(hash_path, str(path), digest.algorithm)
+        if result is None:
+            return GONE
+        hexdigest, found_ino, size, mtime_ns = result
+        if hexdigest == digest.hex:
+            with contextlib.suppress(OSError):
+                st = os.stat(path)
+                if (st.st_ino, st.st_size, st.st_mtime_ns) == (found_ino, size, mtime_ns):
+                    self.root.stamps.record(st, str(digest))
+            return GOOD
+        reason = "content does not match digest"
+        async with self.root.locks.hold(repo):
+            moved = await asyncio.to_thread(quarantine, self.root, repo, digest, found_ino, reason)
+        if moved is not None:
+            self.root.events.quarantined(self.root.path, repo, str(digest), reason)
+        return BAD
+
+
+def _unknown(repo: str, digest: Digest) -> BlobUnknown:
+    return BlobUnknown(f"blob {digest} is not in {repo!r}", {"digest": str(digest)})
