@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -38,10 +39,13 @@ class Server:
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    #: For a server on HTTPS: the client context that trusts it (and may hold a client cert).
+    tls: ssl.SSLContext | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def host(self) -> str:
@@ -60,7 +64,9 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log.read_text()}")
             try:
-                if httpx.get(f"{self.url}/v2/", timeout=1).status_code == 200:
+                # 401: up, and asking for credentials (auth configured).
+                ready = httpx.get(f"{self.url}/v2/", timeout=1, verify=self.tls or True)
+                if ready.status_code in (200, 401):
                     return
             except httpx.HTTPError:
                 pass
@@ -81,12 +87,17 @@ class Server:
         return self.log.read_text() if self.log else ""
 
 
-def start_server(root: Path, *extra: str, config: Path | None = None) -> Server:
-    """Start dockyard on a free port serving ``root`` (plus any extra CLI args)."""
+def start_server(
+    root: Path, *extra: str, config: Path | None = None, tls: ssl.SSLContext | None = None
+) -> Server:
+    """Start dockyard on a free port serving ``root`` (plus any extra CLI args).
+
+    ``tls``: the server serves HTTPS (its config says so) and this context trusts it.
+    """
     port = free_port()
     args = [str(config)] if config else []
     args += ["--address", "127.0.0.1", "--port", str(port), "--root", str(root), *extra]
-    server = Server(root=root, port=port, args=args)
+    server = Server(root=root, port=port, args=args, tls=tls)
     server.start()
     return server
 

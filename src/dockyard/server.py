@@ -12,10 +12,17 @@ from aiohttp import web
 
 from dockyard.api.common import STORE
 from dockyard.api.errors import errors_middleware
+from dockyard.api.health import HEALTH
 from dockyard.api.routes import add_routes
+from dockyard.api.security import install_security, tls_context
 from dockyard.config import Config
+from dockyard.drain import drain
+from dockyard.logs import AccessLogger, access_log, setup_logging
+from dockyard.memory import tune_allocator
+from dockyard.operations import install_operations, operations_background
+from dockyard.reload import RELOADER, Overrides
+from dockyard.roots import root_settings
 from dockyard.storage.gc import stop_walker
-from dockyard.storage.root import RootSettings
 from dockyard.storage.store import Store
 
 log = logging.getLogger("dockyard")
@@ -23,41 +30,32 @@ log = logging.getLogger("dockyard")
 
 def build_store(config: Config) -> Store:
     """The store a config describes: the default root and one root per ``subPaths`` entry."""
-    storage = config.storage
-
-    def settings(root: Path, dedupe: bool, gc: bool, gc_delay: float) -> RootSettings:
-        return RootSettings(
-            root.absolute(),
-            dedupe=dedupe,
-            gc=gc,
-            gc_delay=gc_delay,
-            gc_interval=storage.gc_interval,
-            retention_delay=storage.retention.delay,
-        )
-
-    default = settings(storage.root_directory, storage.dedupe, storage.gc, storage.gc_delay)
-    subs = {
-        prefix: settings(sub.root_directory, sub.dedupe, sub.gc, sub.gc_delay)
-        for prefix, sub in storage.sub_paths.items()
-    }
+    default, subs = root_settings(config)
     return Store(default, subs)
 
 
-def build_app(config: Config) -> web.Application:
+def build_app(
+    config: Config, path: Path | None = None, overrides: Overrides | None = None
+) -> web.Application:
     # client_max_size only bounds request.read(); blob bodies are streamed, never read whole.
     app = web.Application(middlewares=[errors_middleware], client_max_size=8 * 1024 * 1024)
     app[STORE] = build_store(config)
+    install_operations(app, config, path, overrides)
     add_routes(app)
+    install_security(app, config)
     app.cleanup_ctx.append(_background)
+    app.cleanup_ctx.append(operations_background)
     return app
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
     """Work that runs beside serving, never before it: periodic GC, dedupe of adopted roots."""
     store = app[STORE]
-    tasks = [asyncio.create_task(store.adopt_all(), name="dedupe-adopt")]
-    if any(s.collector is not None for s in store.roots()):
-        tasks.append(asyncio.create_task(store.collect_forever(), name="gc"))
+    tasks = [
+        asyncio.create_task(store.adopt_all(), name="dedupe-adopt"),
+        # Always running: it idles while GC is off, which a config reload may change.
+        asyncio.create_task(store.collect_forever(), name="gc"),
+    ]
     yield
     for task in tasks:
         task.cancel()
@@ -68,36 +66,49 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     stop_walker()
 
 
-def setup_logging(config: Config) -> None:
-    level = {"trace": "DEBUG", "warn": "WARNING", "fatal": "CRITICAL", "panic": "CRITICAL"}
-    name = level.get(config.log.level, config.log.level.upper())
-    handler: logging.Handler = (
-        logging.FileHandler(config.log.output) if config.log.output else logging.StreamHandler()
+async def _serve(config: Config, path: Path | None, overrides: Overrides | None) -> None:
+    app = build_app(config, path, overrides)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=access_log,
+        access_log_class=AccessLogger,
+        # Only once the drain below is over: how long cut requests get to unwind.
+        shutdown_timeout=1.0,
     )
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=name, handlers=[handler], force=True)
-    if name != "DEBUG":
-        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-
-
-async def _serve(config: Config) -> None:
-    app = build_app(config)
-    runner = web.AppRunner(app, handle_signals=False, access_log=log.getChild("access"))
     await runner.setup()
-    site = web.TCPSite(runner, config.http.address, config.http.port, backlog=1024)
+    ssl_context = tls_context(app)
+    site = web.TCPSite(
+        runner, config.http.address, config.http.port, backlog=1024, ssl_context=ssl_context
+    )
     await site.start()
     root = Path(config.storage.root_directory).absolute()
-    log.info("dockyard serving %s on http://%s:%s", root, config.http.address, config.http.port)
+    scheme = "https" if ssl_context else "http"
+    address = f"{scheme}://{config.http.address}:{config.http.port}"
+    log.info("dockyard serving %s on %s", root, address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, app[RELOADER].on_sighup)
     await stop.wait()
-    log.info("dockyard stopping")
+    # Stop accepting, let in-flight requests finish for up to the grace period, then cut
+    # them (an upload cut mid-chunk rolls back to its last whole chunk and can resume).
+    app[HEALTH].draining = True
+    grace = app[RELOADER].config.http.shutdown_timeout
+    log.info("dockyard stopping: no new connections; in-flight requests get up to %gs", grace)
+    left = await drain(runner, grace)
+    if left:
+        log.warning("grace period of %gs over: cutting %d requests in flight", grace, left)
     await runner.cleanup()
+    log.info("dockyard stopped")
 
 
-def serve(config: Config) -> None:
-    """Serve until SIGINT or SIGTERM. Plain asyncio loop: uvloop would disable sendfile."""
+def serve(config: Config, path: Path | None = None, overrides: Overrides | None = None) -> None:
+    """Serve until SIGINT or SIGTERM; reload the config on SIGHUP or when ``path`` changes.
+
+    Plain asyncio loop: uvloop would disable sendfile.
+    """
     setup_logging(config)
-    asyncio.run(_serve(config))
+    tune_allocator()
+    asyncio.run(_serve(config, path, overrides))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dockyard.api.access import read_filter
 from dockyard.api.common import digest_param, services
 
 
@@ -12,8 +13,11 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     name, svc = services(request)
     digest = digest_param(request.match_info["digest"])
     # Only a HEAD links in a blob another repository holds: it is how clients ask "may I
-    # skip this upload?", while a GET after a DELETE must stay a 404.
-    path, _size = svc.blobs.stat(name, digest, link=request.method == "HEAD")
+    # skip this upload?", while a GET after a DELETE must stay a 404. It links only from
+    # repositories the caller may read.
+    link = request.method == "HEAD"
+    # Bytes that no longer match the digest are never served (see storage.integrity).
+    path, _size = await svc.blobs.checked(name, digest, link=link, source_ok=read_filter(request))
     headers = {
         "Docker-Content-Digest": str(digest),
         "Content-Type": "application/octet-stream",

@@ -7,6 +7,7 @@ whose body says only that.
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -77,6 +78,11 @@ def _translate(request: web.Request, exc: BaseException) -> web.StreamResponse:
         return error_response(code, exc.message, status, exc.detail, headers)
     if isinstance(exc, InvalidName):
         return error_response("NAME_INVALID", str(exc), 400)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        log.error("disk full on %s %s: %s", request.method, request.path, exc)
+        return error_response(
+            "STORAGE_FULL", "no space left on the registry's disk; nothing was stored", 507
+        )
     if isinstance(exc, InvalidDigest):
         return error_response("DIGEST_INVALID", str(exc), 400)
     if isinstance(exc, web.HTTPMethodNotAllowed):

@@ -10,6 +10,7 @@ import re
 
 from aiohttp import web
 
+from dockyard.api.access import read_filter
 from dockyard.api.common import body_chunks, digest_param, repo_name, services, store
 from dockyard.api.errors import ApiError
 from dockyard.oci.names import validate_name
@@ -50,7 +51,8 @@ async def start_upload(request: web.Request) -> web.Response:
     if "mount" in query:
         digest = digest_param(query["mount"])
         source = validate_name(query["from"]) if query.get("from") else None
-        if await store(request).mount(name, digest, source):
+        # Only from repositories the caller may read; else it uploads like anyone else.
+        if await store(request).mount(name, digest, source, read_filter(request)):
             return web.Response(status=201, headers=_blob_headers(name, str(digest)))
     session = svc.blobs.start_upload(name)
     if "digest" in query:

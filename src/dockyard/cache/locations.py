@@ -10,10 +10,10 @@ going takes the key with it.
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
+
+from dockyard.dbfile import SharedDB
 
 CACHE_DIR = "_dockyard"
 CACHE_FILE = "cache.db"
@@ -33,20 +33,12 @@ class BlobLocations:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        folder = root / CACHE_DIR
-        folder.mkdir(parents=True, exist_ok=True)
-        # WAL lets readers run while a writer commits; NORMAL sync is enough for a hint
-        # that repairs itself (a lost record only means one missed dedupe).
-        self._db = sqlite3.connect(folder / CACHE_FILE, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+        # Not durable: a hint that repairs itself (a lost record means one missed dedupe).
+        self._shared = SharedDB(root / CACHE_DIR / CACHE_FILE, _SCHEMA)
+        self._db, self._lock = self._shared.conn, self._shared.lock
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, self._db:
-            yield self._db
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._shared.tx()
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.commands.common import EXIT_CONFIG, load_or_report
+from dockyard.config import Config
 
 
 def _port(text: str) -> int:
@@ -21,13 +22,18 @@ def run(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return EXIT_CONFIG
-    if args.address is not None:
-        config.http.address = args.address
-    if args.port is not None:
-        config.http.port = args.port
-    if args.root is not None:
-        config.storage.root_directory = args.root
-    serve(config)
+
+    def overrides(config: Config) -> Config:
+        """The flags win over the file, at start and on every reload."""
+        if args.address is not None:
+            config.http.address = args.address
+        if args.port is not None:
+            config.http.port = args.port
+        if args.root is not None:
+            config.storage.root_directory = args.root
+        return config
+
+    serve(overrides(config), args.config, overrides)
     return 0
 
 

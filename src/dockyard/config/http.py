@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
-from pydantic import field_validator
+from pydantic import Field, field_validator, model_validator
 
-from dockyard.config.section import Section
+from dockyard.config.access import AccessControl
+from dockyard.config.auth import Auth
+from dockyard.config.keys import ZotSection
+from dockyard.config.ratelimit import RateLimit
+from dockyard.config.section import Duration
+from dockyard.config.security import check_security
+from dockyard.config.tls import Tls
 
 DEFAULT_ADDRESS = "127.0.0.1"
 DEFAULT_PORT = 5000
 
 
-class Http(Section):
+class Http(ZotSection):
     address: str = DEFAULT_ADDRESS
     port: int = DEFAULT_PORT
+    #: On SIGTERM: how long in-flight requests may take to finish before they are cut.
+    shutdown_timeout: Duration = Field(30.0, alias="shutdownTimeout")
+    #: Security (issue 4): see dockyard.auth and dockyard.api.security.
+    auth: Auth | None = None
+    access_control: AccessControl | None = Field(None, alias="accessControl")
+    tls: Tls | None = None
+    ratelimit: RateLimit | None = None
+    #: The realm named in Basic challenges.
+    realm: str = "dockyard"
 
     @field_validator("port", mode="before")
     @classmethod
@@ -25,3 +40,9 @@ class Http(Section):
         if not 0 < port < 65536:
             raise ValueError(f"must be a port number from 1 to 65535, got {value!r}")
         return port
+
+    @model_validator(mode="after")
+    def _security(self) -> Http:
+        """Auth, access control and TLS settings that cannot work together fail at load."""
+        check_security(self.auth, self.access_control, self.tls)
+        return self

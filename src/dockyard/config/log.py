@@ -12,6 +12,8 @@ from dockyard.config.section import Section
 class Log(Section):
     level: Literal["trace", "debug", "info", "warn", "warning", "error", "fatal", "panic"] = "info"
     output: str | None = None
+    #: File getting one JSON line per mutating request (who, what, result).
+    audit: str | None = None
 
     @field_validator("level", mode="before")
     @classmethod

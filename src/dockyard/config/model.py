@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from dockyard.config.extensions import Extensions
 from dockyard.config.http import Http
 from dockyard.config.log import Log
 from dockyard.config.section import Section
@@ -15,3 +16,4 @@ class Config(Section):
     storage: Storage = Field(default_factory=Storage)
     http: Http = Field(default_factory=Http)
     log: Log = Field(default_factory=Log)
+    extensions: Extensions = Field(default_factory=Extensions)

@@ -13,12 +13,14 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from dockyard.cache.locations import BlobLocations
 from dockyard.oci.digest import Digest
 from dockyard.storage.fsutil import fsync_dir, remove_file
 from dockyard.storage.layout import blob_path
+from dockyard.storage.stamps import VerifiedStamps
 
 
 def _temp_beside(dest: Path, tag: str) -> Path:
@@ -37,6 +39,8 @@ class BlobFiles:
         self.root = root
         #: None when dedupe is off: every repository keeps plain copies.
         self.locations = locations
+        #: Set by the root: files published here were hashed on the way in, so stamped.
+        self.stamps: VerifiedStamps | None = None
 
     @property
     def dedupe(self) -> bool:
@@ -51,13 +55,20 @@ class BlobFiles:
         except (FileNotFoundError, NotADirectoryError):
             return None
 
-    def _link_known_copy(self, digest: Digest, dest: Path) -> bool:
-        """Hard-link ``dest`` to a copy the map knows; drop records of vanished files."""
+    def _link_known_copy(
+        self, digest: Digest, dest: Path, source_ok: Callable[[str], bool] | None = None
+    ) -> bool:
+        """Hard-link ``dest`` to a copy the map knows; drop records of vanished files.
+
+        ``source_ok``, when given, names the repositories a copy may come from.
+        """
         if self.locations is None:
             return False
         key = str(digest)
         for known in self.locations.paths(key):
             if known == dest:
+                continue
+            if source_ok is not None and not source_ok(self.repo_of(known)):
                 continue
             tmp = _temp_beside(dest, "link")
             try:
@@ -89,6 +100,8 @@ class BlobFiles:
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dest)
         fsync_dir(dest.parent)
+        if self.stamps is not None:
+            self.stamps.record(os.stat(dest), str(digest))
         self._record(digest, dest)
 
     def put_bytes(self, repo: str, digest: Digest, data: bytes) -> None:
@@ -115,10 +128,16 @@ class BlobFiles:
             return None
         return data if len(data) <= limit else None
 
-    def link_in(self, repo: str, digest: Digest) -> bool:
+    def link_in(
+        self, repo: str, digest: Digest, source_ok: Callable[[str], bool] | None = None
+    ) -> bool:
         """Give ``repo`` a blob another repository of this root holds (dedupe only)."""
         dest = self.path(repo, digest)
-        return dest.exists() or self._link_known_copy(digest, dest)
+        return dest.exists() or self._link_known_copy(digest, dest, source_ok)
+
+    def repo_of(self, blob: Path) -> str:
+        """The repository holding ``ROOT/<repo>/blobs/<alg>/<hex>``."""
+        return blob.relative_to(self.root).parent.parent.parent.as_posix()
 
     def link_from(self, repo: str, digest: Digest, source_repo: str) -> bool:
         """Make ``source_repo``'s blob appear in ``repo``: a hard link with dedupe, else a copy.

@@ -116,6 +116,7 @@ class Collector:
         """One pass over ``repo``: retention of untagged manifests, then orphan blobs."""
         report = GcReport()
         now = time.time()
+        started = time.monotonic()
         repo_dir = self.root.repo_dir(repo)
         if uploads:
             report.uploads += await asyncio.to_thread(self._idle_uploads, repo, now, dry_run)
@@ -157,6 +158,15 @@ class Collector:
         except gc_walk.Undecidable as exc:
             log.warning("gc keeps everything in %s: %s", repo, exc)
             report.skipped.append((repo, str(exc)))
+        if not dry_run:
+            self.root.events.gc_finished(
+                self.root.path,
+                repo,
+                time.monotonic() - started,
+                len(report.blobs),
+                len(report.manifests),
+                report.bytes_freed,
+            )
         return report
 
     async def _drop_from_index(self, repo: str, digests: set[str]) -> None:

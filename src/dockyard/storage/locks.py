@@ -7,7 +7,8 @@ A single store-wide lock is what makes zot stall every repository while it walks
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 
@@ -17,13 +18,18 @@ class KeyedLocks:
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
         self._users: dict[str, int] = {}
+        #: Told how long each acquisition waited (metrics); None costs nothing.
+        self.on_wait: Callable[[float], None] | None = None
 
     @asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[None]:
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._users[key] = self._users.get(key, 0) + 1
         try:
+            started = time.perf_counter()
             async with lock:
+                if self.on_wait is not None:
+                    self.on_wait(time.perf_counter() - started)
                 yield
         finally:
             self._users[key] -= 1

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from dockyard.oci.digest import Digest
 from dockyard.storage.errors import BlobUnknown, DigestInvalid, StorageFull
+from dockyard.storage.integrity import BlobVerifier
 from dockyard.storage.root import StorageRoot
 from dockyard.storage.uploads import Session
+
+#: Which repositories a blob may be taken from for another (None: any).
+SourceFilter = Callable[[str], bool] | None
 
 
 class RepoBlobs:
@@ -17,28 +21,42 @@ class RepoBlobs:
 
     def __init__(self, root: StorageRoot) -> None:
         self.root = root
+        self.verifier = BlobVerifier(root)
 
-    def stat(self, repo: str, digest: Digest, link: bool = False) -> tuple[Path, int]:
+    def stat(
+        self, repo: str, digest: Digest, link: bool = False, source_ok: SourceFilter = None
+    ) -> tuple[Path, int]:
         """The blob's file and size; NameUnknown or BlobUnknown when it is not there.
 
         With dedupe and ``link``, a blob this repository lacks but another repository of
         the root holds is linked in first, so a client checking before a push skips the
-        upload (zot's check-blob behaviour).
+        upload (zot's check-blob behaviour). ``source_ok`` limits the repositories it may
+        come from (those the caller may read), so a HEAD never reveals another's blob.
         """
         files = self.root.files
         st = files.stat(repo, digest)
-        if st is None and link and files.dedupe and self._link_in(repo, digest):
+        if st is None and link and files.dedupe and self._link_in(repo, digest, source_ok):
             st = files.stat(repo, digest)
         if st is None:
             self.root.index(repo)  # raises NameUnknown for a missing repository
             raise BlobUnknown(f"blob {digest} is not in {repo!r}", {"digest": str(digest)})
         return files.path(repo, digest), st.st_size
 
-    def _link_in(self, repo: str, digest: Digest) -> bool:
+    async def checked(
+        self, repo: str, digest: Digest, link: bool = False, source_ok: SourceFilter = None
+    ) -> tuple[Path, int]:
+        """As :meth:`stat`, for a blob about to be served: its bytes must match its digest.
+
+        A file that does not is quarantined and answered as BlobUnknown (see ``integrity``).
+        """
+        path, _ = self.stat(repo, digest, link, source_ok)
+        return path, await self.verifier.ensure_good(repo, digest, path)
+
+    def _link_in(self, repo: str, digest: Digest, source_ok: SourceFilter = None) -> bool:
         locations = self.root.locations
         if locations is None or not locations.has_digest(str(digest)):
             return False
-        if not self.root.files.link_in(repo, digest):
+        if not self.root.files.link_in(repo, digest, source_ok):
             return False
         self.root.ensure_repo(repo)
         return True
@@ -67,7 +85,17 @@ class RepoBlobs:
         start: int | None = None,
         length: int | None = None,
     ) -> int:
-        return await self.root.uploads.append(session, body, start, length)
+        try:
+            return await self.root.uploads.append(session, body, start, length)
+        except StorageFull:
+            # A full disk: free what the session holds now rather than keep a partial
+            # upload the client will not resume; it starts over once there is room.
+            self.root.uploads.forget(session)
+            raise StorageFull(
+                "no space left on the registry's disk; the upload was discarded and nothing "
+                "was published",
+                {"session": session.id},
+            ) from None
 
     async def finish(self, session: Session, digest: Digest) -> None:
         """Verify the streamed hash and publish the file under its digest.
@@ -93,9 +121,10 @@ class RepoBlobs:
         async with session.lock:
             self.root.uploads.forget(session)
 
-    async def link_any(self, repo: str, digest: Digest) -> bool:
-        """Mount without ``from``: link a copy any repository of this root holds."""
-        return await asyncio.to_thread(self._link_in, repo, digest)
+    async def link_any(self, repo: str, digest: Digest, source_ok: SourceFilter = None) -> bool:
+        """Mount without ``from``: link a copy any repository of this root holds (of
+        those ``source_ok`` accepts, when given)."""
+        return await asyncio.to_thread(self._link_in, repo, digest, source_ok)
 
     async def link_from(self, repo: str, digest: Digest, source: str) -> bool:
         """Mount ``digest`` from ``source`` into ``repo`` (same root); False if it lacks it."""

@@ -10,9 +10,11 @@ from dockyard.cache.locations import BlobLocations
 from dockyard.oci.manifest import Manifest
 from dockyard.storage.blobs import BlobFiles
 from dockyard.storage.errors import NameUnknown
+from dockyard.storage.events import NO_EVENTS, StorageEvents
 from dockyard.storage.layout import LayoutIO, RepoIndex, read_manifest
 from dockyard.storage.locks import KeyedLocks
 from dockyard.storage.referrers import Referrers
+from dockyard.storage.stamps import VerifiedStamps
 from dockyard.storage.uploads import Uploads
 
 
@@ -38,10 +40,19 @@ class StorageRoot:
         self.layout = LayoutIO()
         self.locations = BlobLocations(self.path) if settings.dedupe else None
         self.files = BlobFiles(self.path, self.locations)
+        #: Which blob files were hashed and matched their digest (see ``stamps``).
+        self.stamps = VerifiedStamps(self.path)
+        self.files.stamps = self.stamps
+        self.events: StorageEvents = NO_EVENTS
         self.uploads = Uploads(self.path)
         self.locks = KeyedLocks()
         self.referrers = Referrers(self.load_manifest)
         self._on_new_repo = on_new_repo
+
+    def observe(self, events: StorageEvents) -> None:
+        """Report this root's work (lock waits, GC, quarantines) to ``events``."""
+        self.events = events
+        self.locks.on_wait = events.lock_waited
 
     def repo_dir(self, repo: str) -> Path:
         return self.path / repo

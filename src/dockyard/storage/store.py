@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from dockyard.oci.digest import Digest
 from dockyard.storage.adopt import ADOPTED, adopt_repo
 from dockyard.storage.catalog import Catalog
+from dockyard.storage.events import StorageEvents
 from dockyard.storage.gc import Collector, GcReport
 from dockyard.storage.manifests import RepoManifests
 from dockyard.storage.repo_blobs import RepoBlobs
@@ -55,6 +56,13 @@ class Store:
         )
         self.default = self._services(default)
         self.sub_paths = {prefix: self._services(s) for prefix, s in sub_paths.items()}
+        #: Set when settings change while serving (config reload): wakes the periodic GC.
+        self.settings_changed = asyncio.Event()
+
+    def observe(self, events: StorageEvents) -> None:
+        """Report the work of every root to ``events`` (the metrics extension)."""
+        for services in self.roots():
+            services.root.observe(events)
 
     def _services(self, settings: RootSettings) -> RootServices:
         root = StorageRoot(settings, on_new_repo=self._repo_created)
@@ -109,10 +117,21 @@ class Store:
             log.info("dedupe adopted %s: %d bytes saved", services.root.path, saved)
 
     async def collect_forever(self) -> None:
-        """The periodic pass (``gcInterval``), one repository at a time."""
-        interval = min(s.root.settings.gc_interval for s in self.roots())
+        """The periodic pass (``gcInterval``), one repository at a time.
+
+        Idle while every root's GC is off. Settings are read again each round, and a
+        change (config reload) restarts the wait with the new interval.
+        """
         while True:
-            await asyncio.sleep(interval)
+            interval = min(s.root.settings.gc_interval for s in self.roots())
+            self.settings_changed.clear()
+            try:
+                await asyncio.wait_for(self.settings_changed.wait(), interval)
+                continue
+            except TimeoutError:
+                pass
+            if all(s.collector is None for s in self.roots()):
+                continue
             try:
                 report = await self.collect_all()
             except Exception:
@@ -127,23 +146,34 @@ class Store:
                     len(report.uploads),
                 )
 
-    async def mount(self, repo: str, digest: Digest, source: str | None) -> bool:
+    async def mount(
+        self,
+        repo: str,
+        digest: Digest,
+        source: str | None,
+        source_ok: Callable[[str], bool] | None = None,
+    ) -> bool:
         """Make a blob another repository holds appear in ``repo`` without an upload.
 
-        With no ``source``, any repository of the same root will do. Across roots there is
-        no link to make: the caller answers with a fresh upload session instead.
+        With no ``source``, any repository of the same root will do (of those
+        ``source_ok`` accepts: the ones the caller may read). Across roots there is no
+        link to make: the caller answers with a fresh upload session instead.
         """
         target = self.for_repo(repo)
         if source is not None:
+            if source_ok is not None and not source_ok(source):
+                return False
             if self.for_repo(source) is not target:
                 return False
             return await target.blobs.link_from(repo, digest, source)
         if target.root.files.stat(repo, digest) is not None:
             return True
         if target.root.files.dedupe:
-            return await target.blobs.link_any(repo, digest)
+            return await target.blobs.link_any(repo, digest, source_ok)
         for candidate in self.catalog.names():
             same_root = candidate != repo and self.for_repo(candidate) is target
+            if source_ok is not None and not source_ok(candidate):
+                continue
             if same_root and await target.blobs.link_from(repo, digest, candidate):
                 return True
         return False

@@ -50,7 +50,7 @@ class Session:
     touched: float = field(default_factory=time.time)
 
 
-def _write_and_hash(fd: int, data: bytes, hasher: Hasher) -> None:
+def _write_and_hash(fd: int, data: bytes | bytearray, hasher: Hasher) -> None:
     """Append ``data`` and fold it into the hash (both release the GIL on large buffers)."""
     view = memoryview(data)
     while view:
@@ -144,13 +144,13 @@ class Uploads:
                 if len(batch) >= BATCH:
                     if pending is not None:
                         await asyncio.wrap_future(pending)
-                    data, batch = bytes(batch), bytearray()
+                    data, batch = batch, bytearray()  # hand over, no copy
                     pending = _IO.submit(_write_and_hash, fd, data, session.hasher)
                     added += len(data)
             if batch:
                 if pending is not None:
                     await asyncio.wrap_future(pending)
-                pending = _IO.submit(_write_and_hash, fd, bytes(batch), session.hasher)
+                pending = _IO.submit(_write_and_hash, fd, batch, session.hasher)
                 added += len(batch)
             if pending is not None:
                 await asyncio.wrap_future(pending)
