@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from dockyard.commands import gc, serve, verify
+from dockyard.commands import bench, gc, passwd, scrub, serve, verify
 
-COMMANDS = (serve, verify, gc)
+COMMANDS = (serve, verify, gc, scrub, bench, passwd)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,0 +1,95 @@
+"""``dockyard bench`` smoke runs: the tool runs, counts, reports errors and refuses bad aims.
+
+Not a benchmark: the figures are only checked for sanity (requests counted, no errors, a
+single target's ratio to itself is 1.0). The real comparison is
+``python benchmarks/compare.py``, which does not run in CI.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from conftest import Server, free_port
+
+SMOKE_WORKLOADS = "push-mono-1m-c1,manifest-get-c64"
+
+
+def bench(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dockyard", "bench", "--no-progress", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_quick_run_counts_requests_and_ratio_to_itself_is_one(
+    fresh_registry: Server, tmp_path: Path
+) -> None:
+    assert fresh_registry.proc is not None
+    out = tmp_path / "out.json"
+    pid = str(fresh_registry.proc.pid)
+    done = bench(
+        fresh_registry.url,
+        "--pid",
+        pid,
+        "--workloads",
+        SMOKE_WORKLOADS,
+        "--quick",
+        "--json",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    data: dict[str, Any] = json.loads(out.read_text())
+    assert data["errors"] == 0
+    assert {r["workload"] for r in data["runs"]} == set(SMOKE_WORKLOADS.split(","))
+    for run in data["runs"]:
+        assert run["errors"] == 0, run["error_samples"]
+        assert run["ops"] > 0 and run["requests"] >= run["ops"]
+        assert run["wall_s"] > 0 and run["p50_ms"] > 0 and run["p99_ms"] >= run["p50_ms"]
+        assert run["server_cpu_s"] is not None and run["server_cpu_s"] >= 0
+    push = next(r for r in data["runs"] if r["workload"] == "push-mono-1m-c1")
+    assert push["bytes"] == push["ops"] * 1024 * 1024 and push["mib_s"] > 0
+    assert push["requests"] == 2 * push["ops"], "a monolithic push is POST then PUT"
+    get = next(r for r in data["runs"] if r["workload"] == "manifest-get-c64")
+    assert get["req_s"] > 0 and get["ops"] == get["requests"]
+    for summary in data["summary"]:
+        assert summary["targets"][0]["ratio"] == 1.0
+    (server,) = data["servers"]
+    assert server["pid"] == fresh_registry.proc.pid
+    assert 0 < server["peak_rss_mib"] <= server["vmhwm_mib"] < 1024
+    assert "push-mono-1m-c1" in done.stdout and "1.00x" not in done.stdout  # one target: no ratio
+
+
+def test_pulls_verified_against_their_digests(fresh_registry: Server, tmp_path: Path) -> None:
+    """--verify hashes every pulled body: a clean run proves the bytes came back intact."""
+    out = tmp_path / "out.json"
+    done = bench(
+        fresh_registry.url, "--workloads", "pull-1m-c8", "--quick", "--verify", "--json", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["errors"] == 0 and run["ops"] > 0
+    assert run["bytes"] == run["ops"] * 1024 * 1024
+
+
+def test_a_target_that_is_down_is_reported_as_errors(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    url = f"http://127.0.0.1:{free_port()}"
+    done = bench(url, "--workloads", SMOKE_WORKLOADS, "--quick", "--json", str(out))
+    assert done.returncode == 1, done.stdout + done.stderr
+    data = json.loads(out.read_text())
+    assert data["errors"] >= 2  # every workload failed
+    assert all(r["errors"] and r["ops"] == 0 for r in data["runs"])
+    assert "errors" in done.stderr
+
+
+def test_refuses_targets_off_this_machine_and_unknown_workloads() -> None:
+    done = bench("http://192.0.2.1:5000", "--quick")
+    assert done.returncode == 2 and "only loopback" in done.stderr
+    done = bench("http://127.0.0.1:1", "--workloads", "no-such-workload")
+    assert done.returncode == 2 and "no-such-workload" in done.stderr
