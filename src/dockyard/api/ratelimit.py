@@ -51,6 +51,10 @@ class Buckets:
 
 class RateLimiter:
     def __init__(self, config: RateLimit) -> None:
+        self.configure(config)
+
+    def configure(self, config: RateLimit) -> None:
+        """(Re)build the buckets; a reload starts every client with a full bucket."""
         self.overall = Buckets(config.rate) if config.rate else None
         self.methods = {m.method: Buckets(m.rate) for m in config.methods}
 

@@ -28,6 +28,7 @@ from dockyard.auth.authenticator import Authenticator
 from dockyard.auth.bearer import BearerVerifier
 from dockyard.auth.htpasswd import Htpasswd
 from dockyard.config import Config
+from dockyard.reload import RELOAD_HOOKS, ReloadHook
 from dockyard.tls import ServerTls
 
 log = logging.getLogger("dockyard.auth")
@@ -41,7 +42,7 @@ def tls_context(app: web.Application) -> ssl.SSLContext | None:
     return tls.context if tls is not None else None
 
 
-def _authenticator(config: Config) -> Authenticator | None:
+def _authenticator(config: Config, keys: ApiKeyStore | None = None) -> Authenticator | None:
     http = config.http
     auth = http.auth
     mtls = http.tls is not None and http.tls.cacert is not None
@@ -58,8 +59,9 @@ def _authenticator(config: Config) -> Authenticator | None:
     if htpasswd is None and bearer is None and not mtls and http.access_control is None:
         return None
     policy = AccessPolicy(None if bearer is not None else http.access_control)
-    keys = None
-    if auth is not None and auth.apikey:
+    if auth is None or not auth.apikey:
+        keys = None
+    elif keys is None:
         keys = ApiKeyStore(Path(config.storage.root_directory).absolute())
     return Authenticator(policy, htpasswd, keys, bearer, mtls and bearer is None)
 
@@ -84,17 +86,53 @@ def install_security(app: web.Application, config: Config) -> None:
         audit = AuditLog(config.log.audit)
         app.middlewares.insert(0, audit.middleware)
         app.on_cleanup.append(lambda _: _close(audit))
-    if http.ratelimit is not None:
-        _after_errors(app, RateLimiter(http.ratelimit).middleware)
+    limiter = RateLimiter(http.ratelimit) if http.ratelimit is not None else None
+    if limiter is not None:
+        _after_errors(app, limiter.middleware)
+    guard = None
+    if authenticator is not None:
+        fail_delay = http.auth.fail_delay if http.auth is not None else 0.0
+        guard = Guard(authenticator, http.realm, fail_delay)
+        _after_errors(app, guard.middleware)
+    app[RELOAD_HOOKS].append(_reloader(guard, limiter))
     if authenticator is None:
         return
-    fail_delay = http.auth.fail_delay if http.auth is not None else 0.0
-    _after_errors(app, Guard(authenticator, http.realm, fail_delay).middleware)
     if authenticator.keys is not None:
         app[apikeys.API_KEYS] = authenticator.keys
         apikeys.add_routes(app)
         keys = authenticator.keys
         app.on_cleanup.append(lambda _: _close(keys))
+
+
+def _reloader(guard: Guard | None, limiter: RateLimiter | None) -> ReloadHook:
+    """A config reload swaps the mechanisms inside the installed middlewares.
+
+    aiohttp freezes the middleware list at start, so what was off at start (no middleware)
+    cannot be switched on live: that is named as needing a restart, never half-applied.
+    """
+
+    def apply(old: Config, new: Config) -> None:
+        if new.http.ratelimit != old.http.ratelimit:
+            if limiter is None or new.http.ratelimit is None:
+                log.warning("http.ratelimit: switching rate limits on or off needs a restart")
+            else:
+                limiter.configure(new.http.ratelimit)
+                log.info("http.ratelimit reloaded")
+        auth_keys = ("auth", "access_control", "realm")
+        if all(getattr(new.http, k) == getattr(old.http, k) for k in auth_keys):
+            return
+        replacement = None
+        if guard is not None:
+            replacement = _authenticator(new, keys=guard.auth.keys)
+        if guard is None or replacement is None:
+            log.warning("http.auth/accessControl: switching auth on or off needs a restart")
+            return
+        guard.auth, guard.policy, guard.bearer = replacement, replacement.policy, replacement.bearer
+        guard.realm = new.http.realm
+        guard.fail_delay = new.http.auth.fail_delay if new.http.auth is not None else 0.0
+        log.info("http.auth and http.accessControl reloaded")
+
+    return apply
 
 
 def _after_errors(app: web.Application, middleware: Middleware) -> None:
