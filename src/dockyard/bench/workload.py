@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -57,7 +58,7 @@ class Context:
     sinks: SinkPool | None = None
 
 
-class Workload:
+class Workload(ABC):
     """One named measurement; subclasses say what is set up, timed and cleaned up."""
 
     name: str
@@ -83,14 +84,16 @@ class Workload:
         return 0, "op"
 
     async def setup(self, ctx: Context) -> None:
-        """Untimed; idempotent, since it runs again in every repetition."""
+        """Untimed; idempotent, since it runs again in every repetition. None by default."""
+        return None
 
+    @abstractmethod
     async def run(self, ctx: Context, rec: Recorder) -> None:
         """The timed section."""
-        raise NotImplementedError
 
     async def cleanup(self, ctx: Context) -> None:
-        """Untimed: give back disk the next workload may need."""
+        """Untimed: give back disk the next workload may need. Nothing by default."""
+        return None
 
 
 def describe(exc: BaseException) -> str:
