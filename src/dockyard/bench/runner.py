@@ -147,12 +147,17 @@ class Runner:
             watch.sample()
             start, end = cpu_at_start[index], watch.cpu_seconds()
             hwm = {pid: round(b / MiB, 1) for pid, b in watch.hwm().items()}
+            peak = round(watch.run_peak / MiB, 1)
+            if watch.pid in hwm:
+                # The kernel syncs its RSS counters lazily, so a sampled VmRSS can briefly
+                # read above VmHWM; the high-water mark is at least what was seen.
+                hwm[watch.pid] = max(hwm[watch.pid], peak)
             self.outcome.servers.append(
                 ServerReport(
                     target=index,
                     pid=watch.pid,
                     vmhwm_mib=hwm.get(watch.pid),
-                    peak_rss_mib=round(watch.run_peak / MiB, 1),
+                    peak_rss_mib=peak,
                     tree_pss_peak_mib=round(watch.tree_peak / MiB, 1),
                     tree_vmhwm_mib=hwm,
                     cpu_s=None if start is None or end is None else round(end - start, 2),
