@@ -35,7 +35,7 @@ SIZE = 8 * 1024 * 1024
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        pytest.fail("the full-disk tests mount a tmpfs and need root (as CI runs)")
     disk = tmp_path / "disk"
     disk.mkdir()
     mounted = subprocess.run(

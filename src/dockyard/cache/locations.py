@@ -79,13 +79,6 @@ class BlobLocations:
             ).fetchone()
         return row is not None
 
-    def records(self, digest: str) -> int:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT COUNT(*) FROM blob_paths WHERE digest = ?", (digest,)
-            ).fetchone()
-        return int(row[0])
-
     def get_meta(self, key: str) -> str | None:
         with self._lock:
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

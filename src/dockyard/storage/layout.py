@@ -102,9 +102,6 @@ class RepoIndex:
             self._digests = {d["digest"]: d for d in reversed(self.manifests)}
         return self._digests.get(digest)
 
-    def digests(self) -> set[str]:
-        return {d["digest"] for d in self.manifests if isinstance(d.get("digest"), str)}
-
     def set_tag(self, tag: str, desc: dict[str, Any]) -> str | None:
         """Point ``tag`` at ``desc``; return the digest the tag pointed at before, if any."""
         previous = self.tags().get(tag)

@@ -215,5 +215,9 @@ class RepoManifests:
         self, repo: str, subject: Digest, artifact_type: str | None
     ) -> list[dict[str, Any]]:
         index = self.root.index(repo)
-        listed = [(d["digest"], int(d.get("size", 0))) for d in index.manifests if "digest" in d]
+
+        def listed() -> list[tuple[str, int]]:
+            # Walked only the first time the repository is queried, never per request.
+            return [(d["digest"], int(d.get("size", 0))) for d in index.manifests]
+
         return self.root.referrers.query(repo, str(subject), listed, artifact_type)

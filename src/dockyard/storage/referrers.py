@@ -6,13 +6,15 @@ A repository's map is built once, on its first query, from the manifests its
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from dockyard.oci.manifest import Manifest
 
 #: How to load and parse a listed manifest while building a repository's map.
 Loader = Callable[[str, str], Manifest | None]
+#: The (digest, size) of every manifest a repository lists; called only to build its map.
+Listed = Callable[[], Iterable[tuple[str, int]]]
 #: subject digest -> referrer digest -> the descriptor listed for it.
 SubjectMap = dict[str, dict[str, dict[str, Any]]]
 
@@ -34,12 +36,12 @@ class Referrers:
         self._load = loader
         self._maps: dict[str, SubjectMap] = {}
 
-    def _map(self, repo: str, listed: list[tuple[str, int]]) -> SubjectMap:
+    def _map(self, repo: str, listed: Listed) -> SubjectMap:
         existing = self._maps.get(repo)
         if existing is not None:
             return existing
         built: SubjectMap = {}
-        for digest, size in listed:
+        for digest, size in listed():
             manifest = self._load(repo, digest)
             if manifest is not None and manifest.subject is not None:
                 subject = str(manifest.subject.digest)
@@ -48,7 +50,7 @@ class Referrers:
         return built
 
     def query(
-        self, repo: str, subject: str, listed: list[tuple[str, int]], artifact_type: str | None
+        self, repo: str, subject: str, listed: Listed, artifact_type: str | None
     ) -> list[dict[str, Any]]:
         """Descriptors of the manifests whose subject is ``subject``, filtered by type."""
         result = list(self._map(repo, listed).get(subject, {}).values())
