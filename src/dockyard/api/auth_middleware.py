@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dockyard.api.access import ATTEMPTED_USER, IDENTITY, READ_FILTER
+from dockyard.api.access import ATTEMPTED_USER, CREATE_FILTER, IDENTITY, READ_FILTER
 from dockyard.api.common import API_VERSION_HEADER, STORE
 from dockyard.api.errors import Handler, error_response
 from dockyard.auth.access import CREATE, READ, UPDATE, AccessPolicy
@@ -95,6 +95,7 @@ class Guard:
                 return self._unauthorized(target, error, "authentication required", scopes)
             return _denied(f"{who.user} may not {action} {repo}")
         request[READ_FILTER] = self.policy.reader(who)
+        request[CREATE_FILTER] = lambda name: self.policy.allows(who, CREATE, name)
         return None
 
     def _catalog(self, request: web.Request, target: Target, who: Identity) -> web.Response | None:
