@@ -424,3 +424,24 @@ def test_head_links_in_only_for_callers_who_may_create(
             assert error_codes(r)[0] in ("BLOB_UNKNOWN", "NAME_UNKNOWN"), r.text
     with _client(link_registry, "admin") as admin:
         assert (target in _walk_catalog(admin, None)) == creates
+
+
+@pytest.mark.parametrize("caller", ["anonymous", "alice"])
+@pytest.mark.parametrize(
+    "path",
+    ["/v2/public%2Fapp/tags/list", "/v2/public%2Fapp/manifests/v1", "/v2/team%2Fsecret/tags/list"],
+)
+def test_encoded_slash_is_name_invalid_before_any_policy(
+    registry: Server, fixtures: dict[str, Fixture], caller: str, path: str
+) -> None:
+    """The guard reads the name as the client wrote it: ``public%2Fapp`` is no name, so it
+    is 400 NAME_INVALID for everyone, never served as public/app nor judged as it."""
+    import base64
+
+    from spec_helpers import raw_request
+
+    headers = {}
+    if caller != "anonymous":
+        token = base64.b64encode(f"{caller}:{PASSWORDS[caller]}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    assert_error(raw_request(registry.url, "GET", path, headers=headers), 400, "NAME_INVALID")
