@@ -367,3 +367,81 @@ def test_admin_of_nothing_else_and_unknown_users_get_nothing(tmp_path: Path) -> 
             assert joe.get("/v2/").status_code == 200
             assert_error(get_manifest(joe, "x/y", "v1"), 403, "DENIED")
             assert joe.get("/v2/_catalog").json()["repositories"] == []
+
+
+@pytest.fixture(scope="module")
+def link_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server of its own for the link-in cells, which create repositories: the shared
+    one's catalog must stay exactly the matrix's repositories."""
+    tmp = tmp_path_factory.mktemp("linkin")
+    htpasswd = write_htpasswd(tmp / "htpasswd", PASSWORDS)
+    config = write_config(
+        tmp / "config.json",
+        {"auth": {"htpasswd": {"path": str(htpasswd)}}, "accessControl": ACCESS_CONTROL},
+    )
+    with serving(tmp / "data", config) as server:
+        yield server
+
+
+# (caller, target repository that does not exist yet, whether the caller may create there).
+# Every caller may read public/app, where the blob is; each may read its target too.
+LINK_IN_CELLS = [
+    ("anonymous", "public/zzz", False),  # anonymousPolicy: read
+    ("bob", "team/zzz", False),  # defaultPolicy: read
+    ("carol", "team/zzz-carol", True),  # group devs: read + create
+    ("alice", "shared/zzz", True),  # defaultPolicy: read + create
+]
+
+
+@pytest.mark.parametrize(("caller", "target", "creates"), LINK_IN_CELLS)
+def test_head_links_in_only_for_callers_who_may_create(
+    link_registry: Server, caller: str, target: str, creates: bool
+) -> None:
+    """A HEAD of a blob held in another readable repository links it in (200) only for a
+    caller holding ``create`` on the target: it is the pusher's "may I skip this upload?".
+    Anyone else gets the 404 they would get without dedupe, and no folder appears on disk
+    or in the catalog: a read never changes storage."""
+    from spec_helpers import error_codes
+
+    with _client(link_registry, "admin") as admin:
+        layer = push_blob(admin, "public/app", random_blob(300))
+    folder = link_registry.root / target
+    with _client(link_registry, caller) as c:
+        # A GET never links, whoever asks.
+        assert c.get(f"/v2/{target}/blobs/{layer}").status_code == 404
+        assert not folder.exists()
+        r = c.head(f"/v2/{target}/blobs/{layer}")
+        if creates:
+            assert r.status_code == 200, f"{caller}: HEAD -> {r.status_code}"
+            assert r.headers["Docker-Content-Digest"] == layer
+            assert (folder / "index.json").is_file()
+            assert c.get(f"/v2/{target}/blobs/{layer}").status_code == 200
+        else:
+            assert r.status_code == 404, f"{caller}: HEAD -> {r.status_code}"
+            assert not folder.exists(), f"{caller}'s HEAD created {target} on disk"
+            r = c.get(f"/v2/{target}/blobs/{layer}")
+            assert r.status_code == 404
+            assert error_codes(r)[0] in ("BLOB_UNKNOWN", "NAME_UNKNOWN"), r.text
+    with _client(link_registry, "admin") as admin:
+        assert (target in _walk_catalog(admin, None)) == creates
+
+
+@pytest.mark.parametrize("caller", ["anonymous", "alice"])
+@pytest.mark.parametrize(
+    "path",
+    ["/v2/public%2Fapp/tags/list", "/v2/public%2Fapp/manifests/v1", "/v2/team%2Fsecret/tags/list"],
+)
+def test_encoded_slash_is_name_invalid_before_any_policy(
+    registry: Server, fixtures: dict[str, Fixture], caller: str, path: str
+) -> None:
+    """The guard reads the name as the client wrote it: ``public%2Fapp`` is no name, so it
+    is 400 NAME_INVALID for everyone, never served as public/app nor judged as it."""
+    import base64
+
+    from spec_helpers import raw_request
+
+    headers = {}
+    if caller != "anonymous":
+        token = base64.b64encode(f"{caller}:{PASSWORDS[caller]}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    assert_error(raw_request(registry.url, "GET", path, headers=headers), 400, "NAME_INVALID")

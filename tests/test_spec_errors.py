@@ -191,15 +191,19 @@ BAD_TAGS = ["x" * 129, "t" * 200, "-leading", ".leading", "bad!tag", "with%20spa
 @pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE"])
 @pytest.mark.parametrize("tag", BAD_TAGS, ids=lambda t: t[:16])
 def test_invalid_tag(existing: tuple[httpx.Client, str, Pushed], tag: str, method: str) -> None:
-    """A manifest reference that is neither a digest nor a valid tag: 400 MANIFEST_INVALID."""
+    """A manifest reference that is neither a digest nor a valid tag: a PUT is 400
+    MANIFEST_INVALID; GET, HEAD and DELETE look for a manifest that cannot exist, so 404
+    MANIFEST_UNKNOWN (what the conformance suite and zot expect)."""
     client, repo, pushed = existing
     content = pushed.body if method == "PUT" else None
     headers = {"Content-Type": pushed.media_type, "Accept": pushed.media_type}
     resp = client.request(method, f"/v2/{repo}/manifests/{tag}", content=content, headers=headers)
-    if method == "HEAD":
-        assert resp.status_code == 400
-    else:
+    if method == "PUT":
         assert_error(resp, 400, "MANIFEST_INVALID")
+    elif method == "HEAD":
+        assert resp.status_code == 404
+    else:
+        assert_error(resp, 404, "MANIFEST_UNKNOWN")
 
 
 @pytest.mark.parametrize("tag", BAD_TAGS[:4], ids=lambda t: t[:16])
@@ -307,3 +311,31 @@ def test_traversal_writes_nothing_outside_root(fresh_registry: Server) -> None:
     assert _snapshot(top, root) == before
     leaked = [p for p in top.parent.rglob(f"*{marker}*")]
     assert leaked == []
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE"])
+@pytest.mark.parametrize(
+    "reference", [".INVALID_MANIFEST_NAME", "sha256:totallywrong", "sha256:" + "a" * 63]
+)
+def test_manifest_reference_that_cannot_exist(
+    existing: tuple[httpx.Client, str, Pushed], reference: str, method: str
+) -> None:
+    """The conformance suite's references: unknown on a read or DELETE (404
+    MANIFEST_UNKNOWN), refused on a PUT (400), and on a repository that does not exist the
+    read still says so (404 NAME_UNKNOWN)."""
+    client, repo, pushed = existing
+    content = pushed.body if method == "PUT" else None
+    headers = {"Content-Type": pushed.media_type, "Accept": pushed.media_type}
+    resp = client.request(
+        method, f"/v2/{repo}/manifests/{reference}", content=content, headers=headers
+    )
+    if method == "PUT":
+        code = "DIGEST_INVALID" if ":" in reference else "MANIFEST_INVALID"
+        assert_error(resp, 400, code)
+    elif method == "HEAD":
+        assert resp.status_code == 404
+    else:
+        assert_error(resp, 404, "MANIFEST_UNKNOWN")
+        missing = client.request(method, f"/v2/{repo}-none/manifests/{reference}")
+        assert_error(missing, 404, "NAME_UNKNOWN")
+    assert client.get(f"/v2/{repo}/manifests/{pushed.digest}").status_code == 200

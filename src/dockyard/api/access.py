@@ -17,6 +17,8 @@ from dockyard.auth.identity import Identity
 IDENTITY = "dockyard.identity"
 #: ``repo -> bool``: whether the caller may read a repository.
 READ_FILTER = "dockyard.read_filter"
+#: ``repo -> bool``: whether the caller may ``create`` (push) in a repository.
+CREATE_FILTER = "dockyard.create_filter"
 #: For the audit log: the user name a failed login tried.
 ATTEMPTED_USER = "dockyard.attempted_user"
 
@@ -30,6 +32,16 @@ def read_filter(request: web.Request) -> ReadFilter | None:
     a cross-repository mount, and dedupe's link-in of a blob held elsewhere.
     """
     return cast(ReadFilter | None, request.get(READ_FILTER))
+
+
+def may_create(request: web.Request, repo: str) -> bool:
+    """Whether the caller may push to ``repo``; True when access is not controlled.
+
+    Decides whether a HEAD may link in a blob held elsewhere (dedupe): that shortcut is
+    for pushers, and for anyone else the HEAD must stay a read that changes nothing.
+    """
+    allowed = cast(ReadFilter | None, request.get(CREATE_FILTER))
+    return allowed is None or allowed(repo)
 
 
 def identity(request: web.Request) -> Identity | None:

@@ -18,15 +18,14 @@ from typing import Any
 
 from aiohttp import web
 
-from dockyard.api.access import ATTEMPTED_USER, IDENTITY, READ_FILTER
-from dockyard.api.common import API_VERSION_HEADER, STORE
+from dockyard.api.access import ATTEMPTED_USER, CREATE_FILTER, IDENTITY, READ_FILTER
+from dockyard.api.common import API_VERSION_HEADER, STORE, repo_name
 from dockyard.api.errors import Handler, error_response
 from dockyard.auth.access import CREATE, READ, UPDATE, AccessPolicy
 from dockyard.auth.actions import Kind, Target, classify
 from dockyard.auth.authenticator import Authenticator, AuthFailed
 from dockyard.auth.bearer import CATALOG_SCOPE, BearerVerifier, scope_for
 from dockyard.auth.identity import Identity
-from dockyard.oci.names import validate_name
 from dockyard.storage.errors import StorageError
 
 log = logging.getLogger("dockyard.auth")
@@ -81,7 +80,7 @@ class Guard:
         if target.kind is Kind.CATALOG:
             return self._catalog(request, target, who)
         assert target.repo is not None and target.action is not None
-        repo = validate_name(target.repo)  # InvalidName: 400 NAME_INVALID, never a guess
+        repo = repo_name(request)  # InvalidName: 400 NAME_INVALID, never a guess
         action = target.action
         if action == CREATE and target.tags and self._tag_exists(request, repo, target.tags):
             action = UPDATE
@@ -95,6 +94,7 @@ class Guard:
                 return self._unauthorized(target, error, "authentication required", scopes)
             return _denied(f"{who.user} may not {action} {repo}")
         request[READ_FILTER] = self.policy.reader(who)
+        request[CREATE_FILTER] = lambda name: self.policy.allows(who, CREATE, name)
         return None
 
     def _catalog(self, request: web.Request, target: Target, who: Identity) -> web.Response | None:

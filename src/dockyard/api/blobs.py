@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dockyard.api.access import read_filter
+from dockyard.api.access import may_create, read_filter
 from dockyard.api.common import digest_param, services
 
 
@@ -13,9 +13,10 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     name, svc = services(request)
     digest = digest_param(request.match_info["digest"])
     # Only a HEAD links in a blob another repository holds: it is how clients ask "may I
-    # skip this upload?", while a GET after a DELETE must stay a 404. It links only from
-    # repositories the caller may read.
-    link = request.method == "HEAD"
+    # skip this upload?", while a GET after a DELETE must stay a 404. Only for a caller
+    # who may push here (for anyone else a HEAD is a read, and a read changes nothing),
+    # and only from repositories the caller may read.
+    link = request.method == "HEAD" and may_create(request, name)
     # Bytes that no longer match the digest are never served (see storage.integrity).
     path, _size = await svc.blobs.checked(name, digest, link=link, source_ok=read_filter(request))
     headers = {

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from dockyard.api.errors import ApiError
 from dockyard.oci.digest import Digest
-from dockyard.oci.names import validate_name
+from dockyard.oci.names import InvalidName, validate_name
 from dockyard.storage.store import RootServices, Store
 
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
@@ -21,8 +21,34 @@ def store(request: web.Request) -> Store:
 
 
 def repo_name(request: web.Request) -> str:
-    """The repository name from the path, checked against the spec's grammar."""
-    return validate_name(request.match_info["name"])
+    """The repository name from the path, checked against the spec's grammar.
+
+    The one place a name is taken from a request: the handlers and the access guard
+    both call it. aiohttp percent-decodes ``match_info``, so ``team%2Fapp`` would arrive
+    as ``team/app``; the name is therefore also read from the raw path, and must be
+    written there as it is (an encoded slash is one segment holding a slash, not a name).
+    """
+    name = request.match_info["name"]
+    if "%" in request.raw_path:
+        raw = _raw_name(request)
+        if raw != name:
+            raise InvalidName(
+                f"repository name {raw!r} is percent-encoded: write its slashes as they are"
+            )
+    return validate_name(name)
+
+
+def _raw_name(request: web.Request) -> str:
+    """The name as the client wrote it: the raw path less ``/v2/`` and the route's suffix.
+
+    The router matched the raw path, where each part after the name is one segment, so the
+    suffix has as many slashes as the route's pattern after ``{name}``.
+    """
+    resource = request.match_info.route.resource
+    pattern = resource.canonical if resource is not None else ""
+    suffix_slashes = pattern.partition("{name}")[2].count("/")
+    path = request.raw_path.partition("?")[0]
+    return path.removeprefix("/v2/").rsplit("/", suffix_slashes)[0]
 
 
 def services(request: web.Request) -> tuple[str, RootServices]:

@@ -13,7 +13,8 @@ endpoint                               method      needs
 ``<name>/manifests/<ref>``             PUT         ``create``; ``update`` when a tag it sets
                                                    already exists (the tag would move)
 ``<name>/manifests/<ref>``             DELETE      ``delete``
-``<name>/blobs/<digest>``              GET, HEAD   ``read``
+``<name>/blobs/<digest>``              GET, HEAD   ``read`` (a HEAD links in a blob held
+                                                   elsewhere only with ``create`` too)
 ``<name>/blobs/<digest>``              DELETE      ``delete``
 ``<name>/blobs/uploads/...``           any         ``create`` (a mount also needs ``read`` on
                                                    its source, checked by the handler)

@@ -57,6 +57,21 @@ def parse_reference(reference: str) -> Digest | str:
         raise ManifestInvalid(str(exc), {"reference": reference}) from exc
 
 
+def lookup_reference(reference: str) -> Digest | str | None:
+    """A reference to look up (GET, HEAD, DELETE): a digest, a tag, or None when it is
+    neither and so names no manifest that could exist.
+
+    Such a reference is unknown, not malformed input: the spec answers a manifest that is
+    not there with 404 MANIFEST_UNKNOWN, as zot and distribution do for
+    ``.INVALID_MANIFEST_NAME`` (what the conformance suite asks for). Only a PUT, which
+    would create it, refuses it with 400 (see :func:`parse_reference`).
+    """
+    try:
+        return parse_reference(reference)
+    except (DigestInvalid, ManifestInvalid):
+        return None
+
+
 def _media_type_of(body: bytes) -> str | None:
     try:
         doc = json.loads(body)
@@ -94,11 +109,13 @@ class RepoManifests:
 
     def resolve(self, repo: str, reference: str) -> StoredManifest:
         """The manifest under a tag or digest; NameUnknown/ManifestUnknown when absent."""
-        ref = parse_reference(reference)
         index = self.root.index(repo)
         unknown = ManifestUnknown(
             f"manifest {reference!r} is not in {repo!r}", {"reference": reference}
         )
+        ref = lookup_reference(reference)
+        if ref is None:
+            raise unknown
         if isinstance(ref, str):
             desc = index.tags().get(ref)
             if desc is None:
@@ -186,13 +203,15 @@ class RepoManifests:
 
     async def delete(self, repo: str, reference: str) -> None:
         """Delete a tag (the manifest stays) or a manifest with every tag pointing at it."""
-        ref = parse_reference(reference)
         self.root.index(repo)
+        unknown = ManifestUnknown(
+            f"manifest {reference!r} is not in {repo!r}", {"reference": reference}
+        )
+        ref = lookup_reference(reference)
+        if ref is None:
+            raise unknown
         async with self.root.locks.hold(repo):
             index = self.root.index(repo).copy()
-            unknown = ManifestUnknown(
-                f"manifest {reference!r} is not in {repo!r}", {"reference": reference}
-            )
             if isinstance(ref, str):
                 if index.remove_tag(ref) is None:
                     raise unknown
