@@ -49,7 +49,7 @@ def _authenticator(config: Config, keys: ApiKeyStore | None = None) -> Authentic
     htpasswd = bearer = None
     if auth is not None and auth.bearer is not None:
         b = auth.bearer
-        bearer = BearerVerifier(b.realm, b.service, b.cert)
+        bearer = BearerVerifier(b.realm, b.service, b.cert, b.issuer)
         if auth.htpasswd is not None:
             log.warning("http.auth.bearer is set: htpasswd logins are not accepted")
         if http.access_control is not None:
