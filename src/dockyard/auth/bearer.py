@@ -8,7 +8,8 @@ signature verifies against ``cert`` (the token server's certificate or public ke
 it has not expired. Its time claims (``exp``, and ``nbf``/``iat`` when present) must be
 JSON numbers: PyJWT would take ``"exp": "1700000000"``, and a token server writing
 strings is one whose other claims we cannot trust to mean what we read. Its ``access``
-claim then decides everything: ``[{"type": "repository", "name": "a/b", "actions": ["pull", "push"]}]``.
+claim then decides everything:
+``[{"type": "repository", "name": "a/b", "actions": ["pull", "push"]}]``.
 
 Only asymmetric algorithms matching the key's type are accepted, never ``none`` or an
 HMAC one (which would let anyone holding the public key mint tokens). The key file is
