@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from dockyard.cache.locations import CACHE_DIR
-from dockyard.private import private_folder
 from dockyard.oci.digest import Digest
+from dockyard.private import private_folder
 from dockyard.storage.errors import BlobUnknown
 from dockyard.storage.fsutil import fsync_dir
 from dockyard.storage.root import StorageRoot
