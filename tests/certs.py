@@ -143,3 +143,30 @@ def server_pki(folder: Path) -> ServerPki:
     cert, key = folder / "server.crt", folder / "server.key"
     ca.issue("127.0.0.1", cert, key, server=True)
     return ServerPki(ca, cert, key)
+
+
+def issue_client_names(
+    ca: Authority, names: list[x509.NameAttribute], folder: Path
+) -> ssl.SSLContext:
+    """A client context trusting ``ca`` and presenting a certificate whose subject is
+    exactly ``names`` (for instance two Common Names), signed by ``ca``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(names))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    _write_key(key, folder / "client.key")
+    _write_cert(cert, folder / "client.cert")
+    ctx = ssl.create_default_context(cafile=str(ca.cert_path))
+    ctx.load_cert_chain(folder / "client.cert", folder / "client.key")
+    return ctx

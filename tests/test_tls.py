@@ -253,3 +253,36 @@ def test_unusable_certificates_stop_at_load(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "http.tls: cert and key do not load as a pair" in done.stderr
+
+
+def test_a_client_certificate_with_two_common_names_is_refused(tmp_path: Path) -> None:
+    """Which of two CNs is the user is a guess (zot takes the first): refuse it, 401."""
+    from certs import issue_client_names
+    from cryptography.x509.oid import NameOID
+
+    pki = server_pki(tmp_path / "pki")
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", USERS)
+    config = write_config(
+        tmp_path / "config.json",
+        {
+            "tls": {"cert": str(pki.cert), "key": str(pki.key), "cacert": str(pki.ca.cert_path)},
+            "auth": {"htpasswd": {"path": str(htpasswd)}},
+            "accessControl": ACCESS,
+        },
+    )
+    two = [
+        x509.NameAttribute(NameOID.COMMON_NAME, "carol"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "alice"),
+    ]
+    ambiguous = issue_client_names(pki.ca, two, tmp_path / "two")
+    with serving(tmp_path / "data", config, tls=pki.ca.client_context()) as server:
+        with client_for(server, verify=ambiguous) as c:
+            assert_error(c.get("/v2/"), 401, "UNAUTHORIZED")
+            assert_error(c.get("/v2/alice/app/tags/list"), 401, "UNAUTHORIZED")
+            assert_error(c.post("/v2/carol/app/blobs/uploads/"), 401, "UNAUTHORIZED")
+            # A password still works on that connection: it is the explicit credential.
+            r = c.post("/v2/alice/app/blobs/uploads/", auth=("alice", "alice-pw"))
+            assert r.status_code == 202
+        one = issue_client_names(pki.ca, two[:1], tmp_path / "one")
+        with client_for(server, verify=one) as c:
+            assert c.post("/v2/carol/app/blobs/uploads/").status_code == 202
