@@ -170,3 +170,27 @@ def issue_client_names(
     ctx = ssl.create_default_context(cafile=str(ca.cert_path))
     ctx.load_cert_chain(folder / "client.cert", folder / "client.key")
     return ctx
+
+
+def write_crl(ca: Authority, path: Path, revoked: list[x509.Certificate]) -> Path:
+    """A PEM CRL signed by ``ca`` listing ``revoked`` (by serial number), written to
+    ``path`` through a rename, so a watching server never reads half of it."""
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(now - datetime.timedelta(minutes=5))
+        .next_update(now + datetime.timedelta(days=1))
+    )
+    for cert in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(cert.serial_number)
+            .revocation_date(now - datetime.timedelta(minutes=1))
+            .build()
+        )
+    crl = builder.sign(ca.key, hashes.SHA256())
+    staging = path.with_name(path.name + ".new")
+    staging.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    staging.replace(path)
+    return path

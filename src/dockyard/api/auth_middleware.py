@@ -28,6 +28,7 @@ from dockyard.auth.bearer import CATALOG_SCOPE, BearerVerifier, scope_for
 from dockyard.auth.identity import Identity
 from dockyard.oci.names import validate_name
 from dockyard.storage.errors import StorageError
+from dockyard.tls import ServerTls
 
 log = logging.getLogger("dockyard.auth")
 
@@ -41,6 +42,8 @@ class Guard:
         self.bearer: BearerVerifier | None = authenticator.bearer
         self.realm = realm
         self.fail_delay = fail_delay
+        #: The server's TLS, when it serves HTTPS: to spot sessions older than its CA.
+        self.tls: ServerTls | None = None
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -48,9 +51,11 @@ class Guard:
         if target is None:
             return await handler(request)
         try:
-            who = await self.auth.identify(
-                request.headers.getall("Authorization", []), _peercert(request)
-            )
+            authorization = request.headers.getall("Authorization", [])
+            peercert = _peercert(request)
+            if peercert and not authorization and self._stale_certificate(request):
+                raise AuthFailed("TLS session resumed from before the client CA or CRL changed")
+            who = await self.auth.identify(authorization, peercert)
         except AuthFailed as exc:
             request[ATTEMPTED_USER] = exc.user
             log.info("login failed from %s: %s", request.remote, exc.reason)
@@ -63,6 +68,13 @@ class Guard:
         if denied is not None:
             return denied
         return await handler(request)
+
+    def _stale_certificate(self, request: web.Request) -> bool:
+        """A client certificate that the current client CA and CRL never checked."""
+        transport = request.transport
+        if self.tls is None or transport is None or not self.auth.mtls:
+            return False
+        return self.tls.stale_resumption(transport.get_extra_info("ssl_object"))
 
     def _authorize(
         self, request: web.Request, target: Target, who: Identity
