@@ -44,10 +44,15 @@ class Guard:
         self.fail_delay = fail_delay
         #: The server's TLS, when it serves HTTPS: to spot sessions older than its CA.
         self.tls: ServerTls | None = None
+        #: The metrics' path when they are served on this app (and so need a login).
+        self.metrics_path: str | None = None
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         target = _target(request)
+        metrics = self.metrics_path is not None and request.path == self.metrics_path
+        if metrics:
+            target = Target(Kind.BASE)
         if target is None:
             return await handler(request)
         try:
@@ -64,7 +69,7 @@ class Guard:
             error = "invalid_token" if exc.token else None
             return self._unauthorized(target, error, "authentication failed")
         request[IDENTITY] = who
-        denied = self._authorize(request, target, who)
+        denied = self._metrics(target, who) if metrics else self._authorize(request, target, who)
         if denied is not None:
             return denied
         return await handler(request)
@@ -108,6 +113,16 @@ class Guard:
             return _denied(f"{who.user} may not {action} {repo}")
         request[READ_FILTER] = self.policy.reader(who)
         return None
+
+    def _metrics(self, target: Target, who: Identity) -> web.Response | None:
+        """``/metrics`` names every repository: only who may see them all reads it."""
+        if self.policy.may_read_metrics(who):
+            return None
+        if who.anonymous or who.grants is not None:
+            error = "insufficient_scope" if who.grants is not None else None
+            scopes = [CATALOG_SCOPE] if self.bearer is not None else None
+            return self._unauthorized(target, error, "authentication required", scopes)
+        return _denied(f"{who.user} may not read the metrics")
 
     def _catalog(self, request: web.Request, target: Target, who: Identity) -> web.Response | None:
         if self.bearer is not None:

@@ -95,6 +95,9 @@ def install_security(app: web.Application, config: Config) -> None:
         fail_delay = http.auth.fail_delay if http.auth is not None else 0.0
         guard = Guard(authenticator, http.realm, fail_delay)
         guard.tls = app.get(SERVER_TLS)
+        metrics = config.extensions.metrics
+        if config.extensions.metrics_on and metrics is not None and not metrics.separate:
+            guard.metrics_path = metrics.prometheus.path
         _after_errors(app, guard.middleware)
     app[RELOAD_HOOKS].append(_reloader(guard, limiter))
     if authenticator is None:
