@@ -143,3 +143,54 @@ def server_pki(folder: Path) -> ServerPki:
     cert, key = folder / "server.crt", folder / "server.key"
     ca.issue("127.0.0.1", cert, key, server=True)
     return ServerPki(ca, cert, key)
+
+
+def issue_client_names(
+    ca: Authority, names: list[x509.NameAttribute], folder: Path
+) -> ssl.SSLContext:
+    """A client context trusting ``ca`` and presenting a certificate whose subject is
+    exactly ``names`` (for instance two Common Names), signed by ``ca``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(names))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    _write_key(key, folder / "client.key")
+    _write_cert(cert, folder / "client.cert")
+    ctx = ssl.create_default_context(cafile=str(ca.cert_path))
+    ctx.load_cert_chain(folder / "client.cert", folder / "client.key")
+    return ctx
+
+
+def write_crl(ca: Authority, path: Path, revoked: list[x509.Certificate]) -> Path:
+    """A PEM CRL signed by ``ca`` listing ``revoked`` (by serial number), written to
+    ``path`` through a rename, so a watching server never reads half of it."""
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(now - datetime.timedelta(minutes=5))
+        .next_update(now + datetime.timedelta(days=1))
+    )
+    for cert in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(cert.serial_number)
+            .revocation_date(now - datetime.timedelta(minutes=1))
+            .build()
+        )
+    crl = builder.sign(ca.key, hashes.SHA256())
+    staging = path.with_name(path.name + ".new")
+    staging.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    staging.replace(path)
+    return path

@@ -31,7 +31,7 @@ from cryptography.x509.oid import NameOID
 from images import build_image
 from spec_helpers import assert_error, get_manifest, image_manifest, push_manifest
 from test_clients_skopeo import Skopeo, assert_same_image
-from token_server import claims_for, sign
+from token_server import ISSUER, claims_for, sign
 
 SERVICE = "dockyard-test"
 USERS = {"alice": "alice-pw", "bob": "bob-pw"}
@@ -278,3 +278,57 @@ def test_skopeo_pushes_and_pulls_through_the_token_server(setup: Setup, tmp_path
         check=False,
     )
     assert denied.returncode != 0
+
+
+def test_time_claims_must_be_numbers(setup: Setup) -> None:
+    """``exp``, ``nbf`` and ``iat`` written as strings are refused, even when they would
+    pass as numbers: a token server that writes them so is not one we understand."""
+    access = [{"type": "repository", "name": "alice/app", "actions": ["pull"]}]
+    good = claims_for(SERVICE, "alice", access)
+    for claim in ("exp", "nbf", "iat"):
+        token = sign(setup.key, {**good, claim: str(good[claim])})
+        with setup.client(token) as c:
+            r = get_manifest(c, "alice/app", "v1")
+            assert _challenge(r).get("error") == "invalid_token", claim
+    for claim, value in (("exp", True), ("exp", [good["exp"]]), ("nbf", None)):
+        token = sign(setup.key, {**good, claim: value})
+        with setup.client(token) as c:
+            assert _challenge(get_manifest(c, "alice/app", "v1")).get("error") == "invalid_token"
+    # Fractional seconds are numbers, and fine.
+    with setup.client(sign(setup.key, {**good, "exp": good["exp"] + 0.5})) as c:
+        assert "WWW-Authenticate" not in get_manifest(c, "alice/app", "v1").headers
+
+
+def test_the_issuer_is_checked_when_configured(setup: Setup, tmp_path: Path) -> None:
+    """``bearer.issuer`` (zot's and distribution's key): a token from another issuer, or
+    naming none, is refused; without the key, ``iss`` is not looked at (as before)."""
+    config = write_config(
+        tmp_path / "config.json",
+        {
+            "auth": {
+                "bearer": {
+                    "realm": setup.realm,
+                    "service": SERVICE,
+                    "cert": str(setup.cert),
+                    "issuer": ISSUER,
+                }
+            }
+        },
+    )
+    access = [{"type": "repository", "name": "alice/app", "actions": ["pull"]}]
+    good = claims_for(SERVICE, "alice", access)
+    no_issuer = {k: v for k, v in good.items() if k != "iss"}
+    with serving(tmp_path / "data", config) as registry:
+
+        def answer(claims: dict[str, object]) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {sign(setup.key, claims)}"}
+            with httpx.Client(base_url=registry.url, headers=headers, timeout=30) as c:
+                return get_manifest(c, "alice/app", "v1")
+
+        assert answer(good).status_code == 404  # let through; nothing pushed there
+        for claims in ({**good, "iss": "someone-else"}, no_issuer, {**good, "iss": ISSUER + " "}):
+            assert _challenge(answer(claims)).get("error") == "invalid_token", claims
+    # The module's registry has no issuer configured: any iss, or none, passes.
+    for claims in ({**good, "iss": "someone-else"}, no_issuer):
+        with setup.client(sign(setup.key, claims)) as c:
+            assert "WWW-Authenticate" not in get_manifest(c, "alice/app", "v1").headers

@@ -67,3 +67,46 @@ def test_glob_semantics(tmp_path: Path) -> None:
         got = {repo: c.get(f"/v2/{repo}/tags/list").status_code for repo in CASES}
     expected = {repo: 404 if readable else 401 for repo, readable in CASES.items()}
     assert got == expected
+
+
+DEAD = {
+    "Team/*": "upper case",
+    "team/": "ends with a slash",
+    "/team/app": "starts with a slash",
+    "team//app": "empty path component",
+    "team app/*": "' '",
+    "team/app:latest": "':'",
+    "team/-app": "'-app'",
+    "{Red,BLUE}/box": "upper case",
+}
+ALIVE = ["team/*", "**", "{Red,red}/box", "[A-Za-z]x/y", "a.b_c__d--e/**", "x/\\d", "a-*/b"]
+
+
+def test_globs_that_can_never_match_are_warned_about(tmp_path: Path) -> None:
+    """At load time (``dockyard verify``, ``serve``, reload), each dead glob is named with
+    its key and why; a glob some repository name could match is not."""
+    import subprocess
+    import sys
+
+    repositories = {glob: READ for glob in [*DEAD, *ALIVE]}
+    config = write_config(
+        tmp_path / "config.json", {"accessControl": {"repositories": repositories}}
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "dockyard", "verify", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "can never match" in line]
+    for glob, why in DEAD.items():
+        named = [line for line in lines if f"http.accessControl.repositories.{glob!r}" in line]
+        assert len(named) == 1, (glob, done.stderr)
+        assert why in named[0], named[0]
+    assert len(lines) == len(DEAD), done.stderr
+    # The running server warns too, in its log, and still serves what does match.
+    with serving(tmp_path / "data", config) as server, httpx.Client(base_url=server.url) as c:
+        assert c.get("/v2/team/x/tags/list").status_code == 404
+        log = server.output()
+    assert "http.accessControl.repositories.'Team/*'" in log

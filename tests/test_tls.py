@@ -12,6 +12,7 @@ import socket
 import ssl
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -253,3 +254,228 @@ def test_unusable_certificates_stop_at_load(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "http.tls: cert and key do not load as a pair" in done.stderr
+
+
+def test_a_client_certificate_with_two_common_names_is_refused(tmp_path: Path) -> None:
+    """Which of two CNs is the user is a guess (zot takes the first): refuse it, 401."""
+    from certs import issue_client_names
+    from cryptography.x509.oid import NameOID
+
+    pki = server_pki(tmp_path / "pki")
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", USERS)
+    config = write_config(
+        tmp_path / "config.json",
+        {
+            "tls": {"cert": str(pki.cert), "key": str(pki.key), "cacert": str(pki.ca.cert_path)},
+            "auth": {"htpasswd": {"path": str(htpasswd)}},
+            "accessControl": ACCESS,
+        },
+    )
+    two = [
+        x509.NameAttribute(NameOID.COMMON_NAME, "carol"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "alice"),
+    ]
+    ambiguous = issue_client_names(pki.ca, two, tmp_path / "two")
+    with serving(tmp_path / "data", config, tls=pki.ca.client_context()) as server:
+        with client_for(server, verify=ambiguous) as c:
+            assert_error(c.get("/v2/"), 401, "UNAUTHORIZED")
+            assert_error(c.get("/v2/alice/app/tags/list"), 401, "UNAUTHORIZED")
+            assert_error(c.post("/v2/carol/app/blobs/uploads/"), 401, "UNAUTHORIZED")
+            # A password still works on that connection: it is the explicit credential.
+            r = c.post("/v2/alice/app/blobs/uploads/", auth=("alice", "alice-pw"))
+            assert r.status_code == 202
+        one = issue_client_names(pki.ca, two[:1], tmp_path / "one")
+        with client_for(server, verify=one) as c:
+            assert c.post("/v2/carol/app/blobs/uploads/").status_code == 202
+
+
+def _client_cert_works(server_url: str, ctx: ssl.SSLContext, repo: str) -> bool:
+    """Whether a request with this client certificate gets in as its CN: True when the
+    upload opens (202); False when the handshake is refused."""
+    try:
+        with httpx.Client(base_url=server_url, verify=ctx, timeout=10) as c:
+            r = c.post(f"/v2/{repo}/blobs/uploads/")
+    except httpx.HTTPError:
+        return False
+    assert r.status_code == 202, r.text
+    return True
+
+
+def _until(condition: object, seconds: float = 15) -> None:
+    """Poll ``condition()`` (a reload is asynchronous) until true, failing at the deadline."""
+    assert callable(condition)
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the server never took up the change"
+        time.sleep(0.2)
+
+
+def test_a_replaced_client_ca_is_trusted_instead_of_the_old_one(tmp_path: Path) -> None:
+    """``cacert`` overwritten + SIGHUP: the old CA's client certificates are refused at
+    once, the new CA's accepted; the server's own certificate and process stay."""
+    import signal
+
+    pki = server_pki(tmp_path / "pki")
+    clients_ca = tmp_path / "clients-ca.pem"
+    clients_ca.write_bytes(pki.ca.cert_path.read_bytes())
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", USERS)
+    config = write_config(
+        tmp_path / "config.json",
+        {
+            "tls": {"cert": str(pki.cert), "key": str(pki.key), "cacert": str(clients_ca)},
+            "auth": {"htpasswd": {"path": str(htpasswd)}},
+            "accessControl": ACCESS,
+        },
+    )
+    new_ca = Authority.create(tmp_path / "new-ca", "replacement client CA")
+    old_client = pki.ca.client_context(tmp_path / "old-carol", "carol")
+    new_client = ssl.create_default_context(cafile=str(pki.ca.cert_path))
+    d = new_ca.client_dir(tmp_path / "new-carol", "carol")
+    new_client.load_cert_chain(d / "client.cert", d / "client.key")
+    with serving(tmp_path / "data", config, tls=pki.ca.client_context()) as server:
+        assert server.proc is not None
+        assert _client_cert_works(server.url, old_client, "carol/app")
+        assert not _client_cert_works(server.url, new_client, "carol/app")
+        staged = tmp_path / "ca.staged"
+        staged.write_bytes(new_ca.cert_path.read_bytes())
+        staged.replace(clients_ca)
+        server.proc.send_signal(signal.SIGHUP)
+        _until(lambda: not _client_cert_works(server.url, old_client, "carol/app"))
+        assert _client_cert_works(server.url, new_client, "carol/app")
+        # Passwords and the server's certificate are untouched by the swap.
+        with client_for(server, "alice", "alice-pw") as c:
+            assert c.post("/v2/alice/app/blobs/uploads/").status_code == 202
+        assert server.proc.poll() is None
+
+
+def test_a_crl_refuses_revoked_client_certificates_and_is_reloaded(tmp_path: Path) -> None:
+    """``http.tls.crl``: a revoked certificate is refused at the handshake, others get in;
+    a new CRL written over the file is in force within seconds, with no signal."""
+    from certs import write_crl
+
+    pki = server_pki(tmp_path / "pki")
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", USERS)
+    carol_cert = pki.ca.issue("carol", tmp_path / "carol.crt", tmp_path / "carol.key", server=False)
+    mallory = pki.ca.issue("carol", tmp_path / "mal.crt", tmp_path / "mal.key", server=False)
+    crl = write_crl(pki.ca, tmp_path / "clients.crl", [mallory])
+    config = write_config(
+        tmp_path / "config.json",
+        {
+            "tls": {
+                "cert": str(pki.cert),
+                "key": str(pki.key),
+                "cacert": str(pki.ca.cert_path),
+                "crl": str(crl),
+            },
+            "auth": {"htpasswd": {"path": str(htpasswd)}},
+            "accessControl": ACCESS,
+        },
+    )
+
+    def client(name: str) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(pki.ca.cert_path))
+        ctx.load_cert_chain(tmp_path / f"{name}.crt", tmp_path / f"{name}.key")
+        return ctx
+
+    with serving(tmp_path / "data", config, tls=pki.ca.client_context()) as server:
+        assert not _client_cert_works(server.url, client("mal"), "carol/app")
+        assert _client_cert_works(server.url, client("carol"), "carol/app")
+        with client_for(server, "alice", "alice-pw") as c:  # no certificate: unaffected
+            assert c.post("/v2/alice/app/blobs/uploads/").status_code == 202
+        write_crl(pki.ca, crl, [mallory, carol_cert])
+        _until(lambda: not _client_cert_works(server.url, client("carol"), "carol/app"))
+        assert not _client_cert_works(server.url, client("mal"), "carol/app")
+
+
+def test_a_crl_needs_the_client_ca_and_must_be_its(tmp_path: Path) -> None:
+    """At load: ``crl`` without ``cacert``, a missing file, or a CRL another CA signed
+    (which would refuse every client certificate) stop with the key named."""
+    import subprocess
+    import sys
+
+    from certs import write_crl
+
+    pki = server_pki(tmp_path / "pki")
+    other = Authority.create(tmp_path / "other", "other CA")
+    theirs = write_crl(other, tmp_path / "other.crl", [])
+    ours = write_crl(pki.ca, tmp_path / "ours.crl", [])
+    base = {"cert": str(pki.cert), "key": str(pki.key)}
+    ca = pki.ca.cert_path
+    cases = {
+        "without-ca": ({**base, "crl": str(ours)}, "set cacert too"),
+        "missing": ({**base, "cacert": str(ca), "crl": "/nonexistent"}, "no such file"),
+        "other-ca": ({**base, "cacert": str(ca), "crl": str(theirs)}, "not signed by a CA"),
+        "not-a-crl": ({**base, "cacert": str(ca), "crl": str(pki.cert)}, "holds no PEM CRL"),
+    }
+    for name, (tls, why) in cases.items():
+        config = write_config(tmp_path / f"{name}.json", {"tls": tls})
+        done = subprocess.run(
+            [sys.executable, "-m", "dockyard", "verify", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2, (name, done.stderr)
+        assert "http.tls" in done.stderr and "crl" in done.stderr, (name, done.stderr)
+        assert why in done.stderr and "Traceback" not in done.stderr, (name, done.stderr)
+    config = write_config(
+        tmp_path / "good.json", {"tls": {**base, "cacert": str(pki.ca.cert_path), "crl": str(ours)}}
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "dockyard", "verify", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def _raw_get(port: int, ctx: ssl.SSLContext, path: str, session: object = None) -> tuple[int, Any]:
+    """One HTTP/1.1 GET over a TLS socket of our own (httpx cannot resume a session):
+    the status, and the TLS session to resume next time."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with raw, ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as tls:
+        request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        tls.sendall(request.encode())
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
+        reused = tls.session_reused
+        status = int(data.split(b" ", 2)[1])
+        return status, (tls.session, reused)
+
+
+def test_a_tls_session_from_before_the_ca_change_is_not_believed(tmp_path: Path) -> None:
+    """TLS 1.2 session-ID resumption skips certificate checks: a session the old CA's
+    certificate opened, resumed after the CA was replaced, gets 401, not carol's rights."""
+    import signal
+
+    pki = server_pki(tmp_path / "pki")
+    clients_ca = tmp_path / "clients-ca.pem"
+    clients_ca.write_bytes(pki.ca.cert_path.read_bytes())
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", USERS)
+    config = write_config(
+        tmp_path / "config.json",
+        {
+            "tls": {"cert": str(pki.cert), "key": str(pki.key), "cacert": str(clients_ca)},
+            "auth": {"htpasswd": {"path": str(htpasswd)}},
+            "accessControl": ACCESS,
+        },
+    )
+    old_client = pki.ca.client_context(tmp_path / "old-carol", "carol")
+    old_client.maximum_version = ssl.TLSVersion.TLSv1_2
+    path = "/v2/carol/app/tags/list"  # carol may read it: 404 (absent), not 401
+    with serving(tmp_path / "data", config, tls=pki.ca.client_context()) as server:
+        assert server.proc is not None
+        status, (session, _) = _raw_get(server.port, old_client, path)
+        assert status == 404
+        status, (session, reused) = _raw_get(server.port, old_client, path, session)
+        assert reused and status == 404  # resumption works, and is believed, until...
+        new_ca = Authority.create(tmp_path / "new-ca", "replacement client CA")
+        time.sleep(1.1)  # session times are whole seconds; the change must be later
+        clients_ca.write_bytes(new_ca.cert_path.read_bytes())
+        server.proc.send_signal(signal.SIGHUP)
+        _until(lambda: not _client_cert_works(server.url, old_client, "carol/app"))
+        status, (_, reused) = _raw_get(server.port, old_client, path, session)
+        assert reused, "the server no longer resumes sessions: nothing left to test"
+        assert status == 401

@@ -1,7 +1,9 @@
 """A small SQLite database file shared by the threads of the server.
 
 The dedupe map, the verified stamps and the API keys each keep one: WAL so readers never
-wait for a writer, one connection serialized by a lock so any thread may call.
+wait for a writer, one connection serialized by a lock so any thread may call. The file
+is created 0600 in a 0700 folder (see :mod:`dockyard.private`); SQLite gives the -wal and
+-shm files the database's mode.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from dockyard.private import private_database
+
 
 class SharedDB:
     """One connection to ``path``, created with ``schema``, safe to use from any thread."""
 
     def __init__(self, path: Path, schema: str, *, durable: bool = False) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(path)
         self.conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
         self.conn.execute("PRAGMA journal_mode=WAL")
         # FULL syncs every commit (what must survive power loss: API keys); NORMAL may lose

@@ -57,7 +57,7 @@ def install_operations(
     app[RELOAD_HOOKS].append(rescrub)
     if config.extensions.metrics_on:
         assert config.extensions.metrics is not None
-        m = metrics.install(app, config.extensions.metrics.prometheus.path)
+        m = metrics.install(app, config.extensions.metrics)
         m.sources += [runner.metrics, reloader.metrics]
 
 

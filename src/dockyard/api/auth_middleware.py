@@ -27,6 +27,7 @@ from dockyard.auth.authenticator import Authenticator, AuthFailed
 from dockyard.auth.bearer import CATALOG_SCOPE, BearerVerifier, scope_for
 from dockyard.auth.identity import Identity
 from dockyard.storage.errors import StorageError
+from dockyard.tls import ServerTls
 
 log = logging.getLogger("dockyard.auth")
 
@@ -40,16 +41,25 @@ class Guard:
         self.bearer: BearerVerifier | None = authenticator.bearer
         self.realm = realm
         self.fail_delay = fail_delay
+        #: The server's TLS, when it serves HTTPS: to spot sessions older than its CA.
+        self.tls: ServerTls | None = None
+        #: The metrics' path when they are served on this app (and so need a login).
+        self.metrics_path: str | None = None
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         target = _target(request)
+        metrics = self.metrics_path is not None and request.path == self.metrics_path
+        if metrics:
+            target = Target(Kind.BASE)
         if target is None:
             return await handler(request)
         try:
-            who = await self.auth.identify(
-                request.headers.getall("Authorization", []), _peercert(request)
-            )
+            authorization = request.headers.getall("Authorization", [])
+            peercert = _peercert(request)
+            if peercert and not authorization and self._stale_certificate(request):
+                raise AuthFailed("TLS session resumed from before the client CA or CRL changed")
+            who = await self.auth.identify(authorization, peercert)
         except AuthFailed as exc:
             request[ATTEMPTED_USER] = exc.user
             log.info("login failed from %s: %s", request.remote, exc.reason)
@@ -58,10 +68,17 @@ class Guard:
             error = "invalid_token" if exc.token else None
             return self._unauthorized(target, error, "authentication failed")
         request[IDENTITY] = who
-        denied = self._authorize(request, target, who)
+        denied = self._metrics(target, who) if metrics else self._authorize(request, target, who)
         if denied is not None:
             return denied
         return await handler(request)
+
+    def _stale_certificate(self, request: web.Request) -> bool:
+        """A client certificate that the current client CA and CRL never checked."""
+        transport = request.transport
+        if self.tls is None or transport is None or not self.auth.mtls:
+            return False
+        return self.tls.stale_resumption(transport.get_extra_info("ssl_object"))
 
     def _authorize(
         self, request: web.Request, target: Target, who: Identity
@@ -96,6 +113,16 @@ class Guard:
         request[READ_FILTER] = self.policy.reader(who)
         request[CREATE_FILTER] = lambda name: self.policy.allows(who, CREATE, name)
         return None
+
+    def _metrics(self, target: Target, who: Identity) -> web.Response | None:
+        """``/metrics`` names every repository: only who may see them all reads it."""
+        if self.policy.may_read_metrics(who):
+            return None
+        if who.anonymous or who.grants is not None:
+            error = "insufficient_scope" if who.grants is not None else None
+            scopes = [CATALOG_SCOPE] if self.bearer is not None else None
+            return self._unauthorized(target, error, "authentication required", scopes)
+        return _denied(f"{who.user} may not read the metrics")
 
     def _catalog(self, request: web.Request, target: Target, who: Identity) -> web.Response | None:
         if self.bearer is not None:

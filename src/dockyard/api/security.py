@@ -49,7 +49,7 @@ def _authenticator(config: Config, keys: ApiKeyStore | None = None) -> Authentic
     htpasswd = bearer = None
     if auth is not None and auth.bearer is not None:
         b = auth.bearer
-        bearer = BearerVerifier(b.realm, b.service, b.cert)
+        bearer = BearerVerifier(b.realm, b.service, b.cert, b.issuer)
         if auth.htpasswd is not None:
             log.warning("http.auth.bearer is set: htpasswd logins are not accepted")
         if http.access_control is not None:
@@ -79,9 +79,10 @@ def install_security(app: web.Application, config: Config) -> None:
             and not authenticator.policy.anonymous_allowed()
         )
         app[SERVER_TLS] = ServerTls(
-            http.tls.cert, http.tls.key, http.tls.cacert, require_client=only_mtls
+            http.tls.cert, http.tls.key, http.tls.cacert, only_mtls, http.tls.crl
         )
         app.cleanup_ctx.append(_watch_certificates)
+        app[RELOAD_HOOKS].append(_tls_reloader(app[SERVER_TLS]))
     if config.log.audit:
         audit = AuditLog(config.log.audit)
         app.middlewares.insert(0, audit.middleware)
@@ -93,6 +94,10 @@ def install_security(app: web.Application, config: Config) -> None:
     if authenticator is not None:
         fail_delay = http.auth.fail_delay if http.auth is not None else 0.0
         guard = Guard(authenticator, http.realm, fail_delay)
+        guard.tls = app.get(SERVER_TLS)
+        metrics = config.extensions.metrics
+        if config.extensions.metrics_on and metrics is not None and not metrics.separate:
+            guard.metrics_path = metrics.prometheus.path
         _after_errors(app, guard.middleware)
     app[RELOAD_HOOKS].append(_reloader(guard, limiter))
     if authenticator is None:
@@ -131,6 +136,27 @@ def _reloader(guard: Guard | None, limiter: RateLimiter | None) -> ReloadHook:
         guard.realm = new.http.realm
         guard.fail_delay = new.http.auth.fail_delay if new.http.auth is not None else 0.0
         log.info("http.auth and http.accessControl reloaded")
+
+    return apply
+
+
+def _tls_reloader(tls: ServerTls) -> ReloadHook:
+    """SIGHUP (or any config reload) looks at the TLS files at once, not in 2 s.
+
+    New paths for the same files are taken up too. Switching client certificates or
+    the CRL on or off changes who may connect, which only a restart applies.
+    """
+
+    async def apply(old: Config, new: Config) -> None:
+        t = new.http.tls
+        if t is not None and (t.cacert is None) == (tls.cacert is None):
+            if (t.crl is None) == (tls.crl is None):
+                tls.cert, tls.key, tls.cacert, tls.crl = t.cert, t.key, t.cacert, t.crl
+            else:
+                log.warning("http.tls.crl: switching the CRL on or off needs a restart")
+        elif new.http.tls != old.http.tls:
+            log.warning("http.tls: switching TLS or client certificates needs a restart")
+        await asyncio.to_thread(tls.reload_if_changed)
 
     return apply
 

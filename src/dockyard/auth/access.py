@@ -83,6 +83,26 @@ class AccessPolicy:
         )
         return is_admin and action in admin.actions
 
+    def may_read_metrics(self, who: Identity) -> bool:
+        """Whether ``who`` may read ``/metrics``, whose labels name every repository.
+
+        Listed in ``accessControl.metrics.users`` when that is set; otherwise only who may
+        read every repository anyway: ``adminPolicy`` users with ``read``, any user when
+        there is no ``accessControl``, a token with ``registry:catalog:*``. An API key
+        limited to some repositories never may.
+        """
+        if who.anonymous or who.scopes is not None:
+            return False
+        if who.grants is not None:
+            return "*" in who.grants.get(("registry", "catalog"), frozenset())
+        if self.config is None:
+            return True
+        if self.config.metrics is not None:
+            return who.user in self.config.metrics.users
+        admin = self.config.admin_policy
+        is_admin = who.user in admin.users or bool(who.groups & set(admin.groups))
+        return is_admin and READ in admin.actions
+
     def reader(self, who: Identity) -> Callable[[str], bool]:
         """``repo -> may who read it``, memoised for the life of one request."""
         seen: dict[str, bool] = {}

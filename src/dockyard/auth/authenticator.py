@@ -19,7 +19,7 @@ from dockyard.auth.apikeys import PREFIX, ApiKeyStore
 from dockyard.auth.bearer import BearerVerifier, InvalidToken
 from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.identity import ANONYMOUS, Identity
-from dockyard.auth.mtls import common_name
+from dockyard.auth.mtls import AmbiguousCertificate, common_name
 
 
 class AuthFailed(Exception):
@@ -77,7 +77,10 @@ class Authenticator:
                 # Not naming the scheme: a bare secret with no scheme would land in the log.
                 raise AuthFailed("unsupported authorization scheme")
         if self.mtls:
-            name = common_name(peercert)
+            try:
+                name = common_name(peercert)
+            except AmbiguousCertificate as exc:
+                raise AuthFailed(str(exc)) from exc
             if name is not None:
                 return Identity(name, "mtls", self.policy.groups_of(name))
         return ANONYMOUS

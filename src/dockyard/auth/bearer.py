@@ -4,8 +4,12 @@ A client without a token gets 401 with ``WWW-Authenticate: Bearer realm=...,serv
 scope="repository:NAME:pull,push"``, asks the token server at ``realm`` for that scope,
 and comes back with ``Authorization: Bearer <jwt>``. The token is trusted only when its
 signature verifies against ``cert`` (the token server's certificate or public key), its
-``aud`` is our ``service``, and it has not expired. Its ``access`` claim then decides
-everything: ``[{"type": "repository", "name": "a/b", "actions": ["pull", "push"]}]``.
+``aud`` is our ``service``, its ``iss`` is our ``issuer`` (when one is configured), and
+it has not expired. Its time claims (``exp``, and ``nbf``/``iat`` when present) must be
+JSON numbers: PyJWT would take ``"exp": "1700000000"``, and a token server writing
+strings is one whose other claims we cannot trust to mean what we read. Its ``access``
+claim then decides everything:
+``[{"type": "repository", "name": "a/b", "actions": ["pull", "push"]}]``.
 
 Only asymmetric algorithms matching the key's type are accepted, never ``none`` or an
 HMAC one (which would let anyone holding the public key mint tokens). The key file is
@@ -68,10 +72,11 @@ CATALOG_SCOPE = "registry:catalog:*"
 class BearerVerifier:
     """Verifies tokens for one ``service`` against one key file."""
 
-    def __init__(self, realm: str, service: str, cert: Path) -> None:
+    def __init__(self, realm: str, service: str, cert: Path, issuer: str | None = None) -> None:
         self.realm = realm
         self.service = service
         self.cert = cert
+        self.issuer = issuer
         self._stamp: tuple[int, int] | None = None
         self._key: Any = None
         self._algorithms: list[str] = []
@@ -99,11 +104,13 @@ class BearerVerifier:
                 self._key,
                 algorithms=self._algorithms,
                 audience=self.service,
+                issuer=self.issuer,
                 leeway=LEEWAY_SECONDS,
-                options={"require": ["exp"]},
+                options={"require": ["exp", "iss"] if self.issuer is not None else ["exp"]},
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from exc
+        _numeric_times(claims)
         subject = claims.get("sub")
         return (subject if isinstance(subject, str) and subject else None), _grants(
             claims.get("access")
@@ -118,6 +125,19 @@ class BearerVerifier:
         if error:
             parts.append(f'error="{error}"')
         return ",".join(parts)
+
+
+_TIME_CLAIMS = ("exp", "nbf", "iat")
+
+
+def _numeric_times(claims: Mapping[str, Any]) -> None:
+    """RFC 7519's NumericDate is a JSON number; anything else (a string, a bool) is refused."""
+    for name in _TIME_CLAIMS:
+        if name not in claims:
+            continue
+        value = claims[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidToken(f"the {name} claim must be a number")
 
 
 def _grants(access: object) -> dict[tuple[str, str], frozenset[str]]:

@@ -48,8 +48,16 @@ class Group(ZotSection):
     users: list[str] = Field(default_factory=list)
 
 
+class MetricsAccess(ZotSection):
+    """zot's ``accessControl.metrics``: the users who may read ``/metrics``."""
+
+    users: list[str] = Field(default_factory=list)
+
+
 class AccessControl(ZotSection):
     repositories: dict[str, PolicyGroup] = Field(default_factory=dict)
+    #: Who may read the metrics (which name every repository); None: who reads everything.
+    metrics: MetricsAccess | None = None
     #: Granted on every repository, whatever its own policies say.
     admin_policy: Policy = Field(default_factory=Policy, alias="adminPolicy")
     groups: dict[str, Group] = Field(default_factory=dict)

@@ -30,6 +30,8 @@ class BearerAuth(ZotSection):
     service: str
     #: The token server's certificate (or bare public key), PEM.
     cert: Path
+    #: When set, a token's ``iss`` must equal it (zot's and distribution's key).
+    issuer: str | None = None
 
     @field_validator("cert")
     @classmethod

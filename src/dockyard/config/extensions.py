@@ -31,6 +31,14 @@ class Prometheus(Section):
 class Metrics(Section):
     enable: bool = True
     prometheus: Prometheus = Field(default_factory=Prometheus)
+    #: A listener of the metrics' own (dockyard's keys): with ``port`` set, the metrics
+    #: are served there, without a login, and no longer on the registry's port.
+    address: str = "127.0.0.1"
+    port: int | None = Field(None, gt=0, lt=65536)
+
+    @property
+    def separate(self) -> bool:
+        return self.port is not None
 
 
 class Scrub(Section):

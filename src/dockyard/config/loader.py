@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from dockyard.auth.globs import never_matches
 from dockyard.config.model import Config
 
 
@@ -70,4 +71,21 @@ def load_config(path: Path | None) -> tuple[Config, list[str]]:
         f"config key {key!r} is not implemented by dockyard yet and is ignored"
         for key in _unknown_keys(config)
     ]
+    warnings += _dead_globs(config)
     return config, warnings
+
+
+def _dead_globs(config: Config) -> list[str]:
+    """``accessControl`` globs no repository name can match: a typo that grants nothing."""
+    access = config.http.access_control
+    if access is None:
+        return []
+    found = []
+    for glob in access.repositories:
+        why = never_matches(glob)
+        if why is not None:
+            found.append(
+                f"http.accessControl.repositories.{glob!r}: this glob can never match a "
+                f"repository, so its policies apply to nothing: {why}"
+            )
+    return found

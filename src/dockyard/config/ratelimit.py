@@ -6,6 +6,9 @@ from pydantic import Field, field_validator
 
 from dockyard.config.keys import ZotSection
 
+#: Clients remembered at most per table (a bucket is ~260 bytes: 100,000 is ~26 MB).
+DEFAULT_MAX_CLIENTS = 100_000
+
 
 class MethodRate(ZotSection):
     method: str
@@ -22,3 +25,6 @@ class RateLimit(ZotSection):
     rate: float | None = Field(None, gt=0)
     #: Tighter (or looser) limits for one method, counted on their own.
     methods: list[MethodRate] = Field(default_factory=list)
+    #: Clients (IPv4 addresses, IPv6 /64s) remembered at most; past it, the one seen
+    #: longest ago is forgotten. dockyard's key: zot keeps no table to bound.
+    max_clients: int = Field(DEFAULT_MAX_CLIENTS, alias="maxClients", ge=1)

@@ -16,6 +16,9 @@ class Tls(ZotSection):
     key: Path
     #: CA whose client certificates authenticate their Common Name as the user.
     cacert: Path | None = None
+    #: PEM CRL(s) from that CA: the client certificates it lists are refused.
+    #: dockyard's key; zot has none.
+    crl: Path | None = None
 
     _exists = field_validator("cert", "key")(existing_file)
 
@@ -31,9 +34,18 @@ class Tls(ZotSection):
                 ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_verify_locations(self.cacert)
             except (ssl.SSLError, OSError) as exc:
                 raise ValueError(f"cacert is not a PEM CA certificate: {exc}") from exc
+        if self.crl is not None:
+            if self.cacert is None:
+                raise ValueError("crl: a CRL revokes client certificates; set cacert too")
+            from dockyard.tls import check_crl  # the crypto, loaded when a CRL is used
+
+            try:
+                check_crl(self.crl, self.cacert)
+            except ValueError as exc:
+                raise ValueError(f"crl: {exc}") from exc
         return self
 
-    @field_validator("cacert")
+    @field_validator("cacert", "crl")
     @classmethod
-    def _cacert(cls, value: Path | None) -> Path | None:
+    def _optional_file(cls, value: Path | None) -> Path | None:
         return None if value is None or str(value) == "" else existing_file(value)

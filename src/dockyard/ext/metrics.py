@@ -15,6 +15,7 @@ Installed only when the config switches it on. Three sources feed one registry:
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -34,9 +35,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from dockyard.api.common import STORE
+from dockyard.config.extensions import Metrics as MetricsConfig
 from dockyard.ext.usage import UsageTracker
 from dockyard.logs import AFTER_RESPONSE, bytes_received, bytes_sent
 from dockyard.storage.events import StorageEvents
+
+log = logging.getLogger("dockyard.metrics")
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30)
@@ -218,6 +222,26 @@ class _ScrapeTime(Collector):
             yield from source()
 
 
+def _own_listener(
+    metrics: Metrics, path: str, address: str, port: int
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Serve only the scrape path on ``address:port``, plain HTTP and no login: the
+    network decides who reaches it (a monitoring VLAN, a loopback-only sidecar)."""
+
+    async def listen(app: web.Application) -> AsyncIterator[None]:
+        scrape_app = web.Application()
+        scrape_app[METRICS] = metrics
+        scrape_app.router.add_get(path, _scrape)
+        runner = web.AppRunner(scrape_app, access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, address, port).start()
+        log.info("metrics served on http://%s:%d%s", address, port, path)
+        yield
+        await runner.cleanup()
+
+    return listen
+
+
 def counter(name: str, doc: str, value: float, **labels: str) -> CounterMetricFamily:
     """A counter family of one sample, for scrape-time sources."""
     family = CounterMetricFamily(name, doc, labels=list(labels))
@@ -252,8 +276,9 @@ async def _scrape(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def install(app: web.Application, path: str) -> Metrics:
-    """Switch metrics on for ``app``: the scrape route, the hooks, the usage cache."""
+def install(app: web.Application, config: MetricsConfig) -> Metrics:
+    """Switch metrics on for ``app``: the scrape route (on ``app``, or on a listener of
+    its own when ``config.port`` is set), the hooks, the usage cache."""
     disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
     store = app[STORE]
     usage = UsageTracker(store)
@@ -262,7 +287,11 @@ def install(app: web.Application, path: str) -> Metrics:
     store.observe(metrics)
     app[AFTER_RESPONSE].append(metrics.observe_request)
     app.middlewares.insert(0, _in_flight)
-    app.router.add_get(path, _scrape)
+    path = config.prometheus.path
+    if config.port is None:
+        app.router.add_get(path, _scrape)
+    else:
+        app.cleanup_ctx.append(_own_listener(metrics, path, config.address, config.port))
 
     async def keep_usage(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(usage.run(), name="storage-usage")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from dockyard.cache.locations import CACHE_DIR
 from dockyard.oci.digest import Digest
+from dockyard.private import private_folder
 from dockyard.storage.errors import BlobUnknown
 from dockyard.storage.fsutil import fsync_dir
 from dockyard.storage.root import StorageRoot
@@ -88,6 +89,7 @@ def quarantine(
     except OSError:
         return None
     dest = quarantine_path(root.path, repo, digest)
+    private_folder(root.path / CACHE_DIR)
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.rename(path, dest)

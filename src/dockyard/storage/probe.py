@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from dockyard.cache.locations import CACHE_DIR
+from dockyard.private import private_folder
 
 
 def probe_writable(root: Path) -> None:
@@ -19,7 +20,7 @@ def probe_writable(root: Path) -> None:
     folder = root / CACHE_DIR
     if not root.is_dir():
         raise FileNotFoundError(2, "storage root is missing", str(root))
-    folder.mkdir(exist_ok=True)
+    private_folder(folder)
     path = folder / f".readyz-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         with open(path, "wb") as f:
