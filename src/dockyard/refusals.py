@@ -86,8 +86,8 @@ def refusal_of(exc: HttpProcessingError) -> Refusal:
     return Refusal(400, "malformed HTTP request")
 
 
-#: A client that hangs up mid-request (Ctrl-C on a push) is no server error either.
-HUNG_UP = Refusal(400, "the client closed the connection before its request was read")
+#: A client that hangs up in its request body (Ctrl-C on a push) is no server error either.
+HUNG_UP = Refusal(400, "the client closed the connection in the middle of its request")
 
 
 class RefusingRequestHandler(RequestHandler):
@@ -102,8 +102,8 @@ class RefusingRequestHandler(RequestHandler):
     ) -> web.StreamResponse:
         if isinstance(exc, HttpProcessingError):
             refusal = refusal_of(exc)
-        elif isinstance(exc, ConnectionResetError):  # the handler read a body that never came
-            refusal = HUNG_UP
+        elif isinstance(exc, ConnectionResetError) and request.writer.output_size == 0:
+            refusal = HUNG_UP  # the handler waited for body bytes that will never come
         else:  # a real server error: aiohttp's 500, logged with its traceback
             return super().handle_error(request, status, exc, message)
         request[REFUSED_KEY] = refusal.message  # the access line says why, in one line
