@@ -47,6 +47,8 @@ REQUEST_ID_HEADER = "X-Request-Id"
 #: (else the ``Identity`` the auth middleware leaves under ``dockyard.identity`` is read).
 REQUEST_ID_KEY = "dockyard.request_id"
 USER_KEY = "dockyard.user"
+#: Why the request was refused as the client's fault (see ``refusals.py``), in our own words.
+REFUSED_KEY = "dockyard.refused"
 #: An incoming id is kept only if it cannot forge a log line or bloat one.
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:@+=/-]{1,128}$")
 
@@ -186,10 +188,15 @@ def bytes_received(request: web.BaseRequest) -> int:
 
 
 def _app_of(request: web.BaseRequest) -> web.Application | None:
+    """The request's application, or None for a request that was never routed.
+
+    aiohttp asserts (AssertionError) that an unrouted request has no ``app``; older
+    versions and ``python -O`` fail with AttributeError instead.
+    """
     try:
         return request.app  # type: ignore[attr-defined,no-any-return]
-    except (AttributeError, RuntimeError):
-        return None  # a request so malformed it was never routed
+    except (AttributeError, AssertionError, RuntimeError):
+        return None
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -207,10 +214,13 @@ class AccessLogger(AbstractAccessLogger):
         user = request.get(USER_KEY)
         if user is None:  # the auth middleware's Identity, when it ran
             user = getattr(request.get(IDENTITY), "user", None)
+        # Unrouted: the parser refused the request, perhaps in its request line, so the
+        # method and path aiohttp shows are placeholders, not what the client sent.
+        method, path = (request.method, request.path) if app is not None else (None, None)
         fields = {
             "request_id": request_id(request),
-            "method": request.method,
-            "path": request.path,
+            "method": method,
+            "path": path,
             "status": response.status,
             "duration_ms": round(time * 1000, 3),
             "bytes_in": bytes_received(request),
@@ -218,7 +228,12 @@ class AccessLogger(AbstractAccessLogger):
             "user": None if user is None else str(user),
             "remote": request.remote,
         }
-        message = f"{request.method} {request.path} {response.status}"
+        message = f"{method} {path}" if app is not None else "refused"
+        message = f"{message} {response.status}"
+        refused = request.get(REFUSED_KEY)
+        if refused is not None:  # the client's fault (see refusals.py): say why, one line
+            fields["refused"] = str(refused)
+            message = f"{message}: {refused}"
         access_log.info(message, extra={"fields": fields})
 
     @property

@@ -20,6 +20,7 @@ from dockyard.drain import drain
 from dockyard.logs import AccessLogger, access_log, setup_logging
 from dockyard.memory import tune_allocator
 from dockyard.operations import install_operations, operations_background
+from dockyard.refusals import Runner
 from dockyard.reload import RELOADER, Overrides
 from dockyard.roots import root_settings
 from dockyard.storage.gc import stop_walker
@@ -68,7 +69,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 
 async def _serve(config: Config, path: Path | None, overrides: Overrides | None) -> None:
     app = build_app(config, path, overrides)
-    runner = web.AppRunner(
+    runner = Runner(
         app,
         handle_signals=False,
         access_log=access_log,
