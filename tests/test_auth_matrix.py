@@ -443,3 +443,41 @@ def test_two_simultaneous_puts_to_one_new_tag_by_a_create_only_user(
             _assert_move_refused(answers[1], tag)
             r = get_manifest(carol, repo, tag)
             assert r.headers["Docker-Content-Digest"] == second.digest
+
+
+# --- An upload session is its opener's alone (issue 15) ---
+
+
+def test_upload_sessions_belong_to_whoever_opened_them(
+    registry: Server, fixtures: dict[str, Fixture]
+) -> None:
+    """alice and carol both hold create on team/app (the admin everything): neither carol
+    nor the admin can query, feed, finish or cancel alice's session; to them it does not
+    exist (404 BLOB_UPLOAD_UNKNOWN). bob, without create, is refused before that (403)."""
+    repo = "team/app"
+    with (
+        _client(registry, "alice") as alice,
+        _client(registry, "carol") as carol,
+        _client(registry, "admin") as admin,
+        _client(registry, "bob") as bob,
+    ):
+        r = alice.post(f"/v2/{repo}/blobs/uploads/")
+        assert r.status_code == 202, r.text
+        session = r.headers["Location"]
+        assert alice.patch(session, content=b"abc").status_code == 202
+        for other in (carol, admin):
+            assert_error(other.get(session), 404, "BLOB_UPLOAD_UNKNOWN")
+            assert_error(other.patch(session, content=b"evil"), 404, "BLOB_UPLOAD_UNKNOWN")
+            r = other.put(session, params={"digest": sha256_digest(b"abc")})
+            assert_error(r, 404, "BLOB_UPLOAD_UNKNOWN")
+            assert_error(other.delete(session), 404, "BLOB_UPLOAD_UNKNOWN")
+        assert_error(bob.get(session), 403, "DENIED")
+        # alice's session is as she left it, and hers to finish.
+        r = alice.get(session)
+        assert r.status_code == 204 and r.headers["Range"] == "0-2", r.headers
+        r = alice.put(session, params={"digest": sha256_digest(b"abcdef")}, content=b"def")
+        assert r.status_code == 201, r.text
+        assert alice.get(f"/v2/{repo}/blobs/{sha256_digest(b'abcdef')}").content == b"abcdef"
+        # carol's own sessions work as ever.
+        r = carol.post(f"/v2/{repo}/blobs/uploads/")
+        assert carol.put(r.headers["Location"], params={"digest": sha256_digest(b"")}).is_success
