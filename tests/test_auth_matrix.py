@@ -23,6 +23,7 @@ import httpx
 import pytest
 from auth_helpers import client_for, serving, write_config, write_htpasswd
 from conftest import Server
+from slow_request import SlowRequest
 from spec_helpers import (
     Pushed,
     assert_error,
@@ -445,3 +446,116 @@ def test_encoded_slash_is_name_invalid_before_any_policy(
         token = base64.b64encode(f"{caller}:{PASSWORDS[caller]}".encode()).decode()
         headers["Authorization"] = f"Basic {token}"
     assert_error(raw_request(registry.url, "GET", path, headers=headers), 400, "NAME_INVALID")
+
+
+# --- Tags move only with `update`, decided when the manifest is published (issue 15) ---
+
+
+def _slow_put(
+    registry: Server, caller: str, repo: str, ref: str, pushed: Pushed, tag: str | None = None
+) -> SlowRequest:
+    """A PUT of a manifest whose body stalls after 10 bytes (see slow_request)."""
+    # Her password is verified (and cached) first, so the server decides on the slow
+    # request's headers the moment it has them: 100 Continue then means "decided".
+    with _client(registry, caller) as c:
+        assert c.get("/v2/").status_code == 200
+    path = f"/v2/{repo}/manifests/{ref}" + (f"?tag={tag}" if tag else "")
+    return SlowRequest(
+        registry.url, "PUT", path, pushed.body, (caller, PASSWORDS[caller]), pushed.media_type
+    )
+
+
+def _assert_move_refused(resp: httpx.Response, tag: str) -> None:
+    """403 DENIED from the publish-time check (its detail names the tag), not the early one."""
+    assert_error(resp, 403, "DENIED")
+    assert resp.json()["errors"][0]["detail"]["tag"] == tag, resp.text
+
+
+def test_create_only_cannot_move_a_tag_created_while_its_body_was_in_flight(
+    registry: Server, fixtures: dict[str, Fixture]
+) -> None:
+    """The TOCTOU: carol (read+create on team/app) starts a PUT to a new tag and stalls;
+    the admin creates that tag; carol's PUT completes. It is a move by then: 403, and the
+    tag still points at the admin's manifest. The same with the tag in ``?tag=``."""
+    repo = "team/app"
+    with _client(registry, "admin") as admin, _client(registry, "carol") as carol:
+        for how in ("reference", "query"):
+            tag = f"release-{uuid.uuid4().hex[:6]}"
+            mine = image_manifest(carol, repo, annotations={"by": "carol"})
+            theirs = image_manifest(admin, repo, annotations={"by": "admin"})
+            if how == "reference":
+                slow = _slow_put(registry, "carol", repo, tag, mine)
+            else:
+                slow = _slow_put(registry, "carol", repo, mine.digest, mine, tag=tag)
+            push_manifest(admin, repo, theirs, tag)
+            _assert_move_refused(slow.finish(), tag)
+            r = get_manifest(carol, repo, tag)
+            assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == theirs.digest
+            # Nothing of the refused PUT was published, not even by digest.
+            assert_error(get_manifest(carol, repo, mine.digest), 404, "MANIFEST_UNKNOWN")
+        # alice holds update on team/app: the same race is an ordinary move for her.
+        tag = f"release-{uuid.uuid4().hex[:6]}"
+        with _client(registry, "alice") as alice:
+            mine = image_manifest(alice, repo, annotations={"by": "alice"})
+            slow = _slow_put(registry, "alice", repo, tag, mine)
+            push_manifest(admin, repo, image_manifest(admin, repo), tag)
+            assert slow.finish().status_code == 201
+            assert get_manifest(alice, repo, tag).headers["Docker-Content-Digest"] == mine.digest
+
+
+def test_two_simultaneous_puts_to_one_new_tag_by_a_create_only_user(
+    registry: Server, fixtures: dict[str, Fixture]
+) -> None:
+    """Both PUTs pass the early check (the tag is new for each); exactly one publishes,
+    the other would move it and gets 403. Same content or not, as in zot."""
+    repo = "team/app"
+    with _client(registry, "carol") as carol:
+        for same_content in (False, True):
+            tag = f"race-{uuid.uuid4().hex[:6]}"
+            first = image_manifest(carol, repo, annotations={"n": "1"})
+            second = first if same_content else image_manifest(carol, repo)
+            one = _slow_put(registry, "carol", repo, tag, first)
+            two = _slow_put(registry, "carol", repo, tag, second)
+            answers = [two.finish(), one.finish()]
+            assert [r.status_code for r in answers] == [201, 403], [r.text for r in answers]
+            _assert_move_refused(answers[1], tag)
+            r = get_manifest(carol, repo, tag)
+            assert r.headers["Docker-Content-Digest"] == second.digest
+
+
+# --- An upload session is its opener's alone (issue 15) ---
+
+
+def test_upload_sessions_belong_to_whoever_opened_them(
+    registry: Server, fixtures: dict[str, Fixture]
+) -> None:
+    """alice and carol both hold create on team/app (the admin everything): neither carol
+    nor the admin can query, feed, finish or cancel alice's session; to them it does not
+    exist (404 BLOB_UPLOAD_UNKNOWN). bob, without create, is refused before that (403)."""
+    repo = "team/app"
+    with (
+        _client(registry, "alice") as alice,
+        _client(registry, "carol") as carol,
+        _client(registry, "admin") as admin,
+        _client(registry, "bob") as bob,
+    ):
+        r = alice.post(f"/v2/{repo}/blobs/uploads/")
+        assert r.status_code == 202, r.text
+        session = r.headers["Location"]
+        assert alice.patch(session, content=b"abc").status_code == 202
+        for other in (carol, admin):
+            assert_error(other.get(session), 404, "BLOB_UPLOAD_UNKNOWN")
+            assert_error(other.patch(session, content=b"evil"), 404, "BLOB_UPLOAD_UNKNOWN")
+            r = other.put(session, params={"digest": sha256_digest(b"abc")})
+            assert_error(r, 404, "BLOB_UPLOAD_UNKNOWN")
+            assert_error(other.delete(session), 404, "BLOB_UPLOAD_UNKNOWN")
+        assert_error(bob.get(session), 403, "DENIED")
+        # alice's session is as she left it, and hers to finish.
+        r = alice.get(session)
+        assert r.status_code == 204 and r.headers["Range"] == "0-2", r.headers
+        r = alice.put(session, params={"digest": sha256_digest(b"abcdef")}, content=b"def")
+        assert r.status_code == 201, r.text
+        assert alice.get(f"/v2/{repo}/blobs/{sha256_digest(b'abcdef')}").content == b"abcdef"
+        # carol's own sessions work as ever.
+        r = carol.post(f"/v2/{repo}/blobs/uploads/")
+        assert carol.put(r.headers["Location"], params={"digest": sha256_digest(b"")}).is_success

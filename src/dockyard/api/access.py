@@ -12,6 +12,7 @@ from typing import cast
 from aiohttp import web
 
 from dockyard.auth.identity import Identity
+from dockyard.storage.manifests import MayMoveTag
 
 #: The caller's :class:`Identity`.
 IDENTITY = "dockyard.identity"
@@ -21,6 +22,9 @@ READ_FILTER = "dockyard.read_filter"
 CREATE_FILTER = "dockyard.create_filter"
 #: For the audit log: the user name a failed login tried.
 ATTEMPTED_USER = "dockyard.attempted_user"
+#: For a manifest PUT setting tags: ``tag -> bool``, whether the caller may move one that
+#: exists (``update``). Storage asks it under the repository lock, at publish time.
+MAY_MOVE_TAG = "dockyard.may_move_tag"
 
 ReadFilter = Callable[[str], bool]
 
@@ -46,3 +50,8 @@ def may_create(request: web.Request, repo: str) -> bool:
 
 def identity(request: web.Request) -> Identity | None:
     return cast(Identity | None, request.get(IDENTITY))
+
+
+def may_move_tag(request: web.Request) -> MayMoveTag | None:
+    """Whether the caller may move an existing tag; None when access is not controlled."""
+    return cast(MayMoveTag | None, request.get(MAY_MOVE_TAG))

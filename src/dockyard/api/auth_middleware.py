@@ -18,7 +18,13 @@ from typing import Any
 
 from aiohttp import web
 
-from dockyard.api.access import ATTEMPTED_USER, CREATE_FILTER, IDENTITY, READ_FILTER
+from dockyard.api.access import (
+    ATTEMPTED_USER,
+    CREATE_FILTER,
+    IDENTITY,
+    MAY_MOVE_TAG,
+    READ_FILTER,
+)
 from dockyard.api.common import API_VERSION_HEADER, STORE, repo_name
 from dockyard.api.errors import Handler, error_response
 from dockyard.auth.access import CREATE, READ, UPDATE, AccessPolicy
@@ -112,6 +118,11 @@ class Guard:
             return _denied(f"{who.user} may not {action} {repo}")
         request[READ_FILTER] = self.policy.reader(who)
         request[CREATE_FILTER] = lambda name: self.policy.allows(who, CREATE, name)
+        if target.tags:
+            # The check above saw the tags as they were before the body arrived; the
+            # manifest handler asks again under the repository lock, when it publishes.
+            policy = self.policy
+            request[MAY_MOVE_TAG] = lambda tag: policy.allows(who, UPDATE, repo)
         return None
 
     def _metrics(self, target: Target, who: Identity) -> web.Response | None:
@@ -138,7 +149,11 @@ class Guard:
 
     @staticmethod
     def _tag_exists(request: web.Request, repo: str, tags: tuple[str, ...]) -> bool:
-        """Whether a manifest PUT would move a tag (zot's ``update``)."""
+        """Whether a manifest PUT would move a tag (zot's ``update``), as things stand now.
+
+        Only an early answer, so a client without ``update`` is refused before it sends
+        its body; the tag may appear meanwhile, which storage checks when publishing.
+        """
         services = request.app[STORE].for_repo(repo)
         try:
             existing = services.root.index(repo).tags()

@@ -35,6 +35,7 @@ _CODES: dict[type[se.StorageError], tuple[str, int]] = {
     se.ManifestBlobUnknown: ("MANIFEST_BLOB_UNKNOWN", 400),
     se.SizeInvalid: ("SIZE_INVALID", 400),
     se.StorageFull: ("STORAGE_FULL", 507),
+    se.TagMoveDenied: ("DENIED", 403),
     se.IndexUnreadable: ("INDEX_UNREADABLE", 500),
 }
 

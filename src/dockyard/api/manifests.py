@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dockyard.api.access import may_move_tag
 from dockyard.api.common import read_limited, services
 from dockyard.api.errors import ApiError
 from dockyard.oci import mediatypes as mt
@@ -68,6 +69,7 @@ async def put_manifest(request: web.Request) -> web.Response:
         body,
         request.headers.get("Content-Type"),
         request.query.getall("tag", []),
+        may_move_tag(request),
     )
     headers = {
         "Location": f"/v2/{name}/manifests/{result.digest}",

@@ -1,7 +1,9 @@
 """Blob uploads: ``/v2/<name>/blobs/uploads/`` (end-4a, 4b, 5, 6, 11, 13).
 
 Sessions are private to their client, so chunks stream straight to the session file with
-no repository lock; only the final PUT publishes.
+no repository lock; only the final PUT publishes. With access control, a session belongs
+to the user who opened it (by name, so a password, an API key and a client certificate
+of one user are one owner); to anyone else it is unknown.
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ import re
 
 from aiohttp import web
 
-from dockyard.api.access import read_filter
+from dockyard.api.access import identity, read_filter
 from dockyard.api.common import body_chunks, digest_param, repo_name, services, store
 from dockyard.api.errors import ApiError
 from dockyard.oci.names import validate_name
 from dockyard.storage.errors import BlobUploadInvalid
-from dockyard.storage.uploads import Session
+from dockyard.storage.repo_blobs import RepoBlobs
+from dockyard.storage.uploads import ANYONE, Caller, Session
 
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 
@@ -44,6 +47,17 @@ def _content_range(request: web.Request) -> tuple[int | None, int | None]:
     return start, end - start + 1
 
 
+def _caller(request: web.Request) -> Caller:
+    """Whose sessions the request may use: its user's (None: anonymous), or any when
+    access is not controlled at all."""
+    who = identity(request)
+    return ANYONE if who is None else who.user
+
+
+async def _own_session(request: web.Request, name: str, blobs: RepoBlobs) -> Session:
+    return await blobs.session(name, request.match_info["session"], _caller(request))
+
+
 async def start_upload(request: web.Request) -> web.Response:
     """POST: mount, monolithic upload (``?digest=``), or a new session (202)."""
     name, svc = services(request)
@@ -54,7 +68,8 @@ async def start_upload(request: web.Request) -> web.Response:
         # Only from repositories the caller may read; else it uploads like anyone else.
         if await store(request).mount(name, digest, source, read_filter(request)):
             return web.Response(status=201, headers=_blob_headers(name, str(digest)))
-    session = svc.blobs.start_upload(name)
+    caller = _caller(request)
+    session = svc.blobs.start_upload(name, None if caller is ANYONE else caller)
     if "digest" in query:
         digest = digest_param(query["digest"])
         async with session.lock:
@@ -71,7 +86,7 @@ async def start_upload(request: web.Request) -> web.Response:
 async def patch_upload(request: web.Request) -> web.Response:
     """PATCH: append a chunk (with Content-Range) or a streamed body (without)."""
     name, svc = services(request)
-    session = await svc.blobs.session(name, request.match_info["session"])
+    session = await _own_session(request, name, svc.blobs)
     start, length = _content_range(request)
     async with session.lock:
         await svc.blobs.append(session, body_chunks(request), start, length)
@@ -81,7 +96,7 @@ async def patch_upload(request: web.Request) -> web.Response:
 async def put_upload(request: web.Request) -> web.Response:
     """PUT ``?digest=``: append any last bytes, verify, publish (201)."""
     name, svc = services(request)
-    session = await svc.blobs.session(name, request.match_info["session"])
+    session = await _own_session(request, name, svc.blobs)
     raw = request.query.get("digest")
     if not raw:
         raise ApiError("DIGEST_INVALID", "the digest query parameter is required", 400)
@@ -96,13 +111,13 @@ async def put_upload(request: web.Request) -> web.Response:
 async def get_upload(request: web.Request) -> web.Response:
     """GET: where the session stands (204 with Range), so a client can resume."""
     name, svc = services(request)
-    session = await svc.blobs.session(name, request.match_info["session"])
+    session = await _own_session(request, name, svc.blobs)
     return web.Response(status=204, headers=_session_headers(name, session))
 
 
 async def cancel_upload(request: web.Request) -> web.Response:
     name = repo_name(request)
     svc = store(request).for_repo(name)
-    session = await svc.blobs.session(name, request.match_info["session"])
+    session = await _own_session(request, name, svc.blobs)
     await svc.blobs.cancel(session)
     return web.Response(status=204)

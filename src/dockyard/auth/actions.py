@@ -22,6 +22,8 @@ endpoint                               method      needs
 =====================================  ==========  ===========================================
 
 Uploads count as ``create``, as in zot: status queries and cancels are part of a push.
+Whether a manifest PUT moves a tag is decided here on the headers, and again when it
+publishes (``RepoManifests.put``), since the tag may appear while the body arrives.
 """
 
 from __future__ import annotations

@@ -60,5 +60,13 @@ class StorageFull(StorageError):
     """The disk refused a write (no space or quota); nothing was published."""
 
 
+class TagMoveDenied(StorageError):
+    """A manifest PUT would move a tag, and the caller's policy refused that move.
+
+    Storage knows nothing of users: the caller hands :meth:`RepoManifests.put` a
+    yes/no for moving a tag, asked under the repository lock, and this is the no.
+    """
+
+
 class IndexUnreadable(StorageError):
     """A repository's ``index.json`` is damaged: refuse to read or write it, keep all."""

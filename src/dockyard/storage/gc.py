@@ -29,6 +29,7 @@ from dockyard.oci.digest import Digest
 from dockyard.storage import gc_walk
 from dockyard.storage.layout import UPLOADS_DIR, RepoIndex
 from dockyard.storage.root import StorageRoot
+from dockyard.storage.uploads import owner_record_of
 
 log = logging.getLogger("dockyard.gc")
 T = TypeVar("T")
@@ -99,15 +100,20 @@ class Collector:
         folder = self.root.repo_dir(repo) / UPLOADS_DIR
         removed = []
         for path in folder.iterdir() if folder.is_dir() else ():
+            session_id = owner_record_of(path.name)
+            if session_id is None:
+                session_id = path.name
+            elif (folder / session_id).exists():
+                continue  # an owner record goes with its session, below
             try:
                 idle = now - os.stat(path).st_mtime
             except OSError:
                 continue
-            if idle < self.gc_delay or self.root.uploads.busy(repo, path.name):
+            if idle < self.gc_delay or self.root.uploads.busy(repo, session_id):
                 continue
             if not dry_run:
-                self.root.uploads.discard(repo, path.name)
-            removed.append((repo, path.name))
+                self.root.uploads.discard(repo, session_id)
+            removed.append((repo, session_id))
         return removed
 
     async def collect(

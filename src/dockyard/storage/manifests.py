@@ -22,9 +22,16 @@ from dockyard.storage.errors import (
     ManifestBlobUnknown,
     ManifestInvalid,
     ManifestUnknown,
+    NameUnknown,
+    TagMoveDenied,
 )
 from dockyard.storage.manifest_cache import ManifestCache
 from dockyard.storage.root import StorageRoot
+
+#: Whether this put may move ``tag``, which already points at a manifest (any manifest,
+#: even the one being put: as in zot, re-tagging counts as moving). Asked under the
+#: repository lock, so the answer holds at the moment of publishing.
+MayMoveTag = Callable[[str], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +167,15 @@ class RepoManifests:
         body: bytes,
         content_type: str | None,
         extra_tags: list[str] = [],  # noqa: B006 - never mutated
+        may_move: MayMoveTag | None = None,
     ) -> PutResult:
-        """Check and store a manifest, then point the tags at it, atomically per repository."""
+        """Check and store a manifest, then point the tags at it, atomically per repository.
+
+        ``may_move`` (None: any tag may move) is asked about each tag that exists when the
+        repository lock is held; a no raises TagMoveDenied before anything is stored.
+        Deciding earlier would let a tag created meanwhile be moved by whoever was only
+        allowed to create it.
+        """
         ref = parse_reference(reference)
         tags = [ref] if isinstance(ref, str) else []
         for tag in extra_tags:
@@ -183,6 +197,8 @@ class RepoManifests:
             "size": len(body),
         }
         async with self.root.locks.hold(repo):
+            if may_move is not None:
+                self._refuse_moves(repo, tags, may_move)
             # Checked under the lock GC deletes under, so no referenced blob can vanish
             # between the check and the publish.
             self._check_references(repo, manifest)
@@ -196,6 +212,18 @@ class RepoManifests:
         if untagged:
             self.on_unreferenced(repo)
         return PutResult(str(digest), manifest, tuple(untagged))
+
+    def _refuse_moves(self, repo: str, tags: list[str], may_move: MayMoveTag) -> None:
+        try:
+            existing = self.root.index(repo).tags()
+        except NameUnknown:
+            return  # no repository yet: every tag is new
+        for tag in tags:
+            if tag in existing and not may_move(tag):
+                raise TagMoveDenied(
+                    "requested access to the resource is denied",
+                    {"reason": f"tag {tag!r} exists, and moving it needs update", "tag": tag},
+                )
 
     def _store(self, repo: str, digest: Digest, body: bytes) -> None:
         self.root.ensure_repo(repo)

@@ -10,7 +10,7 @@ from dockyard.oci.digest import Digest
 from dockyard.storage.errors import BlobUnknown, DigestInvalid, StorageFull
 from dockyard.storage.integrity import BlobVerifier
 from dockyard.storage.root import StorageRoot
-from dockyard.storage.uploads import Session
+from dockyard.storage.uploads import ANYONE, Caller, Owner, Session
 
 #: Which repositories a blob may be taken from for another (None: any).
 SourceFilter = Callable[[str], bool] | None
@@ -67,16 +67,18 @@ class RepoBlobs:
             if not await asyncio.to_thread(self.root.files.delete, repo, digest):
                 raise BlobUnknown(f"blob {digest} is not in {repo!r}", {"digest": str(digest)})
 
-    def start_upload(self, repo: str) -> Session:
-        """A new session; the repository exists from here on, so GC finds abandoned ones."""
+    def start_upload(self, repo: str, owner: Owner = None) -> Session:
+        """A new session of ``owner``; the repository exists from here on, so GC finds
+        abandoned ones."""
         try:
             self.root.ensure_repo(repo)
-            return self.root.uploads.create(repo)
+            return self.root.uploads.create(repo, owner)
         except OSError as exc:
             raise StorageFull(f"cannot start an upload: {exc.strerror}") from exc
 
-    async def session(self, repo: str, session_id: str) -> Session:
-        return await self.root.uploads.get(repo, session_id)
+    async def session(self, repo: str, session_id: str, caller: Caller = ANYONE) -> Session:
+        """``caller``'s session; BlobUploadUnknown when it is absent or someone else's."""
+        return await self.root.uploads.get(repo, session_id, caller)
 
     async def append(
         self,

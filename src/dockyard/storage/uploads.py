@@ -4,6 +4,10 @@ A session is ``ROOT/<repo>/.uploads/<uuid>``. Only its own client writes to it, 
 appending takes no repository lock; a per-session lock only keeps two requests of the same
 client from interleaving. The hash state stays in memory between requests, so finishing an
 upload never re-reads the file; after a restart it is rebuilt from the file once.
+
+A session belongs to whoever opened it. Its owner (an opaque name handed in by the API
+layer) is kept in ``.uploads/.<uuid>.owner`` so that it survives a restart; a session of
+an anonymous client has no such record. To anyone else the session does not exist.
 """
 
 from __future__ import annotations
@@ -12,13 +16,16 @@ import asyncio
 import concurrent.futures
 import contextlib
 import errno
+import json
 import os
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
+from typing import Literal
 
 from dockyard.oci.digest import Digest, Hasher, new_hasher
 from dockyard.storage.errors import (
@@ -30,6 +37,7 @@ from dockyard.storage.errors import (
 from dockyard.storage.layout import UPLOADS_DIR
 
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+_OWNER_RECORD = re.compile(r"^\.([0-9a-f]{32})\.owner$")
 #: Bytes gathered before one write+hash is handed to a thread: large enough that the
 #: hand-off costs little, small enough that a hundred concurrent uploads (20 images of 5
 #: layers pushed at once) hold tens of MiB, not hundreds (1 MiB batches: 285 MiB peak).
@@ -43,6 +51,28 @@ ADMISSION_WAIT = 2.0
 _STREAMING = asyncio.Semaphore(STREAMING)
 
 
+class _Mark(Enum):
+    ANYONE = "anyone"
+    UNREADABLE = "unreadable"
+
+
+#: The caller to name when access is not controlled: every session is every caller's.
+ANYONE: Literal[_Mark.ANYONE] = _Mark.ANYONE
+#: The owner of a session whose owner record cannot be read: it is nobody's (fail closed).
+UNREADABLE: Literal[_Mark.UNREADABLE] = _Mark.UNREADABLE
+
+#: Who opened a session: a name, or None for an anonymous client.
+Owner = str | None
+#: What a session records: an owner, or UNREADABLE.
+SessionOwner = Owner | Literal[_Mark.UNREADABLE]
+#: Who asks for a session: an owner, or ANYONE.
+Caller = Owner | Literal[_Mark.ANYONE]
+
+
+def _may_use(owner: SessionOwner, caller: Caller) -> bool:
+    return caller is ANYONE or owner == caller
+
+
 @dataclass
 class Session:
     """One upload in progress: its file, how many bytes it holds, and their hash so far."""
@@ -54,6 +84,41 @@ class Session:
     hasher: Hasher
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     touched: float = field(default_factory=time.time)
+    owner: SessionOwner = None
+
+
+def owner_record_of(name: str) -> str | None:
+    """The session id whose owner record a file of ``.uploads/`` is; None if it is not one."""
+    match = _OWNER_RECORD.match(name)
+    return match[1] if match else None
+
+
+def _owner_path(session_path: Path) -> Path:
+    return session_path.with_name(f".{session_path.name}.owner")
+
+
+def _write_owner(path: Path, owner: str) -> None:
+    """Not fsynced: after a power cut an empty record makes the session nobody's, so the
+    client starts its upload again; that is cheaper than an fsync per upload."""
+    path.write_text(json.dumps({"user": owner}))
+
+
+def _read_owner(session_path: Path) -> SessionOwner:
+    try:
+        doc = json.loads(_owner_path(session_path).read_bytes())
+    except FileNotFoundError:
+        return None  # anonymous (or opened before owners were recorded)
+    except (OSError, ValueError):
+        return UNREADABLE
+    user = doc.get("user") if isinstance(doc, dict) else None
+    return user if isinstance(user, str) else UNREADABLE
+
+
+def _unlink(path: Path) -> None:
+    """The session file first, then its owner record: never an ownerless session file."""
+    for doomed in (path, _owner_path(path)):
+        with contextlib.suppress(FileNotFoundError):
+            doomed.unlink()
 
 
 def _write_and_hash(fd: int, data: bytes | bytearray, hasher: Hasher) -> None:
@@ -80,6 +145,21 @@ def _rehash(path: Path, algorithm: str = "sha256") -> tuple[int, Hasher]:
     return size, hasher
 
 
+def _load(path: Path, caller: Caller) -> tuple[SessionOwner, int, Hasher] | None:
+    """A session's owner, size and hash from disk after a restart; None when it is absent
+    or not ``caller``'s. The owner is read first, so nobody else's request makes the
+    server hash the file.
+    """
+    owner = _read_owner(path)
+    if not _may_use(owner, caller):
+        return None
+    try:
+        size, hasher = _rehash(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return owner, size, hasher
+
+
 def _is_disk_full(exc: OSError) -> bool:
     return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
@@ -94,32 +174,40 @@ class Uploads:
     def _dir(self, repo: str) -> Path:
         return self.root / repo / UPLOADS_DIR
 
-    def create(self, repo: str) -> Session:
+    def create(self, repo: str, owner: Owner = None) -> Session:
+        """A new session of ``owner``; its owner record is written before the session file,
+        so a session file never exists without it."""
         session_id = uuid.uuid4().hex
         path = self._dir(repo) / session_id
         path.parent.mkdir(parents=True, exist_ok=True)
+        if owner is not None:
+            _write_owner(_owner_path(path), owner)
         path.touch(exist_ok=False)
-        session = Session(repo, session_id, path, 0, new_hasher())
+        session = Session(repo, session_id, path, 0, new_hasher(), owner=owner)
         self._sessions[(repo, session_id)] = session
         return session
 
-    async def get(self, repo: str, session_id: str) -> Session:
-        """The live session, rebuilt from its file after a restart; else BlobUploadUnknown."""
+    async def get(self, repo: str, session_id: str, caller: Caller = ANYONE) -> Session:
+        """The live session, rebuilt from its file after a restart; else BlobUploadUnknown.
+
+        A session ``caller`` did not open is unknown too, exactly as one that never was:
+        its id alone (which access logs show) gives nobody else a way in.
+        """
+        unknown = BlobUploadUnknown(f"upload {session_id!r} is unknown", {"session": session_id})
         if not _SESSION_ID.match(session_id):
-            raise BlobUploadUnknown(f"upload {session_id!r} is unknown", {"session": session_id})
+            raise unknown
         session = self._sessions.get((repo, session_id))
-        if session is not None:
-            return session
-        path = self._dir(repo) / session_id
-        try:
-            size, hasher = await asyncio.to_thread(_rehash, path)
-        except (FileNotFoundError, NotADirectoryError):
-            raise BlobUploadUnknown(
-                f"upload {session_id!r} is unknown", {"session": session_id}
-            ) from None
-        session = self._sessions.setdefault(
-            (repo, session_id), Session(repo, session_id, path, size, hasher)
-        )
+        if session is None:
+            path = self._dir(repo) / session_id
+            found = await asyncio.to_thread(_load, path, caller)
+            if found is None:
+                raise unknown
+            owner, size, hasher = found
+            session = self._sessions.setdefault(
+                (repo, session_id), Session(repo, session_id, path, size, hasher, owner=owner)
+            )
+        if not _may_use(session.owner, caller):
+            raise unknown
         return session
 
     async def append(
@@ -221,8 +309,7 @@ class Uploads:
     def forget(self, session: Session) -> None:
         """Drop the session; its file has been published or is removed here."""
         self._sessions.pop((session.repo, session.id), None)
-        with contextlib.suppress(FileNotFoundError):
-            session.path.unlink()
+        _unlink(session.path)
 
     def busy(self, repo: str, session_id: str) -> bool:
         """True while a request is writing to the session."""
@@ -232,6 +319,4 @@ class Uploads:
     def discard(self, repo: str, session_id: str) -> None:
         """Remove an abandoned session, live or only on disk."""
         session = self._sessions.pop((repo, session_id), None)
-        path = session.path if session else self._dir(repo) / session_id
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        _unlink(session.path if session else self._dir(repo) / session_id)
