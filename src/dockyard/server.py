@@ -23,6 +23,7 @@ from dockyard.listen import close_all, open_listeners
 from dockyard.logs import AccessLogger, access_log, setup_logging
 from dockyard.memory import tune_allocator
 from dockyard.operations import install_operations, operations_background
+from dockyard.plural import count
 from dockyard.preflight import StartupError, describe
 from dockyard.reload import RELOADER, Overrides
 from dockyard.roots import root_settings
@@ -35,10 +36,13 @@ log = logging.getLogger("dockyard")
 BACKLOG = 1024
 
 
-def build_store(config: Config) -> Store:
-    """The store a config describes: the default root and one root per ``subPaths`` entry."""
+def build_store(config: Config, *, read_only: bool = False) -> Store:
+    """The store a config describes: the default root and one root per ``subPaths`` entry.
+
+    ``read_only`` for a look that must write nothing (``gc --dry-run``).
+    """
     default, subs = root_settings(config)
-    return Store(default, subs)
+    return Store(default, subs, read_only=read_only)
 
 
 def build_app(
@@ -114,7 +118,7 @@ async def _serve(
     log.info("dockyard stopping: no new connections; in-flight requests get up to %gs", grace)
     left = await drain(runner, grace)
     if left:
-        log.warning("grace period of %gs over: cutting %d requests in flight", grace, left)
+        log.warning("grace period of %gs over: cutting %s in flight", grace, count(left, "request"))
     await runner.cleanup()
     log.info("dockyard stopped")
 
