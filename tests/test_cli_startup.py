@@ -11,9 +11,11 @@ Everything runs as a real ``python -m dockyard`` subprocess; permission cases ru
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from certs import server_pki
 from cli_helpers import (
@@ -256,3 +258,26 @@ def test_valid_config_verifies_without_creating_anything(tmp_path: Path) -> None
     proc = dockyard("verify", str(config))
     assert proc.returncode == 0, proc.stderr
     assert os.listdir(tmp_path) == ["config.json"]
+
+
+def test_reload_into_a_missing_log_folder_keeps_the_running_config(tmp_path: Path) -> None:
+    """On reload, the start-up checks hold too: the new file is refused, the server serves."""
+    from conftest import start_server
+    from ops_helpers import json_lines, ops_doc, signal_server, wait_for, write_json_atomically
+
+    root, log_file, path = tmp_path / "data", tmp_path / "d.log", tmp_path / "config.json"
+    doc = ops_doc(root, log={"output": str(log_file)})
+    write_json_atomically(path, doc)
+    server = start_server(root, config=path)
+    try:
+        doc["log"]["output"] = str(tmp_path / "no-such-folder" / "d.log")
+        write_json_atomically(path, doc)
+        signal_server(server, signal.SIGHUP)
+        wait_for(lambda: "not reloaded" in log_file.read_text(), 10, "the refusal to be logged")
+        refused = [d for d in json_lines(log_file.read_text()) if "not reloaded" in d["message"]]
+        assert "log.output" in refused[0]["message"], refused
+        assert server.proc is not None and server.proc.poll() is None
+        assert httpx.get(f"{server.url}/v2/", timeout=5).status_code == 200
+    finally:
+        server.stop()
+    assert "Traceback" not in log_file.read_text()
