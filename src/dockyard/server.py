@@ -141,7 +141,8 @@ def serve(
         try:
             setup_logging(config)
         except OSError as exc:
-            raise StartupError(f"log.output: cannot open {describe(exc)}") from exc
+            why = exc.strerror or exc
+            raise StartupError(f"log.output: cannot open {config.log.output}: {why}") from exc
         tune_allocator()
         asyncio.run(_serve(config, path, overrides, sockets))
     finally:
