@@ -85,7 +85,7 @@ def test_scrub_command_finds_rot_and_missing_blobs(tmp_path: Path) -> None:
             again = scrub(config, "--repo", a)
             assert again.returncode == 1
             assert f"missing {a}@{layer}" in again.stdout and first.digest in again.stdout
-            assert "scrubbed 1 repositories" in again.stdout
+            assert "scrubbed 1 repository:" in again.stdout
             assert b not in again.stdout
             assert scrub(config, "--repo", "no/such").returncode == 2
     finally:

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import argparse
+from importlib.metadata import PackageNotFoundError, version
 
+from dockyard import __version__
 from dockyard.commands import bench, gc, passwd, scrub, serve, verify
 
 COMMANDS = (serve, verify, gc, scrub, bench, passwd)
 
 
+def installed_version() -> str:
+    """The installed distribution's version (pyproject.toml's), else the package's own."""
+    try:
+        return version("dockyard")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return __version__
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dockyard", description="OCI-native container registry")
+    p.add_argument("--version", action="version", version=f"dockyard {installed_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.register(sub)

@@ -28,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 
 from dockyard.config import Config, ConfigError, load_config
 from dockyard.logs import set_level, setup_logging
+from dockyard.preflight import problems
 from dockyard.roots import root_settings
 from dockyard.storage.live_settings import adopt_again, apply_settings
 from dockyard.storage.store import Store
@@ -107,6 +108,15 @@ class Reloader:
             for warning in warnings:
                 log.warning(warning)
             new = self.overrides(new)
+            # The checks serve makes at start: a log folder that is not there, an
+            # unreadable htpasswd file, would otherwise break the running server.
+            found = await asyncio.to_thread(problems, new)
+            if found:
+                self.failed += 1
+                log.error(
+                    "%s: config not reloaded, the running one stays: %s", why, "; ".join(found)
+                )
+                return False
             old, self.config = self.config, new
             changed = changed_keys(old, new)
             restart = await self._apply(old, new, changed)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,9 +19,12 @@ from dockyard.api.routes import add_routes
 from dockyard.api.security import install_security, tls_context
 from dockyard.config import Config
 from dockyard.drain import drain
+from dockyard.listen import close_all, open_listeners
 from dockyard.logs import AccessLogger, access_log, setup_logging
 from dockyard.memory import tune_allocator
 from dockyard.operations import install_operations, operations_background
+from dockyard.plural import count
+from dockyard.preflight import StartupError, describe
 from dockyard.refusals import Runner
 from dockyard.reload import RELOADER, Overrides
 from dockyard.roots import root_settings
@@ -28,11 +33,17 @@ from dockyard.storage.store import Store
 
 log = logging.getLogger("dockyard")
 
+#: Connections the kernel queues before they are accepted.
+BACKLOG = 1024
 
-def build_store(config: Config) -> Store:
-    """The store a config describes: the default root and one root per ``subPaths`` entry."""
+
+def build_store(config: Config, *, read_only: bool = False) -> Store:
+    """The store a config describes: the default root and one root per ``subPaths`` entry.
+
+    ``read_only`` for a look that must write nothing (``gc --dry-run``).
+    """
     default, subs = root_settings(config)
-    return Store(default, subs)
+    return Store(default, subs, read_only=read_only)
 
 
 def build_app(
@@ -67,8 +78,18 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     stop_walker()
 
 
-async def _serve(config: Config, path: Path | None, overrides: Overrides | None) -> None:
-    app = build_app(config, path, overrides)
+async def _serve(
+    config: Config,
+    path: Path | None,
+    overrides: Overrides | None,
+    sockets: list[socket.socket],
+) -> None:
+    try:
+        app = build_app(config, path, overrides)
+    except sqlite3.Error as exc:
+        raise StartupError(f"cannot open a database under the storage root: {exc}") from exc
+    except OSError as exc:
+        raise StartupError(f"cannot start: {describe(exc)}") from exc
     runner = Runner(
         app,
         handle_signals=False,
@@ -79,10 +100,8 @@ async def _serve(config: Config, path: Path | None, overrides: Overrides | None)
     )
     await runner.setup()
     ssl_context = tls_context(app)
-    site = web.TCPSite(
-        runner, config.http.address, config.http.port, backlog=1024, ssl_context=ssl_context
-    )
-    await site.start()
+    for sock in sockets:
+        await web.SockSite(runner, sock, ssl_context=ssl_context, backlog=BACKLOG).start()
     root = Path(config.storage.root_directory).absolute()
     scheme = "https" if ssl_context else "http"
     address = f"{scheme}://{config.http.address}:{config.http.port}"
@@ -100,16 +119,37 @@ async def _serve(config: Config, path: Path | None, overrides: Overrides | None)
     log.info("dockyard stopping: no new connections; in-flight requests get up to %gs", grace)
     left = await drain(runner, grace)
     if left:
-        log.warning("grace period of %gs over: cutting %d requests in flight", grace, left)
+        log.warning("grace period of %gs over: cutting %s in flight", grace, count(left, "request"))
     await runner.cleanup()
     log.info("dockyard stopped")
 
 
-def serve(config: Config, path: Path | None = None, overrides: Overrides | None = None) -> None:
+def serve(
+    config: Config,
+    path: Path | None = None,
+    overrides: Overrides | None = None,
+    sockets: list[socket.socket] | None = None,
+) -> None:
     """Serve until SIGINT or SIGTERM; reload the config on SIGHUP or when ``path`` changes.
 
-    Plain asyncio loop: uvloop would disable sendfile.
+    The listener opens first (``sockets``, from :func:`listen`, or opened here), then the
+    log, then the storage: each failure a user can cause is a StartupError naming what to
+    fix. Plain asyncio loop: uvloop would disable sendfile.
     """
-    setup_logging(config)
-    tune_allocator()
-    asyncio.run(_serve(config, path, overrides))
+    if sockets is None:
+        sockets = listen(config)
+    try:
+        try:
+            setup_logging(config)
+        except OSError as exc:
+            why = exc.strerror or exc
+            raise StartupError(f"log.output: cannot open {config.log.output}: {why}") from exc
+        tune_allocator()
+        asyncio.run(_serve(config, path, overrides, sockets))
+    finally:
+        close_all(sockets)
+
+
+def listen(config: Config) -> list[socket.socket]:
+    """The listening sockets for ``http.address`` and ``http.port``; StartupError if not."""
+    return open_listeners(config.http.address, config.http.port, BACKLOG)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import bcrypt
 
+from dockyard.plural import count
+
 log = logging.getLogger("dockyard.auth")
 
 #: How long a successful check is trusted without bcrypt again.
@@ -94,7 +96,7 @@ class Htpasswd:
         self._stamp = stamp
         self._cache.clear()
         self._dummy = None
-        log.info("loaded %d users from %s", len(self._entries), self.path)
+        log.info("loaded %s from %s", count(len(self._entries), "user"), self.path)
         return True
 
     def users(self) -> list[str]:

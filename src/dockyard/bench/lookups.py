@@ -16,6 +16,7 @@ from dockyard.bench.client import ACCEPT_MANIFESTS, Registry, RegistryError
 from dockyard.bench.content import Blob, Content
 from dockyard.bench.stats import Recorder
 from dockyard.bench.workload import Context, Metric, Workload, gather_limited, run_pool
+from dockyard.plural import count
 
 #: Requests in flight while creating setup data.
 SETUP_CONCURRENCY = 16
@@ -129,7 +130,7 @@ class TagsList(Workload):
         await gather_limited(SETUP_CONCURRENCY, [partial(tag, name) for name in missing])
         left = wanted - await self._existing(registry)
         if left:
-            raise RuntimeError(f"setup: {len(left)} tags still missing after the push")
+            raise RuntimeError(f"setup: {count(len(left), 'tag')} still missing after the push")
 
     async def run(self, ctx: Context, rec: Recorder) -> None:
         path = f"/v2/{self.repo}/tags/list"

@@ -17,6 +17,7 @@ import aiohttp
 from dockyard.bench.runner import Outcome, Target
 from dockyard.bench.stats import RunResult, median
 from dockyard.bench.workload import Metric, Workload
+from dockyard.plural import count
 
 #: Client CPU (share of one core) above which the client, not the server, may set the pace.
 CLIENT_BOUND = 0.85
@@ -135,7 +136,7 @@ def render(
         cells = [s.workload, f"{metric.label} {arrow}"]
         for t in s.targets:
             cell = _fmt(t.median, 2 if metric is Metric.WALL_S else 1)
-            cells.append(cell + (f" ({t.errors} errors)" if t.errors else ""))
+            cells.append(cell + (f" ({count(t.errors, 'error')})" if t.errors else ""))
         cells += ["-" if t.ratio is None else f"{t.ratio:.2f}x" for t in s.targets[1:]]
         cells += [
             "-" if t.paired_ratio is None else f"{t.paired_ratio:.2f}x" for t in s.targets[1:]

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dockyard.plural import count
+
 EXIT_ERRORS = 1
 EXIT_USAGE = 2
 
@@ -94,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(json.dumps(data, indent=1) + "\n")
     if data["errors"]:
-        print(f"dockyard bench: {data['errors']} errors (see the JSON runs)", file=sys.stderr)
+        errors = count(data["errors"], "error")
+        print(f"dockyard bench: {errors} (see the JSON runs)", file=sys.stderr)
         return EXIT_ERRORS
     return 0
 

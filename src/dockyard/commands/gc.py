@@ -1,21 +1,32 @@
-"""``dockyard gc CONFIG [--dry-run]``: one garbage-collection pass over every repository."""
+"""``dockyard gc [CONFIG] [--root DIR] [--dry-run]``: one GC pass over every repository.
+
+CONFIG and ``--root`` work as for ``serve`` (default root ``./dockyard-data``). A root
+that does not exist is reported (exit 2), never created. ``--dry-run`` writes nothing at
+all: the store is opened read-only (no SQLite file is opened, nothing is created).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 from typing import Any
 
-from dockyard.commands.common import EXIT_CONFIG, load_or_report
+from dockyard.commands.common import (
+    EXIT_CONFIG,
+    add_root_flag,
+    load_or_report,
+    roots_exist,
+    with_root,
+)
+from dockyard.plural import count
 from dockyard.storage.gc import GcReport
 
 
 def _print(report: GcReport, dry_run: bool) -> None:
     verb = "would remove" if dry_run else "removed"
     for repo, digest, freed in report.blobs:
-        print(f"{verb} blob {repo}@{digest} ({freed} bytes freed)")
+        print(f"{verb} blob {repo}@{digest} ({count(freed, 'byte')} freed)")
     for repo, digest in report.manifests:
         print(f"{verb} untagged manifest {repo}@{digest}")
     for repo, session in report.uploads:
@@ -23,8 +34,9 @@ def _print(report: GcReport, dry_run: bool) -> None:
     for repo, why in report.skipped:
         print(f"kept everything in {repo}: {why}")
     print(
-        f"{verb} {len(report.blobs)} blobs, {len(report.manifests)} manifests, "
-        f"{len(report.uploads)} uploads; {report.bytes_freed} bytes freed"
+        f"{verb} {count(len(report.blobs), 'blob')}, "
+        f"{count(len(report.manifests), 'manifest')}, {count(len(report.uploads), 'upload')}; "
+        f"{count(report.bytes_freed, 'byte')} freed"
     )
 
 
@@ -34,12 +46,15 @@ def run(args: argparse.Namespace) -> int:
     from dockyard.server import build_store
     from dockyard.storage.gc import stop_walker
 
-    config = load_or_report(args.config)
-    if config is None:
+    loaded = load_or_report(args.config)
+    if loaded is None:
+        return EXIT_CONFIG
+    config = with_root(loaded, args.root)
+    if not roots_exist(config, root_flag=args.root is not None):
         return EXIT_CONFIG
 
     async def collect() -> GcReport:
-        store = build_store(config)
+        store = build_store(config, read_only=args.dry_run)
         await store.catalog.load()
         repos = sum(len(store.repos_of(s)) for s in store.roots() if s.collector)
         with tqdm(total=repos, unit="repo", desc="gc", file=sys.stderr) as bar:
@@ -58,6 +73,6 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("gc", help="one garbage-collection pass over every repository")
-    p.add_argument("config", type=Path)
+    add_root_flag(p)
     p.add_argument("--dry-run", action="store_true", help="report what would go, remove nothing")
     p.set_defaults(func=run)

@@ -1,4 +1,7 @@
-"""``dockyard scrub CONFIG [--repo R]``: re-hash every blob, check every manifest's references.
+"""``dockyard scrub [CONFIG] [--root DIR] [--repo R]``: re-hash every blob, check references.
+
+CONFIG and ``--root`` work as for ``serve`` (default root ``./dockyard-data``); a root that
+does not exist is reported (exit 2), never created.
 
 Exits 0 when everything checked out, 1 when anything is corrupt, missing, of the wrong size
 or unreadable (each is printed on its own line), 2 for a config or repository that cannot
@@ -12,10 +15,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 from typing import Any
 
-from dockyard.commands.common import EXIT_CONFIG, load_or_report
+from dockyard.commands.common import (
+    EXIT_CONFIG,
+    add_root_flag,
+    load_or_report,
+    roots_exist,
+    with_root,
+)
+from dockyard.plural import count
 from dockyard.storage.scrub import ScrubReport
 
 EXIT_PROBLEMS = 1
@@ -24,13 +33,14 @@ EXIT_PROBLEMS = 1
 def _print(report: ScrubReport) -> None:
     for problem in report.problems:
         print(problem)
-    verdict = "OK" if report.ok else f"{len(report.problems)} problems"
+    verdict = "OK" if report.ok else count(len(report.problems), "problem")
     print(
-        f"scrubbed {report.repos} repositories: {report.manifests} manifests, "
-        f"{report.blobs} blobs, {report.bytes} bytes hashed in {report.seconds:.1f}s: {verdict}"
+        f"scrubbed {count(report.repos, 'repository', 'repositories')}: "
+        f"{count(report.manifests, 'manifest')}, {count(report.blobs, 'blob')}, "
+        f"{count(report.bytes, 'byte')} hashed in {report.seconds:.1f}s: {verdict}"
     )
     if report.quarantined:
-        print(f"quarantined {len(report.quarantined)} files")
+        print(f"quarantined {count(len(report.quarantined), 'file')}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,8 +51,11 @@ def run(args: argparse.Namespace) -> int:
     from dockyard.storage.gc import stop_walker
     from dockyard.storage.scrub import Scrubber
 
-    config = load_or_report(args.config)
-    if config is None:
+    loaded = load_or_report(args.config)
+    if loaded is None:
+        return EXIT_CONFIG
+    config = with_root(loaded, args.root)
+    if not roots_exist(config, root_flag=args.root is not None):
         return EXIT_CONFIG
     repos: list[str] | None = None
     if args.repo:
@@ -84,7 +97,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "scrub", help="re-hash every blob and manifest, check references; exit 1 on problems"
     )
-    p.add_argument("config", type=Path)
+    add_root_flag(p)
     p.add_argument(
         "--repo",
         action="append",

@@ -1,13 +1,19 @@
-"""``dockyard serve [CONFIG]``: serve the registry, on embedded defaults without CONFIG."""
+"""``dockyard serve [CONFIG]``: serve the registry, on embedded defaults without CONFIG.
+
+Exit status: 0 after a clean stop, 2 when the config, a flag, or a path they name cannot
+be used (the key is named), 1 when the listener cannot open (a busy port).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-from dockyard.commands.common import EXIT_CONFIG, load_or_report
+from dockyard.commands.common import EXIT_CONFIG, load_or_report, servable
 from dockyard.config import Config
+from dockyard.preflight import StartupError, create_roots
 
 
 def _port(text: str) -> int:
@@ -17,7 +23,8 @@ def _port(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dockyard.server import serve
+    from dockyard.listen import close_all
+    from dockyard.server import listen, serve
 
     config = load_or_report(args.config)
     if config is None:
@@ -33,7 +40,21 @@ def run(args: argparse.Namespace) -> int:
             config.storage.root_directory = args.root
         return config
 
-    serve(overrides(config), args.config, overrides)
+    config = overrides(config)
+    root_flag = args.root is not None
+    if not servable(config, root_flag):
+        return EXIT_CONFIG
+    try:
+        sockets = listen(config)  # first: a busy port must not leave a root behind
+        try:
+            create_roots(config, root_flag)
+        except StartupError:
+            close_all(sockets)
+            raise
+        serve(config, args.config, overrides, sockets)
+    except StartupError as exc:
+        print(f"dockyard: {exc}", file=sys.stderr)
+        return exc.status
     return 0
 
 

@@ -1,4 +1,8 @@
-"""``dockyard verify CONFIG``: check a config, exit 0 or 2."""
+"""``dockyard verify CONFIG``: check a config as ``serve`` would, exit 0 or 2.
+
+The same checks ``serve`` makes before it starts: the config's keys and values, then the
+files and folders it names (see ``dockyard.preflight``). Nothing is created.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dockyard.commands.common import EXIT_CONFIG, load_or_report
+from dockyard.commands.common import EXIT_CONFIG, load_or_report, servable
 
 
 def run(args: argparse.Namespace) -> int:
-    if load_or_report(args.config) is None:
+    config = load_or_report(args.config)
+    if config is None or not servable(config):
         return EXIT_CONFIG
     print(f"dockyard: {args.config} is valid")
     return 0

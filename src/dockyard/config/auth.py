@@ -41,7 +41,7 @@ class BearerAuth(ZotSection):
 
         try:
             load_public_key(existing_file(value))
-        except ValueError as exc:
+        except (ValueError, OSError) as exc:  # OSError: there, but not readable
             raise ValueError(f"cannot read a public key from {str(value)!r}: {exc}") from exc
         return value
 

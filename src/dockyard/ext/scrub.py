@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from dockyard.ext.metrics import counter, gauge
+from dockyard.plural import count
 from dockyard.storage.scrub import CORRUPT, MISSING, SIZE, UNREADABLE, Scrubber, ScrubReport
 from dockyard.storage.store import Store
 
@@ -65,12 +66,12 @@ class ScrubRunner:
                 },
             )
         log.info(
-            "scrub checked %d repositories, %d blobs (%d bytes) in %.1fs: %d problems",
-            report.repos,
-            report.blobs,
-            report.bytes,
+            "scrub checked %s, %s (%s) in %.1fs: %s",
+            count(report.repos, "repository", "repositories"),
+            count(report.blobs, "blob"),
+            count(report.bytes, "byte"),
             report.seconds,
-            len(report.problems),
+            count(len(report.problems), "problem"),
         )
         return report
 

@@ -33,15 +33,25 @@ class RootSettings:
 class StorageRoot:
     """Repositories under one directory, sharing locks, uploads and blob files."""
 
-    def __init__(self, settings: RootSettings, on_new_repo: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        settings: RootSettings,
+        on_new_repo: Callable[[str], None],
+        *,
+        read_only: bool = False,
+    ) -> None:
+        """``read_only``: for a look that must not write (``gc --dry-run``): the root is not
+        created, the dedupe map is not opened, and stamps are kept in memory only."""
         self.settings = settings
         self.path = settings.root
-        self.path.mkdir(parents=True, exist_ok=True)
+        if not read_only:
+            self.path.mkdir(parents=True, exist_ok=True)
         self.layout = LayoutIO()
-        self.locations = BlobLocations(self.path) if settings.dedupe else None
+        dedupe = settings.dedupe and not read_only
+        self.locations = BlobLocations(self.path) if dedupe else None
         self.files = BlobFiles(self.path, self.locations)
         #: Which blob files were hashed and matched their digest (see ``stamps``).
-        self.stamps = VerifiedStamps(self.path)
+        self.stamps = VerifiedStamps(self.path, in_memory=read_only)
         self.files.stamps = self.stamps
         self.events: StorageEvents = NO_EVENTS
         self.uploads = Uploads(self.path)

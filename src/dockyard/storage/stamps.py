@@ -51,8 +51,9 @@ def stamp_of(st: os.stat_result, digest: str) -> Stamp:
 class VerifiedStamps:
     """inode -> (digest, size, mtime_ns) of files whose bytes hashed to that digest."""
 
-    def __init__(self, root: Path) -> None:
-        shared = SharedDB(root / CACHE_DIR / STAMPS_FILE, _SCHEMA)
+    def __init__(self, root: Path, *, in_memory: bool = False) -> None:
+        """``in_memory``: nothing is written under ``root`` (a read-only look at it)."""
+        shared = SharedDB(None if in_memory else root / CACHE_DIR / STAMPS_FILE, _SCHEMA)
         self._db, self._lock = shared.conn, shared.lock
         self._memory: dict[int, Stamp] = {}
 

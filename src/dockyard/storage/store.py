@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dockyard.oci.digest import Digest
+from dockyard.plural import count
 from dockyard.storage.adopt import ADOPTED, adopt_repo
 from dockyard.storage.catalog import Catalog
 from dockyard.storage.events import StorageEvents
@@ -46,7 +47,15 @@ class RootServices:
 class Store:
     """Routes each repository to its storage root."""
 
-    def __init__(self, default: RootSettings, sub_paths: dict[str, RootSettings] | None = None):
+    def __init__(
+        self,
+        default: RootSettings,
+        sub_paths: dict[str, RootSettings] | None = None,
+        *,
+        read_only: bool = False,
+    ):
+        """``read_only``: the roots are looked at, never written (see ``StorageRoot``)."""
+        self._read_only = read_only
         sub_paths = {prefix.strip("/"): s for prefix, s in (sub_paths or {}).items()}
         self.catalog = Catalog(
             [
@@ -65,7 +74,7 @@ class Store:
             services.root.observe(events)
 
     def _services(self, settings: RootSettings) -> RootServices:
-        root = StorageRoot(settings, on_new_repo=self._repo_created)
+        root = StorageRoot(settings, on_new_repo=self._repo_created, read_only=self._read_only)
         manifests = RepoManifests(root)
         collector = None
         if settings.gc:
@@ -139,11 +148,11 @@ class Store:
                 continue
             if report.blobs or report.manifests or report.uploads:
                 log.info(
-                    "gc removed %d blobs (%d bytes), %d manifests, %d uploads",
-                    len(report.blobs),
-                    report.bytes_freed,
-                    len(report.manifests),
-                    len(report.uploads),
+                    "gc removed %s (%s), %s, %s",
+                    count(len(report.blobs), "blob"),
+                    count(report.bytes_freed, "byte"),
+                    count(len(report.manifests), "manifest"),
+                    count(len(report.uploads), "upload"),
                 )
 
     async def mount(
