@@ -52,6 +52,15 @@ def parse_htpasswd(text: str, source: str = "htpasswd") -> dict[str, bytes]:
     return entries
 
 
+def _cost(hashed: bytes) -> int | None:
+    """The cost of a ``$2y$10$...`` hash; None when it is malformed (or out of range)."""
+    try:
+        cost = int(hashed.split(b"$")[2])
+    except (IndexError, ValueError):
+        return None
+    return cost if 4 <= cost <= 31 else None
+
+
 def _checkpw(password: bytes, hashed: bytes) -> bool:
     try:
         return bcrypt.checkpw(password, hashed)
@@ -105,17 +114,19 @@ class Htpasswd:
         return hashlib.sha256(self._salt + material).digest()
 
     def _dummy_hash(self) -> bytes:
-        """A hash of the file's cost to check unknown users against (same time taken)."""
+        """A hash to check unknown users against, at the highest cost in the file.
+
+        The highest, not the first: with a cheap entry first and a dear one later, an
+        unknown name would answer faster than a known one and so reveal which exist.
+        """
         if self._dummy is None:
-            cost = DEFAULT_COST
-            for hashed in self._entries.values():
-                try:
-                    cost = int(hashed.split(b"$")[2])
-                except (IndexError, ValueError):
-                    continue
-                break
-            self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(cost))
+            self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(self.max_cost()))
         return self._dummy
+
+    def max_cost(self) -> int:
+        """The highest bcrypt cost among the entries (:data:`DEFAULT_COST` for none)."""
+        costs = [_cost(hashed) for hashed in self._entries.values()]
+        return max((c for c in costs if c is not None), default=DEFAULT_COST)
 
     async def verify(self, user: str, password: str) -> bool:
         """Whether ``password`` is ``user``'s; bcrypt runs in a thread, at most once per
