@@ -7,13 +7,17 @@ For every request this decides, before any handler runs: who is asking
 a challenge (``Basic realm=...`` or the token server's ``Bearer ...``); valid ones
 without the right get 403 ``DENIED``. A bearer token lacking a scope gets 401 with
 ``error="insufficient_scope"``, so the client fetches a better token, as the Docker
-token spec has it. Installed only when some auth is configured.
+token spec has it. A client address over its failed-login limit
+(:mod:`dockyard.auth.failures`) gets 429 ``TOOMANYREQUESTS`` with ``Retry-After``
+for any login that would need a password check. Installed only when some auth is
+configured.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
@@ -23,8 +27,9 @@ from dockyard.api.common import API_VERSION_HEADER, STORE
 from dockyard.api.errors import Handler, error_response
 from dockyard.auth.access import CREATE, READ, UPDATE, AccessPolicy
 from dockyard.auth.actions import Kind, Target, classify
-from dockyard.auth.authenticator import Authenticator, AuthFailed
+from dockyard.auth.authenticator import Authenticator, AuthFailed, Throttled
 from dockyard.auth.bearer import CATALOG_SCOPE, BearerVerifier, scope_for
+from dockyard.auth.failures import FailedLogins
 from dockyard.auth.identity import Identity
 from dockyard.oci.names import validate_name
 from dockyard.storage.errors import StorageError
@@ -35,24 +40,38 @@ log = logging.getLogger("dockyard.auth")
 class Guard:
     """The middleware: one instance per app, holding the configured mechanisms."""
 
-    def __init__(self, authenticator: Authenticator, realm: str, fail_delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        realm: str,
+        fail_delay: float = 0.0,
+        failures: FailedLogins | None = None,
+    ) -> None:
         self.auth = authenticator
         self.policy: AccessPolicy = authenticator.policy
         self.bearer: BearerVerifier | None = authenticator.bearer
         self.realm = realm
         self.fail_delay = fail_delay
+        self.failures = failures if failures is not None else FailedLogins()
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         target = _target(request)
         if target is None:
             return await handler(request)
+        client, now = request.remote or "", time.monotonic()
+        wait = self.failures.wait(client, now)
         try:
             who = await self.auth.identify(
-                request.headers.getall("Authorization", []), _peercert(request)
+                request.headers.getall("Authorization", []), _peercert(request), wait == 0
             )
+        except Throttled:
+            return _too_many(wait)
         except AuthFailed as exc:
             request[ATTEMPTED_USER] = exc.user
+            if wait:
+                return _too_many(wait)
+            self.failures.failed(client, now)
             log.info("login failed from %s: %s", request.remote, exc.reason)
             if self.fail_delay:
                 await asyncio.sleep(self.fail_delay)
@@ -144,6 +163,16 @@ def _denied(message: str) -> web.Response:
         403,
         {"reason": message},
         dict(API_VERSION_HEADER),
+    )
+
+
+def _too_many(wait: int) -> web.Response:
+    return error_response(
+        "TOOMANYREQUESTS",
+        "too many failed logins from this address",
+        429,
+        None,
+        {**API_VERSION_HEADER, "Retry-After": str(wait)},
     )
 
 

@@ -22,6 +22,11 @@ from dockyard.auth.identity import ANONYMOUS, Identity
 from dockyard.auth.mtls import common_name
 
 
+class Throttled(Exception):
+    """The client is over its failed-login limit and these credentials would need a
+    password check (bcrypt) to tell; answered 429 without running it."""
+
+
 class AuthFailed(Exception):
     """Credentials were presented and are not good. ``user`` is the name tried, if any."""
 
@@ -61,7 +66,12 @@ class Authenticator:
         """Whether any way to authenticate is configured (else everyone is anonymous)."""
         return bool(self.htpasswd or self.bearer or self.mtls)
 
-    async def identify(self, authorization: list[str], peercert: Any = None) -> Identity:
+    async def identify(
+        self, authorization: list[str], peercert: Any = None, slow_checks: bool = True
+    ) -> Identity:
+        """Who sent these credentials. With ``slow_checks`` False (the client is over its
+        failed-login limit) a password is accepted only from the recent-success cache,
+        and :class:`Throttled` stands for any check that would need bcrypt."""
         if len(authorization) > 1:
             raise AuthFailed("several Authorization headers")
         if authorization:
@@ -70,7 +80,7 @@ class Authenticator:
             if scheme == "basic":
                 user, password = parse_basic(value)
                 if user or password:
-                    return await self._basic(user, password)
+                    return await self._basic(user, password, slow_checks)
             elif scheme == "bearer" and self.bearer is not None:
                 return self._token(value.strip())
             else:
@@ -82,15 +92,22 @@ class Authenticator:
                 return Identity(name, "mtls", self.policy.groups_of(name))
         return ANONYMOUS
 
-    async def _basic(self, user: str, password: str) -> Identity:
+    async def _basic(self, user: str, password: str, slow_checks: bool = True) -> Identity:
         if self.bearer is not None:
             raise AuthFailed("this registry takes tokens from its token server", user)
-        if self.htpasswd is not None and await self.htpasswd.verify(user, password):
-            return Identity(user, "htpasswd", self.policy.groups_of(user))
+        # An API key first: a hash lookup, where trying it as a password would pay for
+        # a bcrypt check on every request made with a key.
         if self.keys is not None and password.startswith(PREFIX):
             record = await asyncio.to_thread(self.keys.authenticate, user, password)
             if record is not None:
                 return Identity(user, "apikey", self.policy.groups_of(user), record.scopes)
+        if self.htpasswd is not None:
+            if not slow_checks:
+                if self.htpasswd.verified_recently(user, password):
+                    return Identity(user, "htpasswd", self.policy.groups_of(user))
+                raise Throttled()
+            if await self.htpasswd.verify(user, password):
+                return Identity(user, "htpasswd", self.policy.groups_of(user))
         raise AuthFailed("invalid user name or password", user)
 
     def _token(self, token: str) -> Identity:

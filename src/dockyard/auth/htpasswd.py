@@ -3,7 +3,8 @@
 bcrypt is slow on purpose (50-250 ms a check), so a ``docker pull`` of 20 layers must not
 pay it 20 times: a successful check is remembered for a short while, keyed by a salted
 hash of (user, password), and checks of the same pair already running are shared. The
-checks run in a thread, never on the event loop. A user the file does not name is still
+checks run in a small pool of threads of their own (:mod:`dockyard.auth.checkpool`),
+never on the event loop nor in the storage threads. A user the file does not name is still
 checked against a dummy hash, so the time taken does not tell which names exist.
 
 The file is stat'ed on each login attempt (a microsecond) and re-read when its mtime,
@@ -24,6 +25,8 @@ import time
 from pathlib import Path
 
 import bcrypt
+
+from dockyard.auth.checkpool import PasswordPool
 
 log = logging.getLogger("dockyard.auth")
 
@@ -71,8 +74,9 @@ def _checkpw(password: bytes, hashed: bytes) -> bool:
 class Htpasswd:
     """The entries of one htpasswd file, verified with a short-lived success cache."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, pool: PasswordPool | None = None) -> None:
         self.path = path
+        self.pool = pool or PasswordPool()
         self._stamp: tuple[int, int, int] | None = None
         self._entries: dict[str, bytes] = {}
         self._salt = secrets.token_bytes(16)
@@ -128,6 +132,19 @@ class Htpasswd:
         costs = [_cost(hashed) for hashed in self._entries.values()]
         return max((c for c in costs if c is not None), default=DEFAULT_COST)
 
+    def has_user(self, user: str) -> bool:
+        """Whether the file (re-read if it changed) names ``user``."""
+        self.reload()
+        return user in self._entries
+
+    def verified_recently(self, user: str, password: str) -> bool:
+        """Whether this pair passed a check less than :data:`CACHE_SECONDS` ago, at no
+        bcrypt cost: what a client whose address is over its failed-login limit may
+        still use."""
+        self.reload()
+        expiry = self._cache.get(self._key(user, password))
+        return expiry is not None and expiry > time.monotonic()
+
     async def verify(self, user: str, password: str) -> bool:
         """Whether ``password`` is ``user``'s; bcrypt runs in a thread, at most once per
         (user, password) per :data:`CACHE_SECONDS` and per file version."""
@@ -159,10 +176,10 @@ class Htpasswd:
     async def _check(self, user: str, password: str) -> bool:
         hashed = self._entries.get(user)
         if hashed is None:
-            dummy = await asyncio.to_thread(self._dummy_hash)
-            await asyncio.to_thread(_checkpw, password.encode(), dummy)
+            dummy = await self.pool.run(self._dummy_hash)
+            await self.pool.run(_checkpw, password.encode(), dummy)
             return False
-        return await asyncio.to_thread(_checkpw, password.encode(), hashed)
+        return await self.pool.run(_checkpw, password.encode(), hashed)
 
 
 def set_password(path: Path, user: str, password: str, cost: int = DEFAULT_COST) -> bool:
