@@ -27,9 +27,9 @@ from dockyard.api.common import API_VERSION_HEADER, STORE
 from dockyard.api.errors import Handler, error_response
 from dockyard.auth.access import CREATE, READ, UPDATE, AccessPolicy
 from dockyard.auth.actions import Kind, Target, classify
-from dockyard.auth.authenticator import Authenticator, AuthFailed, Throttled
+from dockyard.auth.authenticator import Authenticator, AuthFailed
 from dockyard.auth.bearer import CATALOG_SCOPE, BearerVerifier, scope_for
-from dockyard.auth.failures import FailedLogins
+from dockyard.auth.failures import THROTTLED_ANSWER_DELAY, FailedLogins, Throttled
 from dockyard.auth.identity import Identity
 from dockyard.oci.names import validate_name
 from dockyard.storage.errors import StorageError
@@ -59,24 +59,33 @@ class Guard:
         target = _target(request)
         if target is None:
             return await handler(request)
-        client, now = request.remote or "", time.monotonic()
-        wait = self.failures.wait(client, now)
+        client = request.remote or ""
+        took = False
+
+        def admit() -> bool:
+            nonlocal took
+            took = self.failures.take(client, time.monotonic())
+            return took
+
         try:
             who = await self.auth.identify(
-                request.headers.getall("Authorization", []), _peercert(request), wait == 0
+                request.headers.getall("Authorization", []), _peercert(request), admit
             )
         except Throttled:
-            return _too_many(wait)
+            return await _too_many(self.failures, client)
         except AuthFailed as exc:
             request[ATTEMPTED_USER] = exc.user
-            if wait:
-                return _too_many(wait)
-            self.failures.failed(client, now)
+            if not took and self.failures.wait(client, time.monotonic()):
+                return await _too_many(self.failures, client)  # over the limit: refused alike
+            if not took:
+                self.failures.failed(client, time.monotonic())
             log.info("login failed from %s: %s", request.remote, exc.reason)
             if self.fail_delay:
                 await asyncio.sleep(self.fail_delay)
             error = "invalid_token" if exc.token else None
             return self._unauthorized(target, error, "authentication failed")
+        if took:
+            self.failures.refund(client, time.monotonic())
         request[IDENTITY] = who
         denied = self._authorize(request, target, who)
         if denied is not None:
@@ -166,7 +175,10 @@ def _denied(message: str) -> web.Response:
     )
 
 
-def _too_many(wait: int) -> web.Response:
+async def _too_many(failures: FailedLogins, client: str) -> web.Response:
+    """429 with the seconds until the next password check may run, sent a little late."""
+    await asyncio.sleep(THROTTLED_ANSWER_DELAY)
+    wait = max(1, failures.wait(client, time.monotonic()))
     return error_response(
         "TOOMANYREQUESTS",
         "too many failed logins from this address",

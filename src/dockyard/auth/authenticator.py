@@ -17,14 +17,10 @@ from typing import Any
 from dockyard.auth.access import AccessPolicy
 from dockyard.auth.apikeys import PREFIX, ApiKeyStore
 from dockyard.auth.bearer import BearerVerifier, InvalidToken
+from dockyard.auth.failures import Admit
 from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.identity import ANONYMOUS, Identity
 from dockyard.auth.mtls import common_name
-
-
-class Throttled(Exception):
-    """The client is over its failed-login limit and these credentials would need a
-    password check (bcrypt) to tell; answered 429 without running it."""
 
 
 class AuthFailed(Exception):
@@ -67,11 +63,11 @@ class Authenticator:
         return bool(self.htpasswd or self.bearer or self.mtls)
 
     async def identify(
-        self, authorization: list[str], peercert: Any = None, slow_checks: bool = True
+        self, authorization: list[str], peercert: Any = None, admit: Admit | None = None
     ) -> Identity:
-        """Who sent these credentials. With ``slow_checks`` False (the client is over its
-        failed-login limit) a password is accepted only from the recent-success cache,
-        and :class:`Throttled` stands for any check that would need bcrypt."""
+        """Who sent these credentials. ``admit`` is asked before a password check would
+        start; when it says no, :class:`~dockyard.auth.failures.Throttled` is raised
+        (see :meth:`Htpasswd.verify`)."""
         if len(authorization) > 1:
             raise AuthFailed("several Authorization headers")
         if authorization:
@@ -80,7 +76,7 @@ class Authenticator:
             if scheme == "basic":
                 user, password = parse_basic(value)
                 if user or password:
-                    return await self._basic(user, password, slow_checks)
+                    return await self._basic(user, password, admit)
             elif scheme == "bearer" and self.bearer is not None:
                 return self._token(value.strip())
             else:
@@ -92,7 +88,7 @@ class Authenticator:
                 return Identity(name, "mtls", self.policy.groups_of(name))
         return ANONYMOUS
 
-    async def _basic(self, user: str, password: str, slow_checks: bool = True) -> Identity:
+    async def _basic(self, user: str, password: str, admit: Admit | None = None) -> Identity:
         if self.bearer is not None:
             raise AuthFailed("this registry takes tokens from its token server", user)
         # An API key first: a hash lookup, where trying it as a password would pay for
@@ -101,13 +97,8 @@ class Authenticator:
             record = await asyncio.to_thread(self.keys.authenticate, user, password)
             if record is not None:
                 return Identity(user, "apikey", self.policy.groups_of(user), record.scopes)
-        if self.htpasswd is not None:
-            if not slow_checks:
-                if self.htpasswd.verified_recently(user, password):
-                    return Identity(user, "htpasswd", self.policy.groups_of(user))
-                raise Throttled()
-            if await self.htpasswd.verify(user, password):
-                return Identity(user, "htpasswd", self.policy.groups_of(user))
+        if self.htpasswd is not None and await self.htpasswd.verify(user, password, admit):
+            return Identity(user, "htpasswd", self.policy.groups_of(user))
         raise AuthFailed("invalid user name or password", user)
 
     def _token(self, token: str) -> Identity:

@@ -27,11 +27,15 @@ from pathlib import Path
 import bcrypt
 
 from dockyard.auth.checkpool import PasswordPool
+from dockyard.auth.failures import Admit, Throttled
 
 log = logging.getLogger("dockyard.auth")
 
 #: How long a successful check is trusted without bcrypt again.
 CACHE_SECONDS = 60.0
+#: How long a pair that passed stays allowed a bcrypt check from a client address that
+#: is over its failed-login limit (see :mod:`dockyard.auth.failures`).
+VOUCH_SECONDS = 3600.0
 _CACHE_LIMIT = 4096
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 DEFAULT_COST = 10
@@ -81,6 +85,7 @@ class Htpasswd:
         self._entries: dict[str, bytes] = {}
         self._salt = secrets.token_bytes(16)
         self._cache: dict[bytes, float] = {}
+        self._vouched: dict[bytes, float] = {}
         self._inflight: dict[bytes, asyncio.Future[bool]] = {}
         self._dummy: bytes | None = None
         self.reload()
@@ -106,6 +111,7 @@ class Htpasswd:
         self._entries = parse_htpasswd(text, str(self.path))
         self._stamp = stamp
         self._cache.clear()
+        self._vouched.clear()
         self._dummy = None
         log.info("loaded %d users from %s", len(self._entries), self.path)
         return True
@@ -137,17 +143,19 @@ class Htpasswd:
         self.reload()
         return user in self._entries
 
-    def verified_recently(self, user: str, password: str) -> bool:
-        """Whether this pair passed a check less than :data:`CACHE_SECONDS` ago, at no
-        bcrypt cost: what a client whose address is over its failed-login limit may
-        still use."""
-        self.reload()
-        expiry = self._cache.get(self._key(user, password))
+    def _vouched_for(self, key: bytes) -> bool:
+        """Whether this pair passed a check less than :data:`VOUCH_SECONDS` ago (and the
+        file has not changed since): a guess never has."""
+        expiry = self._vouched.get(key)
         return expiry is not None and expiry > time.monotonic()
 
-    async def verify(self, user: str, password: str) -> bool:
+    async def verify(self, user: str, password: str, admit: Admit | None = None) -> bool:
         """Whether ``password`` is ``user``'s; bcrypt runs in a thread, at most once per
-        (user, password) per :data:`CACHE_SECONDS` and per file version."""
+        (user, password) per :data:`CACHE_SECONDS` and per file version.
+
+        A check that has to start asks ``admit`` first (the failed-login limit), unless
+        the pair passed within :data:`VOUCH_SECONDS`; a no raises :class:`Throttled`.
+        Answers from the cache, and joining a check already running, ask nothing."""
         self.reload()
         key = self._key(user, password)
         expiry = self._cache.get(key)
@@ -155,6 +163,8 @@ class Htpasswd:
             return True
         task = self._inflight.get(key)
         if task is None:
+            if admit is not None and not self._vouched_for(key) and not admit():
+                raise Throttled()
             # Its own task: one caller going away must not cancel the others' check.
             task = asyncio.ensure_future(self._check_and_remember(key, user, password))
             self._inflight[key] = task
@@ -166,11 +176,8 @@ class Htpasswd:
         ok = await self._check(user, password)
         if ok and version == self._stamp:  # not if the file changed meanwhile
             now = time.monotonic()
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache = {k: t for k, t in self._cache.items() if t > now}
-                if len(self._cache) >= _CACHE_LIMIT:
-                    self._cache.clear()
-            self._cache[key] = now + CACHE_SECONDS
+            self._cache = _remember(self._cache, key, now, CACHE_SECONDS)
+            self._vouched = _remember(self._vouched, key, now, VOUCH_SECONDS)
         return ok
 
     async def _check(self, user: str, password: str) -> bool:
@@ -180,6 +187,17 @@ class Htpasswd:
             await self.pool.run(_checkpw, password.encode(), dummy)
             return False
         return await self.pool.run(_checkpw, password.encode(), hashed)
+
+
+def _remember(table: dict[bytes, float], key: bytes, now: float, ttl: float) -> dict[bytes, float]:
+    """``table`` with ``key`` valid for ``ttl`` more seconds, expired entries (or, when
+    all are live, every entry) dropped once it holds :data:`_CACHE_LIMIT`."""
+    if len(table) >= _CACHE_LIMIT:
+        table = {k: t for k, t in table.items() if t > now}
+        if len(table) >= _CACHE_LIMIT:
+            table = {}
+    table[key] = now + ttl
+    return table
 
 
 def set_password(path: Path, user: str, password: str, cost: int = DEFAULT_COST) -> bool:
