@@ -105,6 +105,12 @@ class Guard:
                 return self._unauthorized(target, None, "authentication required")
             if who.method not in ("htpasswd", "mtls"):
                 return _denied("API keys are managed after logging in with a password")
+            other = request.query.get("user")
+            if other is not None and other != who.user:
+                if request.method not in ("GET", "HEAD", "DELETE"):
+                    return _denied("API keys are created by their own user")
+                if not self.policy.is_admin(who):
+                    return _denied(f"only an admin may manage the keys of {other}")
             return None
         if target.kind is Kind.CATALOG:
             return self._catalog(request, target, who)

@@ -29,6 +29,7 @@ from dockyard.auth.bearer import BearerVerifier
 from dockyard.auth.checkpool import PasswordPool
 from dockyard.auth.failures import FailedLogins
 from dockyard.auth.htpasswd import Htpasswd
+from dockyard.auth.keypurge import KeyPurger
 from dockyard.config import Config
 from dockyard.config.auth import DEFAULT_FAIL_LIMIT
 from dockyard.reload import RELOAD_HOOKS, ReloadHook
@@ -102,14 +103,15 @@ def install_security(app: web.Application, config: Config) -> None:
         guard = Guard(authenticator, http.realm, fail_delay, failures)
         _after_errors(app, guard.middleware)
         app.cleanup_ctx.append(pool.lifetime)
-    app[RELOAD_HOOKS].append(_reloader(guard, limiter, pool))
-    if authenticator is None:
-        return
-    if authenticator.keys is not None:
+    purger = None
+    if guard is not None and authenticator is not None and authenticator.keys is not None:
         app[apikeys.API_KEYS] = authenticator.keys
         apikeys.add_routes(app)
         keys = authenticator.keys
+        purger = KeyPurger(keys, lambda: guard.auth, _purge_interval(config))
+        app.cleanup_ctx.append(purger.lifetime)
         app.on_cleanup.append(lambda _: _close(keys))
+    app[RELOAD_HOOKS].append(_reloader(guard, limiter, pool, purger))
 
 
 def _fail_limit(config: Config) -> int:
@@ -117,7 +119,17 @@ def _fail_limit(config: Config) -> int:
     return auth.fail_limit if auth is not None else DEFAULT_FAIL_LIMIT
 
 
-def _reloader(guard: Guard | None, limiter: RateLimiter | None, pool: PasswordPool) -> ReloadHook:
+def _purge_interval(config: Config) -> float:
+    auth = config.http.auth
+    return auth.apikey_purge_interval if auth is not None else 60.0
+
+
+def _reloader(
+    guard: Guard | None,
+    limiter: RateLimiter | None,
+    pool: PasswordPool,
+    purger: KeyPurger | None,
+) -> ReloadHook:
     """A config reload swaps the mechanisms inside the installed middlewares.
 
     aiohttp freezes the middleware list at start, so what was off at start (no middleware)
@@ -144,6 +156,8 @@ def _reloader(guard: Guard | None, limiter: RateLimiter | None, pool: PasswordPo
         guard.realm = new.http.realm
         guard.fail_delay = new.http.auth.fail_delay if new.http.auth is not None else 0.0
         guard.failures.limit = _fail_limit(new)
+        if purger is not None:
+            purger.every = _purge_interval(new)
         log.info("http.auth and http.accessControl reloaded")
 
     return apply

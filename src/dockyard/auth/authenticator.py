@@ -15,7 +15,7 @@ import binascii
 from typing import Any
 
 from dockyard.auth.access import AccessPolicy
-from dockyard.auth.apikeys import PREFIX, ApiKeyStore
+from dockyard.auth.apikeys import PREFIX, ApiKey, ApiKeyStore
 from dockyard.auth.bearer import BearerVerifier, InvalidToken
 from dockyard.auth.failures import Admit
 from dockyard.auth.htpasswd import Htpasswd
@@ -95,11 +95,23 @@ class Authenticator:
         # a bcrypt check on every request made with a key.
         if self.keys is not None and password.startswith(PREFIX):
             record = await asyncio.to_thread(self.keys.authenticate, user, password)
-            if record is not None:
+            if record is not None and self.still_issued(record):
                 return Identity(user, "apikey", self.policy.groups_of(user), record.scopes)
         if self.htpasswd is not None and await self.htpasswd.verify(user, password, admit):
             return Identity(user, "htpasswd", self.policy.groups_of(user))
         raise AuthFailed("invalid user name or password", user)
+
+    def still_issued(self, key: ApiKey) -> bool:
+        """Whether the identity source that issued ``key`` still vouches for its user.
+
+        htpasswd: the file (re-read when it changed) still names the user, so deleting a
+        user disables their keys at once. mTLS: client certificates are still accepted;
+        a CA names no list of users to check, so such a key instead expires when the
+        certificate it was made with does (see the key endpoints).
+        """
+        if key.source == "mtls":
+            return self.mtls
+        return self.htpasswd is not None and self.htpasswd.has_user(key.user)
 
     def _token(self, token: str) -> Identity:
         assert self.bearer is not None

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from dockyard.config.keys import ZotSection
+from dockyard.config.section import Duration
 
 #: Failed logins a client address may make per minute when ``failLimit`` is not set.
 DEFAULT_FAIL_LIMIT = 30
@@ -56,6 +57,8 @@ class Auth(ZotSection):
     bearer: BearerAuth | None = None
     #: Long-lived API keys users create over HTTP and use as basic-auth passwords.
     apikey: bool = False
+    #: How often expired keys, and keys of users gone from htpasswd, are deleted.
+    apikey_purge_interval: Duration = Field(60.0, alias="apikeyPurgeInterval", gt=0)
 
     @field_validator("htpasswd", mode="before")
     @classmethod
