@@ -17,8 +17,10 @@ from dockyard.auth.identity import Identity
 IDENTITY = "dockyard.identity"
 #: ``repo -> bool``: whether the caller may read a repository.
 READ_FILTER = "dockyard.read_filter"
-#: For the audit log: the user name a failed login tried.
+#: For the audit log: the user name a failed login tried, when it names a real user.
 ATTEMPTED_USER = "dockyard.attempted_user"
+#: For the audit log: a short keyed hash of any other name tried (see auth.redact).
+ATTEMPTED_USER_HASH = "dockyard.attempted_user_hash"
 
 ReadFilter = Callable[[str], bool]
 

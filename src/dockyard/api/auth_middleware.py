@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dockyard.api.access import ATTEMPTED_USER, IDENTITY, READ_FILTER
+from dockyard.api.access import ATTEMPTED_USER, ATTEMPTED_USER_HASH, IDENTITY, READ_FILTER
 from dockyard.api.common import API_VERSION_HEADER, STORE
 from dockyard.api.errors import Handler, error_response
 from dockyard.auth.access import CREATE, READ, UPDATE, AccessPolicy
@@ -31,6 +31,7 @@ from dockyard.auth.authenticator import Authenticator, AuthFailed
 from dockyard.auth.bearer import CATALOG_SCOPE, BearerVerifier, scope_for
 from dockyard.auth.failures import THROTTLED_ANSWER_DELAY, FailedLogins, Throttled
 from dockyard.auth.identity import Identity
+from dockyard.auth.redact import loggable_name
 from dockyard.oci.names import validate_name
 from dockyard.storage.errors import StorageError
 
@@ -74,7 +75,8 @@ class Guard:
         except Throttled:
             return await _too_many(self.failures, client)
         except AuthFailed as exc:
-            request[ATTEMPTED_USER] = exc.user
+            real = exc.user is not None and self.auth.is_user(exc.user)
+            request[ATTEMPTED_USER], request[ATTEMPTED_USER_HASH] = loggable_name(exc.user, real)
             if not took and self.failures.wait(client, time.monotonic()):
                 return await _too_many(self.failures, client)  # over the limit: refused alike
             if not took:

@@ -101,6 +101,10 @@ class Authenticator:
             return Identity(user, "htpasswd", self.policy.groups_of(user))
         raise AuthFailed("invalid user name or password", user)
 
+    def is_user(self, name: str) -> bool:
+        """Whether ``name`` is a user the htpasswd file holds (what a log may name)."""
+        return self.htpasswd is not None and self.htpasswd.has_user(name)
+
     def still_issued(self, key: ApiKey) -> bool:
         """Whether the identity source that issued ``key`` still vouches for its user.
 
