@@ -126,3 +126,31 @@ def test_expired_and_orphaned_keys_are_purged(tmp_path: Path) -> None:
         assert ids == {kept["uuid"]}, (ids, short["uuid"], eve["uuid"])
         assert "purged" in server.output()
     assert str(eve["uuid"]) not in str(ids)
+
+
+def test_a_key_made_with_a_client_certificate_ends_with_it(tmp_path: Path) -> None:
+    """mTLS has no list of users to check a key's owner against: the key expires no
+    later than the certificate it was made with, and works while mTLS is on."""
+    from certs import server_pki
+
+    pki = server_pki(tmp_path / "pki")
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", USERS)
+    tls = {"cert": str(pki.cert), "key": str(pki.key), "cacert": str(pki.ca.cert_path)}
+    config = write_config(
+        tmp_path / "config.json",
+        {"tls": tls, "auth": {"htpasswd": {"path": str(htpasswd)}, "apikey": True}},
+    )
+    with serving(tmp_path / "data", config, tls=pki.ca.client_context()) as server:
+        carol = pki.ca.client_context(tmp_path / "carol", "carol")
+        later = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+        with client_for(server, verify=carol) as by_cert:
+            unbounded = by_cert.post(KEYS, json={"label": "ci"})
+            bounded = by_cert.post(KEYS, json={"label": "ci", "expirationDate": later})
+        assert unbounded.status_code == bounded.status_code == 201, unbounded.text
+        for created in (unbounded.json(), bounded.json()):
+            ends = datetime.fromisoformat(created["expirationDate"].replace("Z", "+00:00"))
+            left = ends - datetime.now(UTC)
+            # The test CA issues client certificates for one day.
+            assert timedelta(hours=23) < left <= timedelta(days=1), created["expirationDate"]
+        with client_for(server, "carol", unbounded.json()["apiKey"]) as by_key:
+            assert by_key.get("/v2/").status_code == 200
