@@ -20,8 +20,10 @@ IDENTITY = "dockyard.identity"
 READ_FILTER = "dockyard.read_filter"
 #: ``repo -> bool``: whether the caller may ``create`` (push) in a repository.
 CREATE_FILTER = "dockyard.create_filter"
-#: For the audit log: the user name a failed login tried.
+#: For the audit log: the user name a failed login tried, when it names a real user.
 ATTEMPTED_USER = "dockyard.attempted_user"
+#: For the audit log: a short keyed hash of any other name tried (see auth.redact).
+ATTEMPTED_USER_HASH = "dockyard.attempted_user_hash"
 #: For a manifest PUT setting tags: ``tag -> bool``, whether the caller may move one that
 #: exists (``update``). Storage asks it under the repository lock, at publish time.
 MAY_MOVE_TAG = "dockyard.may_move_tag"

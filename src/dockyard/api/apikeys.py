@@ -4,13 +4,19 @@
 ``apiKey``, the only time it is ever shown. ``GET`` lists the caller's keys without
 them. ``DELETE ?id=<uuid>`` revokes one. Only a caller logged in with a password or a
 client certificate reaches these handlers (see the auth middleware): a leaked key cannot
-mint more keys or hide itself.
+mint more keys or hide itself. ``GET`` and ``DELETE`` take ``?user=<name>`` to act on
+another user's keys; the middleware lets only an ``adminPolicy`` user through with it.
+
+A key made by a client-certificate login expires no later than that certificate: a CA
+keeps no list of users to check the key's owner against, so the certificate's own end
+of life is the bound.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -34,6 +40,22 @@ def add_routes(app: web.Application) -> None:
         app.router.add_post(path, create_key)
         app.router.add_get(path, list_keys)
         app.router.add_delete(path, revoke_key)
+
+
+def _owner(request: web.Request) -> str:
+    """Whose keys a GET or DELETE is about: ``?user=`` (vetted by the middleware, which
+    lets only admins name someone else), else the caller's own."""
+    caller = _user(request)
+    return request.query.get("user") or caller
+
+
+def _certificate_end(request: web.Request) -> float | None:
+    """When the client certificate of this connection expires (None: there is none)."""
+    transport = request.transport
+    cert = transport.get_extra_info("peercert") if transport is not None else None
+    if not isinstance(cert, dict) or not isinstance(cert.get("notAfter"), str):
+        return None
+    return float(ssl.cert_time_to_seconds(cert["notAfter"]))
 
 
 def _bad(message: str) -> ApiError:
@@ -111,20 +133,28 @@ async def create_key(request: web.Request) -> web.Response:
             except ValueError as exc:
                 raise _bad(f"scope {scope!r}: {exc}") from exc
     expires = _parse_expiry(body.get("expirationDate"))
+    who = identity(request)
+    source = who.method if who is not None else "htpasswd"
+    if source == "mtls":
+        ends = _certificate_end(request)
+        if ends is not None and (expires is None or ends < expires):
+            expires = ends
     store = request.app[API_KEYS]
     agent = request.headers.get("User-Agent", "")[:256]
-    secret, record = await asyncio.to_thread(store.create, user, label, scopes, expires, agent)
+    secret, record = await asyncio.to_thread(
+        store.create, user, label, scopes, expires, agent, source
+    )
     return web.json_response({**_describe(record), "apiKey": secret}, status=201)
 
 
 async def list_keys(request: web.Request) -> web.Response:
-    user = _user(request)
+    user = _owner(request)
     keys = await asyncio.to_thread(request.app[API_KEYS].list, user)
     return web.json_response({"apiKeys": [_describe(key) for key in keys]})
 
 
 async def revoke_key(request: web.Request) -> web.Response:
-    user = _user(request)
+    user = _owner(request)
     key_id = request.query.get("id")
     if not key_id:
         raise _bad("the id query parameter is required")

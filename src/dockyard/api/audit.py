@@ -1,10 +1,11 @@
 """``log.audit``: one JSON line per mutating request: who did what, and how it ended.
 
 Written for every POST, PUT, PATCH and DELETE, allowed or not, including refused logins
-(with the user name tried). A line holds the time, client address, user, how it
-authenticated, method, path (never the query string), repository, HTTP status and a
-one-word result. Never a password, key or token: those live only in the Authorization
-header, which is not logged anywhere.
+(with the user name tried when it names a real user, else only ``userHash``, a short
+keyed hash of it: see :mod:`dockyard.auth.redact`). A line holds the time, client
+address, user, how it authenticated, method, path (never the query string), repository,
+HTTP status and a one-word result. Never a password, key or token: those live only in
+the Authorization header, which is not logged anywhere.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from dockyard.api.access import ATTEMPTED_USER, identity
+from dockyard.api.access import ATTEMPTED_USER, ATTEMPTED_USER_HASH, identity
 from dockyard.api.errors import Handler
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -72,6 +73,7 @@ class AuditLog:
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "client": request.remote,
             "user": user if user else None,
+            "userHash": None if who is not None else request.get(ATTEMPTED_USER_HASH),
             "auth": who.method if who is not None else "none",
             "method": request.method,
             "path": request.path,

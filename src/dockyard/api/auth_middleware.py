@@ -7,19 +7,24 @@ For every request this decides, before any handler runs: who is asking
 a challenge (``Basic realm=...`` or the token server's ``Bearer ...``); valid ones
 without the right get 403 ``DENIED``. A bearer token lacking a scope gets 401 with
 ``error="insufficient_scope"``, so the client fetches a better token, as the Docker
-token spec has it. Installed only when some auth is configured.
+token spec has it. A client address over its failed-login limit
+(:mod:`dockyard.auth.failures`) gets 429 ``TOOMANYREQUESTS`` with ``Retry-After``
+for any login that would need a password check. Installed only when some auth is
+configured.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
 
 from dockyard.api.access import (
     ATTEMPTED_USER,
+    ATTEMPTED_USER_HASH,
     CREATE_FILTER,
     IDENTITY,
     MAY_MOVE_TAG,
@@ -31,7 +36,9 @@ from dockyard.auth.access import CREATE, READ, UPDATE, AccessPolicy
 from dockyard.auth.actions import Kind, Target, classify
 from dockyard.auth.authenticator import Authenticator, AuthFailed
 from dockyard.auth.bearer import CATALOG_SCOPE, BearerVerifier, scope_for
+from dockyard.auth.failures import THROTTLED_ANSWER_DELAY, FailedLogins, Throttled
 from dockyard.auth.identity import Identity
+from dockyard.auth.redact import loggable_name
 from dockyard.storage.errors import StorageError
 from dockyard.tls import ServerTls
 
@@ -41,12 +48,19 @@ log = logging.getLogger("dockyard.auth")
 class Guard:
     """The middleware: one instance per app, holding the configured mechanisms."""
 
-    def __init__(self, authenticator: Authenticator, realm: str, fail_delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        realm: str,
+        fail_delay: float = 0.0,
+        failures: FailedLogins | None = None,
+    ) -> None:
         self.auth = authenticator
         self.policy: AccessPolicy = authenticator.policy
         self.bearer: BearerVerifier | None = authenticator.bearer
         self.realm = realm
         self.fail_delay = fail_delay
+        self.failures = failures if failures is not None else FailedLogins()
         #: The server's TLS, when it serves HTTPS: to spot sessions older than its CA.
         self.tls: ServerTls | None = None
         #: The metrics' path when they are served on this app (and so need a login).
@@ -60,19 +74,36 @@ class Guard:
             target = Target(Kind.BASE)
         if target is None:
             return await handler(request)
+        client = request.remote or ""
+        took = False
+
+        def admit() -> bool:
+            nonlocal took
+            took = self.failures.take(client, time.monotonic())
+            return took
+
         try:
             authorization = request.headers.getall("Authorization", [])
             peercert = _peercert(request)
             if peercert and not authorization and self._stale_certificate(request):
                 raise AuthFailed("TLS session resumed from before the client CA or CRL changed")
-            who = await self.auth.identify(authorization, peercert)
+            who = await self.auth.identify(authorization, peercert, admit)
+        except Throttled:
+            return await _too_many(self.failures, client)
         except AuthFailed as exc:
-            request[ATTEMPTED_USER] = exc.user
+            real = exc.user is not None and self.auth.is_user(exc.user)
+            request[ATTEMPTED_USER], request[ATTEMPTED_USER_HASH] = loggable_name(exc.user, real)
+            if not took and self.failures.wait(client, time.monotonic()):
+                return await _too_many(self.failures, client)  # over the limit: refused alike
+            if not took:
+                self.failures.failed(client, time.monotonic())
             log.info("login failed from %s: %s", request.remote, exc.reason)
             if self.fail_delay:
                 await asyncio.sleep(self.fail_delay)
             error = "invalid_token" if exc.token else None
             return self._unauthorized(target, error, "authentication failed")
+        if took:
+            self.failures.refund(client, time.monotonic())
         request[IDENTITY] = who
         denied = self._metrics(target, who) if metrics else self._authorize(request, target, who)
         if denied is not None:
@@ -99,6 +130,12 @@ class Guard:
                 return self._unauthorized(target, None, "authentication required")
             if who.method not in ("htpasswd", "mtls"):
                 return _denied("API keys are managed after logging in with a password")
+            other = request.query.get("user")
+            if other is not None and other != who.user:
+                if request.method not in ("GET", "HEAD", "DELETE"):
+                    return _denied("API keys are created by their own user")
+                if not self.policy.is_admin(who):
+                    return _denied(f"only an admin may manage the keys of {other}")
             return None
         if target.kind is Kind.CATALOG:
             return self._catalog(request, target, who)
@@ -186,6 +223,19 @@ def _denied(message: str) -> web.Response:
         403,
         {"reason": message},
         dict(API_VERSION_HEADER),
+    )
+
+
+async def _too_many(failures: FailedLogins, client: str) -> web.Response:
+    """429 with the seconds until the next password check may run, sent a little late."""
+    await asyncio.sleep(THROTTLED_ANSWER_DELAY)
+    wait = max(1, failures.wait(client, time.monotonic()))
+    return error_response(
+        "TOOMANYREQUESTS",
+        "too many failed logins from this address",
+        429,
+        None,
+        {**API_VERSION_HEADER, "Retry-After": str(wait)},
     )
 
 

@@ -26,8 +26,12 @@ from dockyard.auth.access import AccessPolicy
 from dockyard.auth.apikeys import ApiKeyStore
 from dockyard.auth.authenticator import Authenticator
 from dockyard.auth.bearer import BearerVerifier
+from dockyard.auth.checkpool import PasswordPool
+from dockyard.auth.failures import FailedLogins
 from dockyard.auth.htpasswd import Htpasswd
+from dockyard.auth.keypurge import KeyPurger
 from dockyard.config import Config
+from dockyard.config.auth import DEFAULT_FAIL_LIMIT
 from dockyard.reload import RELOAD_HOOKS, ReloadHook
 from dockyard.tls import ServerTls
 
@@ -42,7 +46,9 @@ def tls_context(app: web.Application) -> ssl.SSLContext | None:
     return tls.context if tls is not None else None
 
 
-def _authenticator(config: Config, keys: ApiKeyStore | None = None) -> Authenticator | None:
+def _authenticator(
+    config: Config, keys: ApiKeyStore | None = None, pool: PasswordPool | None = None
+) -> Authenticator | None:
     http = config.http
     auth = http.auth
     mtls = http.tls is not None and http.tls.cacert is not None
@@ -55,7 +61,7 @@ def _authenticator(config: Config, keys: ApiKeyStore | None = None) -> Authentic
         if http.access_control is not None:
             log.warning("http.auth.bearer is set: the tokens' scopes decide, not accessControl")
     elif auth is not None and auth.htpasswd is not None:
-        htpasswd = Htpasswd(auth.htpasswd.path)
+        htpasswd = Htpasswd(auth.htpasswd.path, pool)
     if htpasswd is None and bearer is None and not mtls and http.access_control is None:
         return None
     policy = AccessPolicy(None if bearer is not None else http.access_control)
@@ -69,7 +75,8 @@ def _authenticator(config: Config, keys: ApiKeyStore | None = None) -> Authentic
 def install_security(app: web.Application, config: Config) -> None:
     """Add what ``config`` asks for: TLS, rate limits, auth and access control, audit."""
     http = config.http
-    authenticator = _authenticator(config)
+    pool = PasswordPool()
+    authenticator = _authenticator(config, pool=pool)
     if http.tls is not None:
         # Client certificates are required only when they are the one way in.
         only_mtls = (
@@ -93,23 +100,41 @@ def install_security(app: web.Application, config: Config) -> None:
     guard = None
     if authenticator is not None:
         fail_delay = http.auth.fail_delay if http.auth is not None else 0.0
-        guard = Guard(authenticator, http.realm, fail_delay)
+        failures = FailedLogins(_fail_limit(config))
+        guard = Guard(authenticator, http.realm, fail_delay, failures)
         guard.tls = app.get(SERVER_TLS)
         metrics = config.extensions.metrics
         if config.extensions.metrics_on and metrics is not None and not metrics.separate:
             guard.metrics_path = metrics.prometheus.path
         _after_errors(app, guard.middleware)
-    app[RELOAD_HOOKS].append(_reloader(guard, limiter))
-    if authenticator is None:
-        return
-    if authenticator.keys is not None:
+        app.cleanup_ctx.append(pool.lifetime)
+    purger = None
+    if guard is not None and authenticator is not None and authenticator.keys is not None:
         app[apikeys.API_KEYS] = authenticator.keys
         apikeys.add_routes(app)
         keys = authenticator.keys
+        purger = KeyPurger(keys, lambda: guard.auth, _purge_interval(config))
+        app.cleanup_ctx.append(purger.lifetime)
         app.on_cleanup.append(lambda _: _close(keys))
+    app[RELOAD_HOOKS].append(_reloader(guard, limiter, pool, purger))
 
 
-def _reloader(guard: Guard | None, limiter: RateLimiter | None) -> ReloadHook:
+def _fail_limit(config: Config) -> int:
+    auth = config.http.auth
+    return auth.fail_limit if auth is not None else DEFAULT_FAIL_LIMIT
+
+
+def _purge_interval(config: Config) -> float:
+    auth = config.http.auth
+    return auth.apikey_purge_interval if auth is not None else 60.0
+
+
+def _reloader(
+    guard: Guard | None,
+    limiter: RateLimiter | None,
+    pool: PasswordPool,
+    purger: KeyPurger | None,
+) -> ReloadHook:
     """A config reload swaps the mechanisms inside the installed middlewares.
 
     aiohttp freezes the middleware list at start, so what was off at start (no middleware)
@@ -128,13 +153,16 @@ def _reloader(guard: Guard | None, limiter: RateLimiter | None) -> ReloadHook:
             return
         replacement = None
         if guard is not None:
-            replacement = _authenticator(new, keys=guard.auth.keys)
+            replacement = _authenticator(new, keys=guard.auth.keys, pool=pool)
         if guard is None or replacement is None:
             log.warning("http.auth/accessControl: switching auth on or off needs a restart")
             return
         guard.auth, guard.policy, guard.bearer = replacement, replacement.policy, replacement.bearer
         guard.realm = new.http.realm
         guard.fail_delay = new.http.auth.fail_delay if new.http.auth is not None else 0.0
+        guard.failures.limit = _fail_limit(new)
+        if purger is not None:
+            purger.every = _purge_interval(new)
         log.info("http.auth and http.accessControl reloaded")
 
     return apply

@@ -77,11 +77,17 @@ class AccessPolicy:
         group = self.rule_for(repo)
         if group is not None and _group_allows(group, who, action):
             return True
+        return self.is_admin(who) and action in self.config.admin_policy.actions
+
+    def is_admin(self, who: Identity) -> bool:
+        """Whether ``adminPolicy`` names ``who`` or one of its groups (a bearer token
+        never counts: its rights are the grants it carries)."""
+        if self.config is None or who.grants is not None:
+            return False
         admin = self.config.admin_policy
-        is_admin = (who.user is not None and who.user in admin.users) or bool(
+        return (who.user is not None and who.user in admin.users) or bool(
             who.groups & set(admin.groups)
         )
-        return is_admin and action in admin.actions
 
     def may_read_metrics(self, who: Identity) -> bool:
         """Whether ``who`` may read ``/metrics``, whose labels name every repository.

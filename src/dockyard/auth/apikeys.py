@@ -6,6 +6,9 @@ SHA-256, which is safe for a high-entropy secret and needs no per-key salt: a lo
 hash finds the row, and nothing derived from the key's bytes is ever compared by hand.
 Keys survive restarts, unlike zot's in-memory ones (zot #2591). A key belongs to the user
 who created it, may be limited to some repositories (``scopes``, as globs) and may expire.
+It also records how its user logged in to create it (``source``: ``htpasswd`` or
+``mtls``), because a key is good only while that identity source still knows the user
+(checked by the authenticator); keys from before that column are taken as ``htpasswd``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ CREATE TABLE IF NOT EXISTS api_keys (
 );
 CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys (user);
 """
+#: Where a key's user came from when the key was made; NULL (older keys) reads as htpasswd.
+_SOURCE_COLUMN = "ALTER TABLE api_keys ADD COLUMN source TEXT"
+_COLUMNS = "id, user, label, scopes, created_at, expires_at, last_used, creator_ua, source"
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class ApiKey:
     expires_at: float | None
     last_used: float | None
     creator_ua: str
+    #: The identity source the user logged in with to create the key.
+    source: str = "htpasswd"
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or time.time())
@@ -76,6 +84,10 @@ class ApiKeyStore:
         self._shared = SharedDB(self.path, _SCHEMA, durable=True)
         self._db, self._lock = self._shared.conn, self._shared.lock
         self._touched: dict[str, float] = {}
+        with self._tx() as db:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(api_keys)")}
+            if "source" not in columns:
+                db.execute(_SOURCE_COLUMN)
 
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
         return self._shared.tx()
@@ -87,6 +99,7 @@ class ApiKeyStore:
         scopes: list[str] | None,
         expires_at: float | None,
         creator_ua: str,
+        source: str = "htpasswd",
     ) -> tuple[str, ApiKey]:
         """A new key for ``user``: the secret (to show once) and its record."""
         secret = PREFIX + secrets.token_hex(20)
@@ -99,11 +112,13 @@ class ApiKeyStore:
             expires_at=expires_at,
             last_used=None,
             creator_ua=creator_ua,
+            source=source,
         )
         with self._tx() as db:
             db.execute(
                 "INSERT INTO api_keys (id, user, key_hash, label, scopes, created_at,"
-                " expires_at, last_used, creator_ua) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " expires_at, last_used, creator_ua, source)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     user,
@@ -114,6 +129,7 @@ class ApiKeyStore:
                     expires_at,
                     None,
                     creator_ua,
+                    source,
                 ),
             )
         return secret, record
@@ -124,8 +140,7 @@ class ApiKeyStore:
             return None
         with self._lock:
             row = self._db.execute(
-                "SELECT id, user, label, scopes, created_at, expires_at, last_used, creator_ua"
-                " FROM api_keys WHERE key_hash = ?",
+                f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = ?",
                 (hash_key(secret),),
             ).fetchone()
         if row is None:
@@ -147,8 +162,7 @@ class ApiKeyStore:
     def list(self, user: str) -> list[ApiKey]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, user, label, scopes, created_at, expires_at, last_used, creator_ua"
-                " FROM api_keys WHERE user = ? ORDER BY created_at",
+                f"SELECT {_COLUMNS} FROM api_keys WHERE user = ? ORDER BY created_at",
                 (user,),
             ).fetchall()
         return [_record(row) for row in rows]
@@ -160,13 +174,37 @@ class ApiKeyStore:
         self._touched.pop(key_id, None)
         return cursor.rowcount > 0
 
+    def users(self, source: str) -> set[str]:
+        """The users holding keys made through ``source`` (older keys count as htpasswd)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT user FROM api_keys WHERE coalesce(source, 'htpasswd') = ?",
+                (source,),
+            ).fetchall()
+        return {str(row[0]) for row in rows}
+
+    def purge(self, now: float, gone: set[str], source: str) -> int:
+        """Delete expired keys, and ``source`` keys of the ``gone`` users; how many."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "DELETE FROM api_keys WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
+            )
+            deleted = cursor.rowcount
+            for user in sorted(gone):
+                cursor = db.execute(
+                    "DELETE FROM api_keys WHERE user = ? AND coalesce(source, 'htpasswd') = ?",
+                    (user, source),
+                )
+                deleted += cursor.rowcount
+        return deleted
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
 
 def _record(row: tuple[object, ...]) -> ApiKey:
-    key_id, user, label, scopes, created, expires, last_used, ua = row
+    key_id, user, label, scopes, created, expires, last_used, ua, source = row
     return ApiKey(
         id=str(key_id),
         user=str(user),
@@ -176,4 +214,5 @@ def _record(row: tuple[object, ...]) -> ApiKey:
         expires_at=None if expires is None else float(expires),  # type: ignore[arg-type]
         last_used=None if last_used is None else float(last_used),  # type: ignore[arg-type]
         creator_ua=str(ua),
+        source=str(source) if source else "htpasswd",
     )

@@ -15,8 +15,9 @@ import binascii
 from typing import Any
 
 from dockyard.auth.access import AccessPolicy
-from dockyard.auth.apikeys import PREFIX, ApiKeyStore
+from dockyard.auth.apikeys import PREFIX, ApiKey, ApiKeyStore
 from dockyard.auth.bearer import BearerVerifier, InvalidToken
+from dockyard.auth.failures import Admit
 from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.identity import ANONYMOUS, Identity
 from dockyard.auth.mtls import AmbiguousCertificate, common_name
@@ -61,7 +62,12 @@ class Authenticator:
         """Whether any way to authenticate is configured (else everyone is anonymous)."""
         return bool(self.htpasswd or self.bearer or self.mtls)
 
-    async def identify(self, authorization: list[str], peercert: Any = None) -> Identity:
+    async def identify(
+        self, authorization: list[str], peercert: Any = None, admit: Admit | None = None
+    ) -> Identity:
+        """Who sent these credentials. ``admit`` is asked before a password check would
+        start; when it says no, :class:`~dockyard.auth.failures.Throttled` is raised
+        (see :meth:`Htpasswd.verify`)."""
         if len(authorization) > 1:
             raise AuthFailed("several Authorization headers")
         if authorization:
@@ -70,7 +76,7 @@ class Authenticator:
             if scheme == "basic":
                 user, password = parse_basic(value)
                 if user or password:
-                    return await self._basic(user, password)
+                    return await self._basic(user, password, admit)
             elif scheme == "bearer" and self.bearer is not None:
                 return self._token(value.strip())
             else:
@@ -85,16 +91,34 @@ class Authenticator:
                 return Identity(name, "mtls", self.policy.groups_of(name))
         return ANONYMOUS
 
-    async def _basic(self, user: str, password: str) -> Identity:
+    async def _basic(self, user: str, password: str, admit: Admit | None = None) -> Identity:
         if self.bearer is not None:
             raise AuthFailed("this registry takes tokens from its token server", user)
-        if self.htpasswd is not None and await self.htpasswd.verify(user, password):
-            return Identity(user, "htpasswd", self.policy.groups_of(user))
+        # An API key first: a hash lookup, where trying it as a password would pay for
+        # a bcrypt check on every request made with a key.
         if self.keys is not None and password.startswith(PREFIX):
             record = await asyncio.to_thread(self.keys.authenticate, user, password)
-            if record is not None:
+            if record is not None and self.still_issued(record):
                 return Identity(user, "apikey", self.policy.groups_of(user), record.scopes)
+        if self.htpasswd is not None and await self.htpasswd.verify(user, password, admit):
+            return Identity(user, "htpasswd", self.policy.groups_of(user))
         raise AuthFailed("invalid user name or password", user)
+
+    def is_user(self, name: str) -> bool:
+        """Whether ``name`` is a user the htpasswd file holds (what a log may name)."""
+        return self.htpasswd is not None and self.htpasswd.has_user(name)
+
+    def still_issued(self, key: ApiKey) -> bool:
+        """Whether the identity source that issued ``key`` still vouches for its user.
+
+        htpasswd: the file (re-read when it changed) still names the user, so deleting a
+        user disables their keys at once. mTLS: client certificates are still accepted;
+        a CA names no list of users to check, so such a key instead expires when the
+        certificate it was made with does (see the key endpoints).
+        """
+        if key.source == "mtls":
+            return self.mtls
+        return self.htpasswd is not None and self.htpasswd.has_user(key.user)
 
     def _token(self, token: str) -> Identity:
         assert self.bearer is not None

@@ -3,7 +3,8 @@
 bcrypt is slow on purpose (50-250 ms a check), so a ``docker pull`` of 20 layers must not
 pay it 20 times: a successful check is remembered for a short while, keyed by a salted
 hash of (user, password), and checks of the same pair already running are shared. The
-checks run in a thread, never on the event loop. A user the file does not name is still
+checks run in a small pool of threads of their own (:mod:`dockyard.auth.checkpool`),
+never on the event loop nor in the storage threads. A user the file does not name is still
 checked against a dummy hash, so the time taken does not tell which names exist.
 
 The file is stat'ed on each login attempt (a microsecond) and re-read when its mtime,
@@ -25,12 +26,17 @@ from pathlib import Path
 
 import bcrypt
 
+from dockyard.auth.checkpool import PasswordPool
+from dockyard.auth.failures import Admit, Throttled
 from dockyard.plural import count
 
 log = logging.getLogger("dockyard.auth")
 
 #: How long a successful check is trusted without bcrypt again.
 CACHE_SECONDS = 60.0
+#: How long a pair that passed stays allowed a bcrypt check from a client address that
+#: is over its failed-login limit (see :mod:`dockyard.auth.failures`).
+VOUCH_SECONDS = 3600.0
 _CACHE_LIMIT = 4096
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 DEFAULT_COST = 10
@@ -54,6 +60,15 @@ def parse_htpasswd(text: str, source: str = "htpasswd") -> dict[str, bytes]:
     return entries
 
 
+def _cost(hashed: bytes) -> int | None:
+    """The cost of a ``$2y$10$...`` hash; None when it is malformed (or out of range)."""
+    try:
+        cost = int(hashed.split(b"$")[2])
+    except (IndexError, ValueError):
+        return None
+    return cost if 4 <= cost <= 31 else None
+
+
 def _checkpw(password: bytes, hashed: bytes) -> bool:
     try:
         return bcrypt.checkpw(password, hashed)
@@ -64,12 +79,14 @@ def _checkpw(password: bytes, hashed: bytes) -> bool:
 class Htpasswd:
     """The entries of one htpasswd file, verified with a short-lived success cache."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, pool: PasswordPool | None = None) -> None:
         self.path = path
+        self.pool = pool or PasswordPool()
         self._stamp: tuple[int, int, int] | None = None
         self._entries: dict[str, bytes] = {}
         self._salt = secrets.token_bytes(16)
         self._cache: dict[bytes, float] = {}
+        self._vouched: dict[bytes, float] = {}
         self._inflight: dict[bytes, asyncio.Future[bool]] = {}
         self._dummy: bytes | None = None
         self.reload()
@@ -95,6 +112,7 @@ class Htpasswd:
         self._entries = parse_htpasswd(text, str(self.path))
         self._stamp = stamp
         self._cache.clear()
+        self._vouched.clear()
         self._dummy = None
         log.info("loaded %s from %s", count(len(self._entries), "user"), self.path)
         return True
@@ -107,21 +125,38 @@ class Htpasswd:
         return hashlib.sha256(self._salt + material).digest()
 
     def _dummy_hash(self) -> bytes:
-        """A hash of the file's cost to check unknown users against (same time taken)."""
+        """A hash to check unknown users against, at the highest cost in the file.
+
+        The highest, not the first: with a cheap entry first and a dear one later, an
+        unknown name would answer faster than a known one and so reveal which exist.
+        """
         if self._dummy is None:
-            cost = DEFAULT_COST
-            for hashed in self._entries.values():
-                try:
-                    cost = int(hashed.split(b"$")[2])
-                except (IndexError, ValueError):
-                    continue
-                break
-            self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(cost))
+            self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(self.max_cost()))
         return self._dummy
 
-    async def verify(self, user: str, password: str) -> bool:
+    def max_cost(self) -> int:
+        """The highest bcrypt cost among the entries (:data:`DEFAULT_COST` for none)."""
+        costs = [_cost(hashed) for hashed in self._entries.values()]
+        return max((c for c in costs if c is not None), default=DEFAULT_COST)
+
+    def has_user(self, user: str) -> bool:
+        """Whether the file (re-read if it changed) names ``user``."""
+        self.reload()
+        return user in self._entries
+
+    def _vouched_for(self, key: bytes) -> bool:
+        """Whether this pair passed a check less than :data:`VOUCH_SECONDS` ago (and the
+        file has not changed since): a guess never has."""
+        expiry = self._vouched.get(key)
+        return expiry is not None and expiry > time.monotonic()
+
+    async def verify(self, user: str, password: str, admit: Admit | None = None) -> bool:
         """Whether ``password`` is ``user``'s; bcrypt runs in a thread, at most once per
-        (user, password) per :data:`CACHE_SECONDS` and per file version."""
+        (user, password) per :data:`CACHE_SECONDS` and per file version.
+
+        A check that has to start asks ``admit`` first (the failed-login limit), unless
+        the pair passed within :data:`VOUCH_SECONDS`; a no raises :class:`Throttled`.
+        Answers from the cache, and joining a check already running, ask nothing."""
         self.reload()
         key = self._key(user, password)
         expiry = self._cache.get(key)
@@ -129,6 +164,8 @@ class Htpasswd:
             return True
         task = self._inflight.get(key)
         if task is None:
+            if admit is not None and not self._vouched_for(key) and not admit():
+                raise Throttled()
             # Its own task: one caller going away must not cancel the others' check.
             task = asyncio.ensure_future(self._check_and_remember(key, user, password))
             self._inflight[key] = task
@@ -140,20 +177,28 @@ class Htpasswd:
         ok = await self._check(user, password)
         if ok and version == self._stamp:  # not if the file changed meanwhile
             now = time.monotonic()
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache = {k: t for k, t in self._cache.items() if t > now}
-                if len(self._cache) >= _CACHE_LIMIT:
-                    self._cache.clear()
-            self._cache[key] = now + CACHE_SECONDS
+            self._cache = _remember(self._cache, key, now, CACHE_SECONDS)
+            self._vouched = _remember(self._vouched, key, now, VOUCH_SECONDS)
         return ok
 
     async def _check(self, user: str, password: str) -> bool:
         hashed = self._entries.get(user)
         if hashed is None:
-            dummy = await asyncio.to_thread(self._dummy_hash)
-            await asyncio.to_thread(_checkpw, password.encode(), dummy)
+            dummy = await self.pool.run(self._dummy_hash)
+            await self.pool.run(_checkpw, password.encode(), dummy)
             return False
-        return await asyncio.to_thread(_checkpw, password.encode(), hashed)
+        return await self.pool.run(_checkpw, password.encode(), hashed)
+
+
+def _remember(table: dict[bytes, float], key: bytes, now: float, ttl: float) -> dict[bytes, float]:
+    """``table`` with ``key`` valid for ``ttl`` more seconds, expired entries (or, when
+    all are live, every entry) dropped once it holds :data:`_CACHE_LIMIT`."""
+    if len(table) >= _CACHE_LIMIT:
+        table = {k: t for k, t in table.items() if t > now}
+        if len(table) >= _CACHE_LIMIT:
+            table = {}
+    table[key] = now + ttl
+    return table
 
 
 def set_password(path: Path, user: str, password: str, cost: int = DEFAULT_COST) -> bool:

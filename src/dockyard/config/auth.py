@@ -7,6 +7,10 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from dockyard.config.keys import ZotSection
+from dockyard.config.section import Duration
+
+#: Failed logins a client address may make per minute when ``failLimit`` is not set.
+DEFAULT_FAIL_LIMIT = 30
 
 
 def existing_file(value: Path) -> Path:
@@ -49,10 +53,14 @@ class BearerAuth(ZotSection):
 class Auth(ZotSection):
     #: Seconds to wait before answering a failed login, to slow down guessing.
     fail_delay: float = Field(0.0, alias="failDelay", ge=0)
+    #: Failed logins per minute per client address, then 429; 0 turns the limit off.
+    fail_limit: int = Field(DEFAULT_FAIL_LIMIT, alias="failLimit", ge=0)
     htpasswd: HtpasswdAuth | None = None
     bearer: BearerAuth | None = None
     #: Long-lived API keys users create over HTTP and use as basic-auth passwords.
     apikey: bool = False
+    #: How often expired keys, and keys of users gone from htpasswd, are deleted.
+    apikey_purge_interval: Duration = Field(60.0, alias="apikeyPurgeInterval", gt=0)
 
     @field_validator("htpasswd", mode="before")
     @classmethod
