@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from dockyard.commands import bench, gc, passwd, scrub, serve, verify
+from dockyard.commands import bench, gc, passwd, scrub, serve, sync, verify
 
-COMMANDS = (serve, verify, gc, scrub, bench, passwd)
+COMMANDS = (serve, verify, gc, scrub, bench, passwd, sync)
 
 
 def parser() -> argparse.ArgumentParser:
