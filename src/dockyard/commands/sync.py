@@ -49,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
                             bar.update()
 
                         report = await mirror.periodic.run_pass(registry, progress=tick)
-                    failed += report.failed
+                    failed += report.failed + report.unreachable
+                    if report.unreachable:
+                        print(f"{registry.settings.urls[0]}: no upstream URL answered")
                     print(
                         f"{registry.settings.urls[0]}: {report.images} images, "
                         f"{report.copied} copied, {report.skipped} up to date, "

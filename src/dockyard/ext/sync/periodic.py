@@ -50,6 +50,8 @@ class PassReport:
     skipped: int = 0
     failed: int = 0
     bytes: int = 0
+    #: No URL of the registry answered the listing: nothing was attempted.
+    unreachable: bool = False
 
 
 class PeriodicSync:
@@ -119,6 +121,7 @@ class PeriodicSync:
         report = PassReport()
         planned = await self.plan(registry)
         if planned is None:
+            report.unreachable = True
             return report
         upstream, images = planned
         bytes_before = self.stats.bytes
