@@ -32,9 +32,9 @@ from dockyard.storage.uploads import Session
 log = logging.getLogger("dockyard.sync")
 
 #: Bytes gathered from the upstream before one write+hash is handed to a thread.
-BATCH = 256 * 1024
+BATCH = 1024 * 1024
 #: Largest read a follower sends in one write to its client.
-SEND = 1024 * 1024
+SEND = 4 * 1024 * 1024
 
 #: Where to fetch from: each upstream with the name the blob has there, tried in order.
 Sources = Sequence[tuple[Upstream, str]]

@@ -110,7 +110,11 @@ class Upstream:
             )
             connector = aiohttp.TCPConnector(ssl=self._tls, limit=32)
             self._session = aiohttp.ClientSession(
-                timeout=timeout, connector=connector, auto_decompress=False
+                timeout=timeout,
+                connector=connector,
+                auto_decompress=False,
+                # Blobs arrive in reads of up to 1 MiB rather than aiohttp's 64 KiB default.
+                read_bufsize=1024 * 1024,
             )
         return self._session
 
