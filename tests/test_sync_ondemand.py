@@ -16,10 +16,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from auth_helpers import serving
+from auth_helpers import serving, write_config, write_htpasswd
 from conftest import Server, free_port
 from images import INDEX, blob_path, build_image, build_index, read_blob
-from spec_helpers import MANIFEST_ACCEPT, assert_error, index_manifest, push_image, push_manifest
+from spec_helpers import (
+    MANIFEST_ACCEPT,
+    assert_error,
+    image_manifest,
+    index_manifest,
+    push_image,
+    push_manifest,
+)
 from sync_helpers import DockerRegistry, docker_registry, sync_config, unique, write_credentials
 from test_clients_podman import Podman
 from test_clients_skopeo import Skopeo, assert_same_image, assert_same_index
@@ -239,3 +246,46 @@ def test_index_children_are_stored_with_it(upstream: DockerRegistry, mirror: Ser
         assert got.headers["Content-Type"] == INDEX
         for child in children:
             assert read_blob(mirror.root / repo, child.digest) == child.body
+
+
+@pytest.fixture
+def dockyard_upstream(tmp_path: Path) -> Iterator[Server]:
+    """A second dockyard with htpasswd: an upstream that has the referrers API."""
+    htpasswd = write_htpasswd(tmp_path / "up-htpasswd", {"mirror": "mirror-pw"})
+    config = write_config(tmp_path / "up.json", {"auth": {"htpasswd": {"path": str(htpasswd)}}})
+    with serving(tmp_path / "up-data", config) as server:
+        yield server
+
+
+def test_manifest_get_brings_blobs_and_referrers_in_background(
+    tmp_path: Path, dockyard_upstream: Server
+) -> None:
+    """A client that fetches only a manifest still leaves a complete OCI layout behind:
+    the image's blobs and its referrers (a signature) follow in the background."""
+    repo = unique("apps")
+    with httpx.Client(
+        base_url=dockyard_upstream.url, auth=("mirror", "mirror-pw"), timeout=30
+    ) as up:
+        pushed = push_image(up, repo, "v1", layers=2)
+        signature = push_manifest(
+            up,
+            repo,
+            image_manifest(
+                up, repo, artifact_type="application/vnd.test.sig", subject=pushed.descriptor()
+            ),
+        )
+    config = _mirror(tmp_path, [dockyard_upstream.url], [dockyard_upstream.host])
+    with serving(tmp_path / "data", config) as server, httpx.Client(base_url=server.url) as c:
+        got = c.get(f"/v2/{repo}/manifests/v1", headers={"Accept": MANIFEST_ACCEPT})
+        assert got.status_code == 200 and got.content == pushed.body
+        stored = server.root / repo
+        deadline = time.monotonic() + 30
+        while True:
+            have = all(blob_path(stored, d).exists() for d in pushed.blobs)
+            listed = c.get(f"/v2/{repo}/referrers/{pushed.digest}").json().get("manifests", [])
+            if have and [r["digest"] for r in listed] == [signature.digest]:
+                break
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.1)
+    umoci = subprocess.run(["umoci", "ls", "--layout", str(stored)], capture_output=True)
+    assert umoci.returncode == 0, umoci.stderr.decode()
