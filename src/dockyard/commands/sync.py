@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                         def tick(_: str) -> None:
                             bar.update()
 
-                        report = await mirror.periodic.run_pass(registry, progress=tick)
+                        report = await mirror.periodic.run_pass(registry, tick, planned)
                     failed += report.failed + report.unreachable
                     if report.unreachable:
                         print(f"{registry.settings.urls[0]}: no upstream URL answered")

@@ -117,9 +117,15 @@ class PeriodicSync:
                 ]
         return images
 
-    async def run_pass(self, registry: Registry, progress: Progress = None) -> PassReport:
+    async def run_pass(
+        self,
+        registry: Registry,
+        progress: Progress = None,
+        planned: tuple[Upstream, list[Image]] | None = None,
+    ) -> PassReport:
+        """One pass; ``planned`` is a listing :meth:`plan` made already (else it is made)."""
         report = PassReport()
-        planned = await self.plan(registry)
+        planned = planned or await self.plan(registry)
         if planned is None:
             report.unreachable = True
             return report
