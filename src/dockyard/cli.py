@@ -6,9 +6,9 @@ import argparse
 from importlib.metadata import PackageNotFoundError, version
 
 from dockyard import __version__
-from dockyard.commands import bench, gc, passwd, scrub, serve, verify
+from dockyard.commands import bench, gc, passwd, scrub, serve, sync, verify
 
-COMMANDS = (serve, verify, gc, scrub, bench, passwd)
+COMMANDS = (serve, verify, gc, scrub, bench, passwd, sync)
 
 
 def installed_version() -> str:

@@ -19,6 +19,7 @@ from dockyard.api.routes import add_routes
 from dockyard.api.security import install_security, tls_context
 from dockyard.config import Config
 from dockyard.drain import drain
+from dockyard.ext.sync import install_sync
 from dockyard.listen import close_all, open_listeners
 from dockyard.logs import AccessLogger, access_log, setup_logging
 from dockyard.memory import tune_allocator
@@ -55,6 +56,7 @@ def build_app(
     install_operations(app, config, path, overrides)
     add_routes(app)
     install_security(app, config)
+    install_sync(app, config)
     app.cleanup_ctx.append(_background)
     app.cleanup_ctx.append(operations_background)
     return app

@@ -6,6 +6,8 @@ from aiohttp import web
 
 from dockyard.api.access import may_create, read_filter
 from dockyard.api.common import digest_param, services
+from dockyard.api.mirror import miss_hook
+from dockyard.storage.errors import BlobUnknown, NameUnknown
 
 
 async def get_blob(request: web.Request) -> web.StreamResponse:
@@ -18,7 +20,16 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     # and only from repositories the caller may read.
     link = request.method == "HEAD" and may_create(request, name)
     # Bytes that no longer match the digest are never served (see storage.integrity).
-    path, _size = await svc.blobs.checked(name, digest, link=link, source_ok=read_filter(request))
+    try:
+        path, _size = await svc.blobs.checked(
+            name, digest, link=link, source_ok=read_filter(request)
+        )
+    except (BlobUnknown, NameUnknown):
+        mirror = miss_hook(request)
+        fetched = await mirror.blob(request, svc, name, digest) if mirror else None
+        if fetched is None:
+            raise
+        return fetched
     headers = {
         "Docker-Content-Digest": str(digest),
         "Content-Type": "application/octet-stream",

@@ -7,8 +7,10 @@ from aiohttp import web
 from dockyard.api.access import may_move_tag
 from dockyard.api.common import read_limited, services
 from dockyard.api.errors import ApiError
+from dockyard.api.mirror import miss_hook
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.manifest import MAX_MANIFEST_BYTES
+from dockyard.storage.errors import ManifestUnknown, NameUnknown
 from dockyard.storage.manifests import RepoManifests, StoredManifest
 
 
@@ -49,7 +51,15 @@ def _negotiate(
 async def get_manifest(request: web.Request) -> web.Response:
     name, svc = services(request)
     reference = request.match_info["reference"]
-    found = svc.manifests.resolve(name, reference)
+    mirror = miss_hook(request)
+    if mirror is not None:
+        await mirror.refresh(svc, name, reference)
+    try:
+        found = svc.manifests.resolve(name, reference)
+    except (ManifestUnknown, NameUnknown):
+        if mirror is None or not await mirror.manifest(svc, name, reference):
+            raise
+        found = svc.manifests.resolve(name, reference)
     if ":" not in reference:
         found = _negotiate(svc.manifests, name, found, _accepted(request))
     headers = {"Docker-Content-Digest": found.digest, "ETag": f'"{found.digest}"'}

@@ -1,8 +1,8 @@
 """``extensions``: the optional features zot switches on in config (metrics, scrub).
 
 As in zot, a section that is present is on unless it says ``"enable": false``; a section
-that is absent is off. Extensions dockyard does not implement (``search``, ``ui``, ``sync``
-...) stay unknown keys and are named in a warning.
+that is absent is off. Extensions dockyard does not implement (``search``, ``ui`` ...)
+stay unknown keys and are named in a warning.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from dockyard.config.section import Duration, Section
+from dockyard.config.sync import Sync
 
 DEFAULT_METRICS_PATH = "/metrics"
 
@@ -57,6 +58,7 @@ class Scrub(Section):
 class Extensions(Section):
     metrics: Metrics | None = None
     scrub: Scrub | None = None
+    sync: Sync | None = None
 
     @property
     def metrics_on(self) -> bool:
@@ -65,3 +67,7 @@ class Extensions(Section):
     @property
     def scrub_on(self) -> bool:
         return self.scrub is not None and self.scrub.enable
+
+    @property
+    def sync_on(self) -> bool:
+        return self.sync is not None and self.sync.enable and bool(self.sync.registries)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from dockyard.auth.globs import never_matches
 from dockyard.config.model import Config
+from dockyard.config.sync import unsupported_sync_keys
 
 
 class ConfigError(ValueError):
@@ -32,6 +33,10 @@ def _unknown_keys(model: BaseModel, prefix: str = "") -> list[str]:
             for sub, item in value.items():
                 if isinstance(item, BaseModel):
                     found += _unknown_keys(item, f"{key}.{sub}.")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    found += _unknown_keys(item, f"{key}[{i}].")
     return found
 
 
@@ -72,6 +77,10 @@ def load_config(path: Path | None) -> tuple[Config, list[str]]:
         for key in _unknown_keys(config)
     ]
     warnings += _dead_globs(config)
+    warnings += [
+        f"config key {key!r} is accepted but not acted on by dockyard"
+        for key in unsupported_sync_keys(config.extensions.sync)
+    ]
     return config, warnings
 
 

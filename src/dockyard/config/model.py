@@ -9,6 +9,7 @@ from dockyard.config.http import Http
 from dockyard.config.log import Log
 from dockyard.config.section import Section
 from dockyard.config.storage import Storage
+from dockyard.config.sync import Proxy
 
 
 class Config(Section):
@@ -17,3 +18,5 @@ class Config(Section):
     http: Http = Field(default_factory=Http)
     log: Log = Field(default_factory=Log)
     extensions: Extensions = Field(default_factory=Extensions)
+    #: distribution's pull-through shortcut: one on-demand upstream (see ``config.sync``).
+    proxy: Proxy | None = None

@@ -139,10 +139,10 @@ class RepoManifests:
             raise unknown  # a blob that is not a manifest
         return StoredManifest(str(digest), media_type or "application/octet-stream", body)
 
-    def _check_references(self, repo: str, manifest: Manifest) -> None:
+    def _check_references(self, repo: str, manifest: Manifest, require_blobs: bool) -> None:
         files = self.root.files
         for desc in manifest.blobs:
-            if desc.foreign:
+            if desc.foreign or not require_blobs:
                 continue
             st = files.stat(repo, desc.digest)
             if st is None:
@@ -168,6 +168,7 @@ class RepoManifests:
         content_type: str | None,
         extra_tags: list[str] = [],  # noqa: B006 - never mutated
         may_move: MayMoveTag | None = None,
+        require_blobs: bool = True,
     ) -> PutResult:
         """Check and store a manifest, then point the tags at it, atomically per repository.
 
@@ -175,6 +176,9 @@ class RepoManifests:
         repository lock is held; a no raises TagMoveDenied before anything is stored.
         Deciding earlier would let a tag created meanwhile be moved by whoever was only
         allowed to create it.
+
+        ``require_blobs=False`` is for a mirror's on-demand fetch: the manifest is stored
+        before its blobs, which arrive when first asked for (or from the background fill).
         """
         ref = parse_reference(reference)
         tags = [ref] if isinstance(ref, str) else []
@@ -201,7 +205,7 @@ class RepoManifests:
                 self._refuse_moves(repo, tags, may_move)
             # Checked under the lock GC deletes under, so no referenced blob can vanish
             # between the check and the publish.
-            self._check_references(repo, manifest)
+            self._check_references(repo, manifest, require_blobs)
             await asyncio.to_thread(self._store, repo, digest, body)
             index = self.root.index(repo).copy()
             untagged = [old for tag in tags if (old := index.set_tag(tag, desc))]
