@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import errno
 import os
 import re
 import time
@@ -26,6 +25,7 @@ from dockyard.storage.errors import (
     BlobUploadUnknown,
     RangeNotSatisfiable,
     StorageFull,
+    is_disk_full,
 )
 from dockyard.storage.layout import UPLOADS_DIR
 
@@ -78,10 +78,6 @@ def _rehash(path: Path, algorithm: str = "sha256") -> tuple[int, Hasher]:
             hasher.update(chunk)
             size += len(chunk)
     return size, hasher
-
-
-def _is_disk_full(exc: OSError) -> bool:
-    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class Uploads:
@@ -203,8 +199,7 @@ class Uploads:
                 concurrent.futures.wait([pending])  # at most one batch write, a few ms
             os.ftruncate(fd, before_size)
             session.hasher = before_hash
-            disk_full = isinstance(exc, OSError) and _is_disk_full(exc)
-            if disk_full:
+            if is_disk_full(exc):
                 raise StorageFull("no space left for the upload; nothing was published") from exc
             raise
         finally:
