@@ -99,6 +99,8 @@ class Store:
                 )
                 if progress is not None:
                     progress(repo)
+            if not dry_run:
+                report.stamps_pruned += await services.collector.prune_stamps()
         return report
 
     async def adopt_all(self) -> None:
@@ -137,13 +139,15 @@ class Store:
             except Exception:
                 log.exception("periodic gc failed")
                 continue
-            if report.blobs or report.manifests or report.uploads:
+            if report.blobs or report.manifests or report.uploads or report.stamps_pruned:
                 log.info(
-                    "gc removed %d blobs (%d bytes), %d manifests, %d uploads",
+                    "gc removed %d blobs (%d bytes), %d manifests, %d uploads, "
+                    "%d stale verified stamps",
                     len(report.blobs),
                     report.bytes_freed,
                     len(report.manifests),
                     len(report.uploads),
+                    report.stamps_pruned,
                 )
 
     async def mount(
