@@ -60,22 +60,36 @@ def write_blob(repo_dir: Path, data: bytes) -> dict[str, object]:
     }
 
 
-def write_repo(repo_dir: Path, images: int, tag_prefix: str = "t") -> None:
-    """An OCI layout with ``images`` tagged manifests, each with a config and one layer."""
+def write_image(repo_dir: Path, i: int, tag: str | None) -> dict[str, object]:
+    """One image (config, one layer, manifest) in ``repo_dir``; its index entry."""
+    config = write_blob(repo_dir, json.dumps({"i": i, "r": os.urandom(8).hex()}).encode())
+    config["mediaType"] = "application/vnd.oci.image.config.v1+json"
+    layer = write_blob(repo_dir, os.urandom(64))
+    manifest = json.dumps(
+        {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer]}
+    ).encode()
+    desc = write_blob(repo_dir, manifest)
+    desc["mediaType"] = OCI_MANIFEST
+    if tag is not None:
+        desc["annotations"] = {"org.opencontainers.image.ref.name": tag}
+    return desc
+
+
+def write_repo(
+    repo_dir: Path, images: int, tag_prefix: str | None = "t", tags: tuple[str, ...] = ()
+) -> None:
+    """An OCI layout with ``images`` manifests, each with a config and one layer.
+
+    They are tagged ``<tag_prefix><i>``, or untagged when ``tag_prefix`` is None; each of
+    ``tags`` adds one more image under that tag.
+    """
     repo_dir.mkdir(parents=True, exist_ok=True)
     (repo_dir / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-    entries = []
-    for i in range(images):
-        config = write_blob(repo_dir, json.dumps({"i": i, "r": os.urandom(8).hex()}).encode())
-        config["mediaType"] = "application/vnd.oci.image.config.v1+json"
-        layer = write_blob(repo_dir, os.urandom(64))
-        manifest = json.dumps(
-            {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer]}
-        ).encode()
-        desc = write_blob(repo_dir, manifest)
-        desc["mediaType"] = OCI_MANIFEST
-        desc["annotations"] = {"org.opencontainers.image.ref.name": f"{tag_prefix}{i}"}
-        entries.append(desc)
+    entries = [
+        write_image(repo_dir, i, None if tag_prefix is None else f"{tag_prefix}{i}")
+        for i in range(images)
+    ]
+    entries += [write_image(repo_dir, images + n, tag) for n, tag in enumerate(tags)]
     index = {"schemaVersion": 2, "manifests": entries}
     (repo_dir / "index.json").write_text(json.dumps(index))
 

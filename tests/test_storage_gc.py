@@ -101,16 +101,28 @@ def test_young_link_survives_inline_gc_until_gc_delay_passes(tmp_path: Path) -> 
 
 
 def test_gc_false_never_removes_anything(tmp_path: Path) -> None:
-    """With gc: false nothing goes on its own: orphans, old untagged manifests, idle uploads."""
-    root, repo = tmp_path / "data", "off/app"
-    storage = {"gc": False, "gcDelay": "1s", "gcInterval": "1s", "retention": {"delay": "1s"}}
+    """With gc: false nothing goes on its own: orphans, old untagged manifests, idle uploads.
+
+    A second root of the same server has GC on: its old orphan going proves periodic
+    passes ran with every delay passed, and the gc: false root was left alone by them.
+    """
+    root, repo, other = tmp_path / "data", "off/app", tmp_path / "other"
+    delays = {"gcDelay": "1s", "gcInterval": "1s", "retention": {"delay": "1s"}}
+    witness_root = {"rootDirectory": str(other), "gc": True, **delays}
+    storage = {"gc": False, **delays, "subPaths": {"/on": witness_root}}
     with serving(root, **storage) as server, client_of(server) as c:
         x = push_layers_image(c, repo, [random_blob(800)], "x")
         untagged = push_image(c, repo)
         session = start_upload(c, repo)
         assert c.patch(session, content=b"partial").status_code == 202
         assert c.delete(f"/v2/{repo}/manifests/{x.digest}").status_code == 202
-        time.sleep(1 + 1 + 1.5)  # gcDelay + gcInterval + slack: a pass would have run
+        push_image(c, "on/app", "v1")
+        witness = push_blob(c, "on/app", random_blob(300))  # pushed last: old last
+        wait_until(
+            lambda: not blob_file(other, "on/app", witness).exists(),
+            10,
+            "a periodic pass removed the old orphan of the root whose GC is on",
+        )
         for digest in x.blobs:
             assert blob_file(root, repo, digest).exists(), f"gc: false removed {digest}"
         assert untagged.digest in index_digests(root, repo)
@@ -199,11 +211,20 @@ def test_moved_tag_keeps_the_old_image_pullable_by_digest(tmp_path: Path) -> Non
 
 
 def test_periodic_gc_spares_blobs_younger_than_gc_delay(tmp_path: Path) -> None:
-    """Blobs pushed before their manifest survive periodic passes while younger than gcDelay."""
-    root, repo = tmp_path / "data", "young/app"
-    with serving(root, gcDelay="3s", gcInterval="1s") as server, client_of(server) as c:
+    """Blobs pushed before their manifest survive periodic passes while younger than gcDelay.
+
+    An orphan pushed 2.5 s earlier goes first: the pass that removes it sees the image's
+    blobs unreferenced too, and must keep them because they are young.
+    """
+    root, repo, delay = tmp_path / "data", "young/app", 5.0
+    with serving(root, gcDelay="5s", gcInterval="1s") as server, client_of(server) as c:
+        old = push_blob(c, repo, random_blob(400))
+        wait_older_than([blob_file(root, repo, old)], 2.5, margin=0)
         built = image_manifest(c, repo, layers=2)
-        time.sleep(2.2)  # two periodic passes see the blobs unreferenced but young
+        young = [blob_file(root, repo, d) for d in built.blobs]
+        born = max(os.stat(p).st_ctime for p in young)
+        wait_until(lambda: not blob_file(root, repo, old).exists(), 10, "the old orphan removed")
+        assert time.time() - born < delay, "too slow to tell: the young blobs grew old"
         for digest in built.blobs:
             assert blob_file(root, repo, digest).exists(), f"young orphan {digest} collected"
         push_manifest(c, repo, built, "v1")

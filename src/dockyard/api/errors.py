@@ -7,7 +7,6 @@ whose body says only that.
 
 from __future__ import annotations
 
-import errno
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -79,10 +78,16 @@ def _translate(request: web.Request, exc: BaseException) -> web.StreamResponse:
         return error_response(code, exc.message, status, exc.detail, headers)
     if isinstance(exc, InvalidName):
         return error_response("NAME_INVALID", str(exc), 400)
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if se.is_disk_full(exc):
         log.error("disk full on %s %s: %s", request.method, request.path, exc)
         return error_response(
             "STORAGE_FULL", "no space left on the registry's disk; nothing was stored", 507
+        )
+    if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
+        # The cause (errno, text, path) says all a traceback would: one line for the log.
+        log.error("storage failure on %s %s: %s", request.method, request.path, exc)
+        return error_response(
+            "UNKNOWN", "the registry's storage failed the request; nothing was stored", 500
         )
     if isinstance(exc, InvalidDigest):
         return error_response("DIGEST_INVALID", str(exc), 400)

@@ -167,9 +167,19 @@ class BlobFiles:
         return True
 
     def delete(self, repo: str, digest: Digest) -> bool:
-        """Unlink the repository's copy; the bytes go when no other repository links them."""
+        """Unlink the repository's copy; the bytes go when no other repository links them.
+
+        The last link takes the file's verified stamp with it, so no database under the
+        root names a blob that is gone.
+        """
         dest = self.path(repo, digest)
+        try:
+            st = os.stat(dest)
+        except (FileNotFoundError, NotADirectoryError):
+            st = None
         removed = remove_file(dest)
         if self.locations is not None:
             self.locations.remove(str(digest), dest)
+        if removed and st is not None and st.st_nlink == 1 and self.stamps is not None:
+            self.stamps.forget_many([(st.st_ino, str(digest))])
         return removed

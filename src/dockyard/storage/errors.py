@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class StorageError(Exception):
     """Base of every failure the API maps to a spec error; ``detail`` goes in the body."""
@@ -66,6 +68,15 @@ class TagMoveDenied(StorageError):
     Storage knows nothing of users: the caller hands :meth:`RepoManifests.put` a
     yes/no for moving a tag, asked under the repository lock, and this is the no.
     """
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Only these two errors mean a full disk (507); any other failed write is a 500.
+
+    A read-only filesystem, a refused permission or an I/O error is not cured by freeing
+    space, and calling it "storage full" sends an operator to the wrong problem.
+    """
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class IndexUnreadable(StorageError):

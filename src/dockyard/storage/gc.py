@@ -10,6 +10,10 @@ failed stat) keeps the content: GC fails closed.
 Each pass works on one repository and takes only that repository's lock, and only to
 delete: what is reachable is computed without it (in a worker process, see ``gc_walk``),
 then the index is checked again under the lock before anything goes.
+
+Nothing here that grows with a repository runs on the event loop: the index rewrite and
+the unlinks run in the worker process, the database updates in a thread, and the loop
+only hands over and takes back lists of what changed.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any, TypeVar
 
 from dockyard.oci.digest import Digest
 from dockyard.storage import gc_walk
-from dockyard.storage.layout import UPLOADS_DIR, RepoIndex
+from dockyard.storage.layout import UPLOADS_DIR
 from dockyard.storage.root import StorageRoot
 from dockyard.storage.uploads import owner_record_of
 
@@ -75,6 +79,8 @@ class GcReport:
     manifests: list[tuple[str, str]] = field(default_factory=list)  # repo, digest (untagged)
     uploads: list[tuple[str, str]] = field(default_factory=list)  # repo, session id
     skipped: list[tuple[str, str]] = field(default_factory=list)  # repo, why
+    #: Verified stamps of files that vanished other than through GC (periodic pass only).
+    stamps_pruned: int = 0
 
     @property
     def bytes_freed(self) -> int:
@@ -85,6 +91,7 @@ class GcReport:
         self.manifests += other.manifests
         self.uploads += other.uploads
         self.skipped += other.skipped
+        self.stamps_pruned += other.stamps_pruned
 
 
 class Collector:
@@ -132,11 +139,12 @@ class Collector:
                 _, expired = await _in_walker(
                     gc_walk.expired_untagged, repo_dir, now, self.retention_delay
                 )
-                report.manifests += [(repo, d) for d in expired]
                 if dry_run:
+                    report.manifests += [(repo, d) for d in expired]
                     without = frozenset(expired)  # show what would go after them
                 elif expired:
-                    await self._drop_from_index(repo, set(expired))
+                    dropped = await self._drop_from_index(repo, frozenset(expired))
+                    report.manifests += [(repo, d) for d in dropped]
             for _ in range(3):
                 stamp, picked = await _in_walker(
                     gc_walk.orphans, repo_dir, now, self.gc_delay, without
@@ -147,12 +155,9 @@ class Collector:
                     removed = await _in_walker(
                         gc_walk.delete_orphans, repo_dir, picked, self.gc_delay, dry_run
                     )
-                if not dry_run and self.root.locations is not None:
-                    await asyncio.to_thread(
-                        self.root.locations.remove_many,
-                        [(d, self.root.files.path(repo, Digest.parse(d))) for d, _ in removed],
-                    )
-                report.blobs += [(repo, digest, freed) for digest, freed in removed]
+                if not dry_run and removed:
+                    await asyncio.to_thread(self._forget_removed, repo, removed)
+                report.blobs += [(repo, digest, freed) for digest, freed, _ in removed]
                 break
             else:
                 report.skipped.append((repo, "index kept changing"))
@@ -175,14 +180,41 @@ class Collector:
             )
         return report
 
-    async def _drop_from_index(self, repo: str, digests: set[str]) -> None:
+    async def _drop_from_index(self, repo: str, digests: frozenset[str]) -> list[str]:
+        """Unlist expired untagged manifests; the rewrite runs in the worker process."""
+        repo_dir = self.root.repo_dir(repo)
         async with self.root.locks.hold(repo):
-            index = self.root.index(repo).copy()
-            for digest in digests:
-                if not any(RepoIndex.tag_of(d) for d in index.manifests if d["digest"] == digest):
-                    index.remove_digest(digest)
-                    self.root.referrers.removed(repo, digest)
-            await asyncio.to_thread(self.root.layout.write, self.root.repo_dir(repo), index)
+            try:
+                dropped = await _in_walker(gc_walk.drop_untagged, repo_dir, digests)
+            finally:
+                self.root.layout.forget(repo_dir)
+            for digest in dropped:
+                self.root.referrers.removed(repo, digest)
+        return dropped
+
+    def _forget_removed(self, repo: str, removed: list[gc_walk.Removed]) -> None:
+        """Drop what the databases know of removed blobs (in a thread: it grows with them).
+
+        The dedupe map loses this repository's path; a blob's last link takes its
+        verified stamp too, so no database under the root names it any more.
+        """
+        if self.root.locations is not None:
+            self.root.locations.remove_many(
+                [(d, self.root.files.path(repo, Digest.parse(d))) for d, _, _ in removed]
+            )
+        last = [(ino, digest) for digest, _, ino in removed if ino is not None]
+        if last:
+            self.root.stamps.forget_many(last)
+
+    async def prune_stamps(self) -> int:
+        """Drop the stamps of files gone by other ways than GC (by hand); return how many.
+
+        The walk over the root runs in the worker process, the delete in a thread.
+        """
+        stale = await _in_walker(gc_walk.stale_stamps, self.root.path)
+        if stale:
+            await asyncio.to_thread(self.root.stamps.forget_many, stale)
+        return len(stale)
 
     def schedule(self, repo: str) -> None:
         """Run an inline pass soon, once, however many deletes asked for it."""

@@ -9,12 +9,16 @@ request being served (measured: p99 of manifest GETs 38x worse during such a wal
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
+from dockyard.cache.locations import CACHE_DIR
 from dockyard.oci.digest import Digest, InvalidDigest
+from dockyard.storage.fsutil import atomic_write
 from dockyard.storage.layout import INDEX_FILE, LayoutIO, RepoIndex, blob_path, read_manifest
+from dockyard.storage.stamps import STAMPS_FILE
 
 
 class Undecidable(Exception):
@@ -94,6 +98,26 @@ def expired_untagged(repo_dir: Path, now: float, delay: float) -> tuple[Stamp, l
     return stamp, [d for d in untagged if d not in kept]
 
 
+def drop_untagged(repo_dir: Path, digests: frozenset[str]) -> list[str]:
+    """Rewrite ``index.json`` without the entries of ``digests``; return those dropped.
+
+    Called under the repository's lock (no other writer), on the index as it is now: a
+    digest a push tagged since it was found expired stays. One pass over the entries, in
+    this process: a repository of 20,000 manifests costs the server nothing (measured
+    before: 0.7 s and 1.4 s stalls of every request, when this ran on the event loop).
+    The write is crash-safe as every index write: temp file, fsync, rename.
+    """
+    index = RepoIndex.load((repo_dir / INDEX_FILE).read_bytes())
+    tagged = {d["digest"] for d in index.manifests if RepoIndex.tag_of(d)}
+    drop = digests - tagged
+    kept = [d for d in index.manifests if d["digest"] not in drop]
+    if len(kept) == len(index.manifests):
+        return []
+    dropped = sorted({d["digest"] for d in index.manifests} & drop)
+    atomic_write(repo_dir / INDEX_FILE, RepoIndex(kept, index.extra).dump())
+    return dropped
+
+
 def orphans(
     repo_dir: Path, now: float, gc_delay: float, without: frozenset[str] = frozenset()
 ) -> tuple[Stamp, list[str]]:
@@ -119,12 +143,17 @@ def orphans(
     return stamp, found
 
 
+#: What ``delete_orphans`` reports per blob: digest, bytes freed, and the inode when
+#: this was its last link (its verified stamp goes with it), else None.
+Removed = tuple[str, int, int | None]
+
+
 def delete_orphans(
     repo_dir: Path, digests: list[str], gc_delay: float, dry_run: bool
-) -> list[tuple[str, int]]:
-    """Unlink the picked orphans still old enough; return (digest, bytes freed) of each."""
+) -> list[Removed]:
+    """Unlink the picked orphans still old enough; say what each one freed."""
     now = time.time()
-    removed = []
+    removed: list[Removed] = []
     for digest in digests:
         path = blob_path(repo_dir, Digest.parse(digest))
         try:
@@ -133,11 +162,60 @@ def delete_orphans(
             continue
         if now - st.st_ctime < gc_delay:
             continue  # linked again since it was picked
-        freed = st.st_size if st.st_nlink == 1 else 0
+        last = st.st_nlink == 1
         if not dry_run:
             try:
                 path.unlink()
             except FileNotFoundError:
                 continue
-        removed.append((digest, freed))
+        removed.append((digest, st.st_size if last else 0, st.st_ino if last else None))
     return removed
+
+
+def live_inodes(root: Path) -> set[int]:
+    """Inodes of every blob file under the root (``<repo>/blobs/<alg>/<hex>``).
+
+    ``DirEntry.inode()`` comes with the listing, so this costs no stat per file.
+    """
+    found: set[int] = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError:
+            continue  # vanished meanwhile: nothing of it is live
+        in_blobs = folder.parent.name == "blobs"
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue  # .uploads, temp files: not blobs
+            if folder == root and entry.name == CACHE_DIR:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif in_blobs:
+                found.add(entry.inode())
+    return found
+
+
+def stale_stamps(root: Path) -> list[tuple[int, str]]:
+    """(inode, digest) of the verified stamps whose file no longer exists under the root.
+
+    The stamps are read before the walk, so a blob published meanwhile (stamped after its
+    file is in place) is never taken for stale. Only the stale keys go back to the server:
+    after the first pass they are as many as files vanished since, not the whole store.
+    """
+    path = root / CACHE_DIR / STAMPS_FILE
+    if not path.exists():
+        return []
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            known = db.execute("SELECT ino, digest FROM verified").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []  # a lost prune costs nothing; the next pass tries again
+    live = live_inodes(root)
+    return [(int(ino), str(digest)) for ino, digest in known if ino not in live]

@@ -212,6 +212,10 @@ class LayoutIO:
 
     def write(self, repo_dir: Path, index: RepoIndex) -> None:
         atomic_write(repo_dir / INDEX_FILE, index.dump())
+        self.forget(repo_dir)
+
+    def forget(self, repo_dir: Path) -> None:
+        """Drop the cached parse: the file was rewritten (here, or by GC's worker)."""
         self._cache.pop(repo_dir / INDEX_FILE, None)
 
     def init(self, repo_dir: Path) -> bool:

@@ -35,18 +35,23 @@ class Referrers:
     def __init__(self, loader: Loader) -> None:
         self._load = loader
         self._maps: dict[str, SubjectMap] = {}
+        #: repo -> referrer digest -> its subject, so a removal touches one entry only.
+        self._subject_of: dict[str, dict[str, str]] = {}
 
     def _map(self, repo: str, listed: Listed) -> SubjectMap:
         existing = self._maps.get(repo)
         if existing is not None:
             return existing
         built: SubjectMap = {}
+        subject_of: dict[str, str] = {}
         for digest, size in listed():
             manifest = self._load(repo, digest)
             if manifest is not None and manifest.subject is not None:
                 subject = str(manifest.subject.digest)
                 built.setdefault(subject, {})[digest] = referrer_descriptor(digest, size, manifest)
+                subject_of[digest] = subject
         self._maps[repo] = built
+        self._subject_of[repo] = subject_of
         return built
 
     def query(
@@ -61,12 +66,20 @@ class Referrers:
     def added(self, repo: str, digest: str, size: int, manifest: Manifest) -> None:
         maps = self._maps.get(repo)
         if maps is not None and manifest.subject is not None:
-            entry = referrer_descriptor(digest, size, manifest)
-            maps.setdefault(str(manifest.subject.digest), {})[digest] = entry
+            subject = str(manifest.subject.digest)
+            maps.setdefault(subject, {})[digest] = referrer_descriptor(digest, size, manifest)
+            self._subject_of[repo][digest] = subject
 
     def removed(self, repo: str, digest: str) -> None:
+        """Forget ``digest`` as a referrer: one look-up, however large the repository."""
         maps = self._maps.get(repo)
         if maps is None:
             return
-        for referrers in maps.values():
+        subject = self._subject_of[repo].pop(digest, None)
+        if subject is None:
+            return
+        referrers = maps.get(subject)
+        if referrers is not None:
             referrers.pop(digest, None)
+            if not referrers:
+                del maps[subject]

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from dockyard.oci.digest import Digest
-from dockyard.storage.errors import BlobUnknown, DigestInvalid, StorageFull
+from dockyard.storage.errors import BlobUnknown, DigestInvalid, StorageFull, is_disk_full
 from dockyard.storage.integrity import BlobVerifier
 from dockyard.storage.root import StorageRoot
 from dockyard.storage.uploads import ANYONE, Caller, Owner, Session
@@ -74,7 +74,9 @@ class RepoBlobs:
             self.root.ensure_repo(repo)
             return self.root.uploads.create(repo, owner)
         except OSError as exc:
-            raise StorageFull(f"cannot start an upload: {exc.strerror}") from exc
+            if is_disk_full(exc):
+                raise StorageFull(f"cannot start an upload: {exc.strerror}") from exc
+            raise  # not a full disk: a 500 that logs its cause
 
     async def session(self, repo: str, session_id: str, caller: Caller = ANYONE) -> Session:
         """``caller``'s session; BlobUploadUnknown when it is absent or someone else's."""
@@ -116,7 +118,9 @@ class RepoBlobs:
             await asyncio.to_thread(self.root.files.publish, session.repo, digest, session.path)
         except OSError as exc:
             uploads.forget(session)
-            raise StorageFull(f"could not publish {digest}: {exc.strerror}") from exc
+            if is_disk_full(exc):
+                raise StorageFull(f"could not publish {digest}: {exc.strerror}") from exc
+            raise  # not a full disk: a 500 that logs its cause
         uploads.forget(session)
 
     async def cancel(self, session: Session) -> None:

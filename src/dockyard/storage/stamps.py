@@ -99,6 +99,22 @@ class VerifiedStamps:
         except sqlite3.Error as exc:
             log.warning("could not drop a verified stamp: %s", exc)
 
+    def forget_many(self, keys: list[tuple[int, str]]) -> None:
+        """Drop the stamps of these (inode, digest): files whose last link is gone.
+
+        The digest must match too, so an inode number reused by a newer file since keeps
+        that file's stamp. Blocking: call it in a thread.
+        """
+        for ino, digest in keys:
+            known = self._memory.get(ino)
+            if known is not None and known[0] == digest:
+                del self._memory[ino]
+        try:
+            with self._lock, self._db:
+                self._db.executemany("DELETE FROM verified WHERE ino = ? AND digest = ?", keys)
+        except sqlite3.Error as exc:
+            log.warning("could not drop verified stamps: %s", exc)
+
     def prune(self, live: set[int]) -> int:
         """Drop the stamps of every inode not in ``live`` (files deleted since); return how many."""
         try:

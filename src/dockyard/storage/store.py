@@ -108,6 +108,8 @@ class Store:
                 )
                 if progress is not None:
                     progress(repo)
+            if not dry_run:
+                report.stamps_pruned += await services.collector.prune_stamps()
         return report
 
     async def adopt_all(self) -> None:
@@ -146,13 +148,14 @@ class Store:
             except Exception:
                 log.exception("periodic gc failed")
                 continue
-            if report.blobs or report.manifests or report.uploads:
+            if report.blobs or report.manifests or report.uploads or report.stamps_pruned:
                 log.info(
-                    "gc removed %s (%s), %s, %s",
+                    "gc removed %s (%s), %s, %s, %s",
                     count(len(report.blobs), "blob"),
                     count(report.bytes_freed, "byte"),
                     count(len(report.manifests), "manifest"),
                     count(len(report.uploads), "upload"),
+                    count(report.stamps_pruned, "stale verified stamp"),
                 )
 
     async def mount(

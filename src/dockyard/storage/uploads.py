@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import errno
 import json
 import os
 import re
@@ -33,6 +32,7 @@ from dockyard.storage.errors import (
     BlobUploadUnknown,
     RangeNotSatisfiable,
     StorageFull,
+    is_disk_full,
 )
 from dockyard.storage.layout import UPLOADS_DIR
 
@@ -158,10 +158,6 @@ def _load(path: Path, caller: Caller) -> tuple[SessionOwner, int, Hasher] | None
     except (FileNotFoundError, NotADirectoryError):
         return None
     return owner, size, hasher
-
-
-def _is_disk_full(exc: OSError) -> bool:
-    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class Uploads:
@@ -291,8 +287,7 @@ class Uploads:
                 concurrent.futures.wait([pending])  # at most one batch write, a few ms
             os.ftruncate(fd, before_size)
             session.hasher = before_hash
-            disk_full = isinstance(exc, OSError) and _is_disk_full(exc)
-            if disk_full:
+            if is_disk_full(exc):
                 raise StorageFull("no space left for the upload; nothing was published") from exc
             raise
         finally:
