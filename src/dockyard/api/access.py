@@ -17,10 +17,13 @@ from dockyard.auth.identity import Identity
 IDENTITY = "dockyard.identity"
 #: ``repo -> bool``: whether the caller may read a repository.
 READ_FILTER = "dockyard.read_filter"
+#: ``(action, repo) -> bool``: what the caller may do (the search API's ``IsDeletable``).
+PERMITS = "dockyard.permits"
 #: For the audit log: the user name a failed login tried.
 ATTEMPTED_USER = "dockyard.attempted_user"
 
 ReadFilter = Callable[[str], bool]
+Permits = Callable[[str, str], bool]
 
 
 def read_filter(request: web.Request) -> ReadFilter | None:
@@ -34,3 +37,8 @@ def read_filter(request: web.Request) -> ReadFilter | None:
 
 def identity(request: web.Request) -> Identity | None:
     return cast(Identity | None, request.get(IDENTITY))
+
+
+def permits(request: web.Request) -> Permits | None:
+    """``(action, repo) -> allowed`` for the caller; None when access is not controlled."""
+    return cast(Permits | None, request.get(PERMITS))

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dockyard.api.access import ATTEMPTED_USER, IDENTITY, READ_FILTER
+from dockyard.api.access import ATTEMPTED_USER, IDENTITY, PERMITS, READ_FILTER
 from dockyard.api.common import API_VERSION_HEADER, STORE
 from dockyard.api.errors import Handler, error_response
 from dockyard.auth.access import CREATE, READ, UPDATE, AccessPolicy
@@ -26,6 +26,7 @@ from dockyard.auth.actions import Kind, Target, classify
 from dockyard.auth.authenticator import Authenticator, AuthFailed
 from dockyard.auth.bearer import CATALOG_SCOPE, BearerVerifier, scope_for
 from dockyard.auth.identity import Identity
+from dockyard.auth.sessions import COOKIE, CSRF_HEADER, Sessions
 from dockyard.oci.names import validate_name
 from dockyard.storage.errors import StorageError
 
@@ -41,16 +42,27 @@ class Guard:
         self.bearer: BearerVerifier | None = authenticator.bearer
         self.realm = realm
         self.fail_delay = fail_delay
+        #: The web UI's browser sessions, when the UI is on (see ``dockyard.ui``).
+        self.sessions: Sessions | None = None
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         target = _target(request)
         if target is None:
             return await handler(request)
+        authorization = request.headers.getall("Authorization", [])
+        session = None
+        if not authorization and self.sessions is not None:
+            session = self.sessions.get(request.cookies.get(COOKIE))
         try:
-            who = await self.auth.identify(
-                request.headers.getall("Authorization", []), _peercert(request)
-            )
+            if session is not None:
+                who = session.identity
+                if request.method not in ("GET", "HEAD", "OPTIONS") and not session.csrf_ok(
+                    request.headers.get(CSRF_HEADER)
+                ):
+                    return _denied(f"a write with a session cookie needs the {CSRF_HEADER} header")
+            else:
+                who = await self.auth.identify(authorization, _peercert(request))
         except AuthFailed as exc:
             request[ATTEMPTED_USER] = exc.user
             log.info("login failed from %s: %s", request.remote, exc.reason)
@@ -80,6 +92,8 @@ class Guard:
             return None
         if target.kind is Kind.CATALOG:
             return self._catalog(request, target, who)
+        if target.kind is Kind.SEARCH:
+            return self._search(request, target, who)
         assert target.repo is not None and target.action is not None
         repo = validate_name(target.repo)  # InvalidName: 400 NAME_INVALID, never a guess
         action = target.action
@@ -107,6 +121,15 @@ class Guard:
         if who.anonymous and self.auth.can_log_in and not self.policy.anonymous_allowed():
             return self._unauthorized(target, None, "authentication required")
         request[READ_FILTER] = self.policy.reader(who)
+        return None
+
+    def _search(self, request: web.Request, target: Target, who: Identity) -> web.Response | None:
+        """Open to whoever may use the catalog; every answer is filtered by read access."""
+        if who.anonymous and self.auth.can_log_in and not self.policy.anonymous_allowed():
+            return self._unauthorized(target, None, "authentication required")
+        policy = self.policy
+        request[READ_FILTER] = policy.reader(who)
+        request[PERMITS] = lambda action, repo: policy.allows(who, action, repo)
         return None
 
     @staticmethod

@@ -34,6 +34,8 @@ from dockyard.tls import ServerTls
 log = logging.getLogger("dockyard.auth")
 
 SERVER_TLS: web.AppKey[ServerTls] = web.AppKey("server_tls", ServerTls)
+#: The auth middleware, when auth is configured (the web UI logs in through it).
+GUARD: web.AppKey[Guard] = web.AppKey("guard", Guard)
 
 
 def tls_context(app: web.Application) -> ssl.SSLContext | None:
@@ -93,6 +95,7 @@ def install_security(app: web.Application, config: Config) -> None:
     if authenticator is not None:
         fail_delay = http.auth.fail_delay if http.auth is not None else 0.0
         guard = Guard(authenticator, http.realm, fail_delay)
+        app[GUARD] = guard
         _after_errors(app, guard.middleware)
     app[RELOAD_HOOKS].append(_reloader(guard, limiter))
     if authenticator is None:

@@ -177,6 +177,7 @@ class Collector:
                     index.remove_digest(digest)
                     self.root.referrers.removed(repo, digest)
             await asyncio.to_thread(self.root.layout.write, self.root.repo_dir(repo), index)
+            self.root.events.repo_changed(self.root.path, repo)
 
     def schedule(self, repo: str) -> None:
         """Run an inline pass soon, once, however many deletes asked for it."""

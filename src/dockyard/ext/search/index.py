@@ -1,0 +1,102 @@
+"""The search index: every repository's :class:`RepoMeta`, in memory, kept current.
+
+Built at start-up in worker threads (after the catalog walk), then updated on each
+``repo_changed`` storage event (push, tag move, delete, GC): the changed repository is
+read again in a thread and its record swapped in. Queries never touch storage.
+
+The map is copy-on-write: an update builds a new dict and replaces the reference, so a
+query running in a thread iterates a snapshot that no update can change under it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from dockyard.storage.events import StorageEvents
+from dockyard.storage.store import Store
+
+from .loader import load_repo
+from .model import RepoMeta
+
+log = logging.getLogger("dockyard.search")
+
+#: Repositories read per worker-thread call at start-up: big enough to amortise the hop,
+#: small enough that live updates interleave with the initial build.
+_BATCH = 256
+
+
+class SearchIndex(StorageEvents):
+    """Repository name -> record, plus the work queue that keeps it current."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._repos: dict[str, RepoMeta] = {}
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self.ready = False
+
+    # -- storage events (on the event loop) --------------------------------------------
+
+    def repo_changed(self, root: Path, repo: str) -> None:
+        self._dirty.add(repo)
+        self._idle.clear()
+        self._wake.set()
+
+    # -- queries -----------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, RepoMeta]:
+        """The current map; never mutated after it is handed out."""
+        return self._repos
+
+    async def settled(self) -> None:
+        """Wait for the initial build and for every change already reported.
+
+        A search right after a push then sees the push (read-your-writes).
+        """
+        await self._idle.wait()
+
+    # -- maintenance -------------------------------------------------------------------
+
+    def _publish(self, updates: dict[str, RepoMeta | None]) -> None:
+        repos = dict(self._repos)
+        for name, meta in updates.items():
+            if meta is None:
+                repos.pop(name, None)
+            else:
+                repos[name] = meta
+        self._repos = repos
+
+    def _load_many(
+        self, names: list[str], previous: dict[str, RepoMeta]
+    ) -> dict[str, RepoMeta | None]:
+        """In a worker thread: read each repository from its root."""
+        out: dict[str, RepoMeta | None] = {}
+        for name in names:
+            root = self.store.for_repo(name).root
+            try:
+                out[name] = load_repo(root, name, previous.get(name))
+            except Exception:  # one broken repository must not stop the index
+                log.exception("search could not index %s", name)
+                out[name] = previous.get(name)
+        return out
+
+    async def run(self) -> None:
+        """Build the index, then apply changes as they are reported, until cancelled."""
+        await self.store.catalog.load()
+        names = self.store.catalog.all()
+        for start in range(0, len(names), _BATCH):
+            batch = names[start : start + _BATCH]
+            self._publish(await asyncio.to_thread(self._load_many, batch, {}))
+        self.ready = True
+        log.info("search index built: %d repositories", len(self._repos))
+        while True:
+            if not self._dirty:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+            names = sorted(self._dirty)[:_BATCH]
+            self._dirty.difference_update(names)
+            self._publish(await asyncio.to_thread(self._load_many, names, self._repos))

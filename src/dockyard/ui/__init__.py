@@ -1,0 +1,7 @@
+"""placeholder"""
+
+from aiohttp import web
+
+
+def install(app: web.Application) -> None:
+    pass
