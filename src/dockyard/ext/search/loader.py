@@ -197,7 +197,11 @@ def summarise(repo: str, tags: dict[str, str], manifests: dict[str, Meta]) -> Re
         if meta.subject is not None:
             referrers.setdefault(meta.subject, []).append(
                 ReferrerMeta(
-                    meta.digest, meta.media_type, meta.artifact_type, meta.size, meta.annotations
+                    meta.digest,
+                    meta.media_type,
+                    meta.artifact_type,
+                    meta.manifest_size,
+                    meta.annotations,
                 )
             )
         images = meta.children if isinstance(meta, IndexMeta) else (meta,)
