@@ -23,6 +23,7 @@ _STATIC = files(__package__).joinpath("static")
 _ASSETS = {
     "app.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
 }
 #: Nothing but our own script and stylesheet may run or load; no framing.
 _CSP = (
@@ -47,6 +48,7 @@ def install(app: web.Application) -> None:
         guard.sessions = sessions
     app[session.SESSIONS] = sessions
     app.router.add_get("/", index)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/ui/static/{asset}", asset)
     session.add_routes(app)
 
@@ -63,3 +65,8 @@ async def asset(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     body = _STATIC.joinpath(name).read_bytes()
     return web.Response(body=body, headers={**_HEADERS, "Content-Type": content_type})
+
+
+async def favicon(request: web.Request) -> web.Response:
+    """Browsers ask for it whatever the page says; answer rather than log a 404."""
+    raise web.HTTPFound("/ui/static/favicon.svg")
