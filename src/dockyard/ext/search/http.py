@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
 from typing import Any
 
 from aiohttp import web
 from graphql import (
+    DocumentNode,
     ExecutionResult,
     GraphQLError,
     GraphQLSchema,
@@ -98,16 +99,24 @@ async def _request_parts(request: web.Request) -> tuple[str, dict[str, Any] | No
     return query, variables, operation
 
 
-def _run(
-    query: str, variables: dict[str, Any] | None, operation: str | None, root: Query
-) -> tuple[int, dict[str, Any]]:
+@lru_cache(maxsize=256)
+def _checked(query: str) -> DocumentNode | list[GraphQLError]:
+    """The parsed and validated query, or its errors; clients repeat the same few texts
+    with new variables, and validation costs as much as running a page of results."""
     try:
         document = parse(query, max_tokens=10_000)
     except GraphQLError as exc:
-        return 422, {"errors": [exc]}
+        return [exc]
     errors = validate(schema(), document)
-    if errors:
-        return 422, {"errors": errors}
+    return list(errors) if errors else document
+
+
+def _run(
+    query: str, variables: dict[str, Any] | None, operation: str | None, root: Query
+) -> tuple[int, dict[str, Any]]:
+    document = _checked(query)
+    if isinstance(document, list):
+        return 422, {"errors": document}
     result = execute(schema(), document, root, variable_values=variables, operation_name=operation)
     assert isinstance(result, ExecutionResult)  # every resolver is synchronous
     body: dict[str, Any] = {"data": result.data}

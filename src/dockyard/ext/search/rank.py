@@ -12,7 +12,12 @@ _HIGH, _MEDIUM, _LOW = 1, 10, 100
 
 def rank_repo_name(text: str, name: str) -> int:
     text = text.strip().strip("/")
+    if not text:
+        return _HIGH  # everything matches, equally (zot: found at position 0)
     wanted = text.split("/")
+    # Every rule below needs the last searched component inside the name: reject fast.
+    if wanted[-1] not in name:
+        return -1
     parts = name.split("/")
     if len(wanted) > len(parts):
         return -1

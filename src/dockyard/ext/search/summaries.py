@@ -94,34 +94,41 @@ def _history(image: ImageMeta) -> list[Obj]:
 def image_summary(
     repo: RepoMeta, tag: str | None, meta: Meta, can_delete: Callable[[str], bool]
 ) -> Obj:
+    """Every field but the plain ones is a callable, run only when the query asks for it."""
     images = meta.children if isinstance(meta, IndexMeta) else (meta,)
-    created = max((i.created for i in images if i.created), default=None)
-    signed = repo.signed(meta.digest)
+
+    def text(key: str) -> Callable[[Any], str | None]:
+        return lambda info: _annotation(meta, _PREFIX + key)
+
+    def last_updated(info: Any) -> str | None:
+        created = max((i.created for i in images if i.created), default=None)
+        return created or rfc3339(meta.pushed)
+
     return {
         "RepoName": repo.name,
         "Tag": tag,
         "Digest": meta.digest,
         "MediaType": meta.media_type,
         "Manifests": lambda info: [manifest_summary(repo, i) for i in images],
-        "Size": str(meta.size),
+        "Size": lambda info: str(meta.size),
         "DownloadCount": 0,
         "LastPullTimestamp": None,
-        "PushTimestamp": rfc3339(meta.pushed),
+        "PushTimestamp": lambda info: rfc3339(meta.pushed),
         "PushedBy": None,
-        "TaggedTimestamp": rfc3339(meta.pushed),
-        "LastUpdated": created or rfc3339(meta.pushed),
-        "Description": _annotation(meta, _PREFIX + "description"),
-        "IsSigned": bool(signed),
-        "SignatureInfo": _signatures(repo, meta.digest),
-        "Licenses": _annotation(meta, _PREFIX + "licenses"),
+        "TaggedTimestamp": lambda info: rfc3339(meta.pushed),
+        "LastUpdated": last_updated,
+        "Description": text("description"),
+        "IsSigned": lambda info: bool(repo.signed(meta.digest)),
+        "SignatureInfo": lambda info: _signatures(repo, meta.digest),
+        "Licenses": text("licenses"),
         "Labels": None,
-        "Title": _annotation(meta, _PREFIX + "title"),
-        "Source": _annotation(meta, _PREFIX + "source"),
-        "Documentation": _annotation(meta, _PREFIX + "documentation"),
-        "Vendor": _annotation(meta, _PREFIX + "vendor"),
-        "Authors": _annotation(meta, _PREFIX + "authors"),
+        "Title": text("title"),
+        "Source": text("source"),
+        "Documentation": text("documentation"),
+        "Vendor": text("vendor"),
+        "Authors": text("authors"),
         "Vulnerabilities": None,
-        "Referrers": [referrer(r) for r in repo.referrers.get(meta.digest, ())],
+        "Referrers": lambda info: [referrer(r) for r in repo.referrers.get(meta.digest, ())],
         "IsDeletable": lambda info: can_delete(repo.name),
         "ArtifactType": meta.artifact_type,
     }
@@ -152,7 +159,7 @@ def repo_summary(repo: RepoMeta, can_delete: Callable[[str], bool], rank: int = 
 
     return {
         "Name": repo.name,
-        "LastUpdated": rfc3339(repo.last_pushed),
+        "LastUpdated": lambda info: rfc3339(repo.last_pushed),
         "Size": str(repo.size),
         "Platforms": platform_list,
         "Vendors": vendors,
