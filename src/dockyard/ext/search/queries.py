@@ -16,6 +16,7 @@ from graphql import GraphQLError
 from .model import ImageMeta, IndexMeta, Meta, RepoMeta, platforms
 from .pages import page
 from .rank import rank_repo_name
+from .snapshot import Snapshot
 from .summaries import Obj, image_summary, referrer, repo_summary
 
 Tagged = tuple[RepoMeta, str | None, Meta]
@@ -96,8 +97,9 @@ def _matches(meta: Meta, repo: RepoMeta, flt: dict[str, Any] | None) -> bool:
 class Query:
     """zot's ``Query`` type: one method per field, called by graphql-core's resolver."""
 
-    def __init__(self, repos: dict[str, RepoMeta], caller: Caller) -> None:
-        self.repos = repos
+    def __init__(self, snapshot: Snapshot, caller: Caller) -> None:
+        self.snapshot = snapshot
+        self.repos = snapshot.repos
         self.caller = caller
 
     # -- helpers -----------------------------------------------------------------------
@@ -126,6 +128,17 @@ class Query:
 
     def _repos_page(self, repos: list[tuple[RepoMeta, int]], requested: Any, default: str) -> Any:
         chosen, info = page(repos, requested, REPO_SORTS, default)
+        return info, [repo_summary(r, self.caller.can_delete, rank) for r, rank in chosen]
+
+    def _all_repos_page(self, requested: Any, default: str) -> Any:
+        """Every readable repository, in an order the snapshot computed once."""
+        criterion = (requested or {}).get("sortBy") or default
+        ordered = self.snapshot.ordered(criterion)
+        if ordered is None:
+            raise GraphQLError(f"sorting by {criterion} is not supported here")
+        can_read = self.caller.can_read
+        repos = [(r, 1) for r in ordered if can_read(r.name)]
+        chosen, info = page(repos, requested, {criterion: lambda items: None}, criterion)
         return info, [repo_summary(r, self.caller.can_delete, rank) for r, rank in chosen]
 
     def _find(self, image: str, digest: str | None = None) -> Tagged:
@@ -163,6 +176,9 @@ class Query:
             images = [i for i in images if _matches(i[2], repo, filter)]
             result = self._images_page(images, requestedPage, "ALPHABETIC_ASC")
             return {**empty, "Page": result["Page"], "Images": result["Results"]}
+        if not query.strip() and not filter:
+            page_info, repos = self._all_repos_page(requestedPage, "ALPHABETIC_ASC")
+            return {**empty, "Page": page_info, "Repos": repos}
         found: list[tuple[RepoMeta, int]] = []
         for repo in self._readable():
             rank = rank_repo_name(query, repo.name)
@@ -176,8 +192,7 @@ class Query:
         return {**empty, "Page": page_info, "Repos": repos}
 
     def RepoListWithNewestImage(self, info: Any, requestedPage: Any = None) -> Obj:
-        repos = [(r, 0) for r in self._readable()]
-        page_info, results = self._repos_page(repos, requestedPage, "ALPHABETIC_ASC")
+        page_info, results = self._all_repos_page(requestedPage, "ALPHABETIC_ASC")
         return {"Page": page_info, "Results": results}
 
     def ExpandedRepoInfo(self, info: Any, repo: str) -> Obj:
