@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -390,3 +391,27 @@ def test_search_needs_a_login_when_anonymous_may_read_nothing(tmp_path: Path) ->
         )
         assert_error(resp, 401, "UNAUTHORIZED")
         assert resp.headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_index_follows_garbage_collection(tmp_path: Path) -> None:
+    """A manifest GC removes (untagged, past retention) leaves the repository's size."""
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "storage": {"gcDelay": "1s", "gcInterval": "1s", "retention": {"delay": "1s"}},
+                "extensions": {"search": {"enable": True}},
+            }
+        )
+    )
+    with serving(tmp_path / "data", config) as server, client_for(server) as c:
+        old = push_rich_image(c, "gc/app", "a", [os.urandom(5000)])
+        new = push_rich_image(c, "gc/app", "a", [os.urandom(100)])  # old is untagged now
+        size = '{ ExpandedRepoInfo(repo: "gc/app") { Summary { Size } } }'
+        first = gql(c, size)["ExpandedRepoInfo"]["Summary"]["Size"]
+        assert int(first) == old["size"] + new["size"]  # both still listed
+        deadline = time.monotonic() + 20
+        while c.get(f"/v2/gc/app/manifests/{old['digest']}").status_code != 404:
+            assert time.monotonic() < deadline, "GC never removed the untagged manifest"
+            time.sleep(0.2)
+        assert gql(c, size)["ExpandedRepoInfo"]["Summary"]["Size"] == str(new["size"])
