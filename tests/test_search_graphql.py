@@ -415,3 +415,22 @@ def test_index_follows_garbage_collection(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "GC never removed the untagged manifest"
             time.sleep(0.2)
         assert gql(c, size)["ExpandedRepoInfo"]["Summary"]["Size"] == str(new["size"])
+
+
+def test_search_and_metrics_both_observe_storage(tmp_path: Path) -> None:
+    """Two observers of the same roots: the index updates and the metrics still count."""
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps({"extensions": {"search": {"enable": True}, "metrics": {"enable": True}}})
+    )
+    with serving(tmp_path / "data", config) as server, client_for(server) as c:
+        pushed = push_rich_image(c, "both/app", "1", _layers(1))
+        image = gql(c, '{ Image(image: "both/app:1") { Digest } }')["Image"]
+        assert image["Digest"] == pushed["digest"]
+        metrics = c.get("/metrics").text
+        waits = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("dockyard_lock_wait_seconds_count")
+        ]
+        assert waits and float(waits[0].split()[-1]) >= 1, waits
