@@ -8,8 +8,10 @@ in memory only and sends it with every write; the password is never stored.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +22,7 @@ from dockyard.api.security import GUARD
 from dockyard.auth.authenticator import AuthFailed
 from dockyard.auth.sessions import COOKIE, CSRF_HEADER, Sessions
 
+log = logging.getLogger("dockyard.auth")
 PATH = "/ui/session"
 SESSIONS: web.AppKey[Sessions | None] = web.AppKey("ui_sessions")
 
@@ -65,7 +68,10 @@ async def login(request: web.Request) -> web.Response:
     basic = base64.b64encode(f"{user}:{password}".encode()).decode()
     try:
         who = await guard.auth.identify([f"Basic {basic}"])
-    except AuthFailed:
+    except AuthFailed as exc:
+        log.info("UI login failed from %s: %s", request.remote, exc.reason)
+        if guard.fail_delay:  # the same brake on guessing as every other login
+            await asyncio.sleep(guard.fail_delay)
         return error_response("UNAUTHORIZED", "invalid user name or password", 401)
     if who.anonymous or who.method != "htpasswd":
         return error_response("UNAUTHORIZED", "log in with a user name and password", 401)

@@ -38,14 +38,18 @@ class SearchIndex(StorageEvents):
         self._snapshot = Snapshot(self._repos)
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
+        #: Changes reported so far, and how many of them the published map reflects.
+        self._reported = 0
+        self._applied = 0
+        #: Set (then replaced) each time the published map moves forward.
+        self._progress = asyncio.Event()
         self.ready = False
 
     # -- storage events (on the event loop) --------------------------------------------
 
     def repo_changed(self, root: Path, repo: str) -> None:
         self._dirty.add(repo)
-        self._idle.clear()
+        self._reported += 1
         self._wake.set()
 
     # -- queries -----------------------------------------------------------------------
@@ -55,11 +59,19 @@ class SearchIndex(StorageEvents):
         return self._snapshot
 
     async def settled(self) -> None:
-        """Wait for the initial build and for every change already reported.
+        """Wait for the initial build and for the changes reported before this call.
 
-        A search right after a push then sees the push (read-your-writes).
+        A search sent after a push was answered sees it (read-your-writes). Changes that
+        arrive while waiting are not waited for, so steady pushes never starve a search.
         """
-        await self._idle.wait()
+        target = self._reported
+        while not self.ready or self._applied < target:
+            await self._progress.wait()
+
+    def _advance(self, applied: int) -> None:
+        self._applied = applied
+        self._progress.set()
+        self._progress = asyncio.Event()
 
     # -- maintenance -------------------------------------------------------------------
 
@@ -100,11 +112,16 @@ class SearchIndex(StorageEvents):
         # which on 10,000 repositories is a pause of tens of milliseconds per query.
         gc.freeze()
         log.info("search index built: %d repositories", len(self._repos))
+        self._advance(0)
         while True:
             if not self._dirty:
-                self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
-            names = sorted(self._dirty)[:_BATCH]
-            self._dirty.difference_update(names)
-            self._publish(await asyncio.to_thread(self._load_many, names, self._repos))
+                continue
+            target = self._reported
+            names = sorted(self._dirty)
+            self._dirty.clear()
+            for start in range(0, len(names), _BATCH):
+                batch = names[start : start + _BATCH]
+                self._publish(await asyncio.to_thread(self._load_many, batch, self._repos))
+            self._advance(target)
