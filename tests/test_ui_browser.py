@@ -20,7 +20,7 @@ import pytest
 from auth_helpers import client_for, serving, write_htpasswd
 from browser_helpers import chrome, console_errors, go, one, screenshot, stamp, texts, wait
 from conftest import Server, start_server
-from search_helpers import OCI_MANIFEST, push_referrer, push_rich_image, search_config
+from search_helpers import OCI_MANIFEST, SEARCH, push_referrer, push_rich_image, search_config
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
@@ -343,3 +343,32 @@ def test_ui_page_headers_forbid_inline_script(open_server: Server) -> None:
     assert "innerHTML" not in script.replace("no innerHTML", "")
     unique = uuid.uuid4().hex  # keep the fixture's content untouched by this test
     assert unique
+
+
+def test_a_new_password_ends_open_sessions(tmp_path: Path) -> None:
+    """Sessions remember the password hash they were opened with; a change logs them out."""
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", PASSWORDS)
+    http = {"auth": {"htpasswd": {"path": str(htpasswd)}}, "accessControl": ACCESS}
+    query = {"query": '{ GlobalSearch(query: "") { Repos { Name } } }'}
+    with serving(tmp_path / "data", search_config(tmp_path / "config.json", http)) as server:
+        with client_for(server, "admin", "admin-pw") as admin:
+            push_rich_image(admin, "team/api", "1", [os.urandom(80)])
+            push_rich_image(admin, "public/web", "1", [os.urandom(80)])
+        with httpx.Client(base_url=server.url) as browser:
+            login = browser.post(
+                "/ui/session", json={"username": "reader", "password": "reader-pw"}
+            )
+            assert login.status_code == 200
+            # Sent by hand: httpx, unlike browsers, never sends Secure cookies over http.
+            browser.headers["Cookie"] = f"dockyard_session={login.cookies['dockyard_session']}"
+            browser.cookies.clear()
+            browser.headers["X-Dockyard-CSRF"] = login.json()["csrf"]  # POST needs it too
+            names = [
+                r["Name"]
+                for r in browser.post(SEARCH, json=query).json()["data"]["GlobalSearch"]["Repos"]
+            ]
+            assert names == ["public/web", "team/api"]
+            write_htpasswd(htpasswd, {**PASSWORDS, "reader": "a-new-password"})
+            after = browser.post(SEARCH, json=query).json()["data"]["GlobalSearch"]["Repos"]
+            assert [r["Name"] for r in after] == ["public/web"]  # anonymous now
+            assert browser.get("/ui/session").json()["user"] is None

@@ -53,7 +53,7 @@ class Guard:
         authorization = request.headers.getall("Authorization", [])
         session = None
         if not authorization and self.sessions is not None:
-            session = self.sessions.get(request.cookies.get(COOKIE))
+            session = self.sessions.current(request.cookies.get(COOKIE), self.auth.htpasswd)
         try:
             if session is not None:
                 who = session.identity

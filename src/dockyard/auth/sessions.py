@@ -14,6 +14,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.identity import Identity
 
 COOKIE = "dockyard_session"
@@ -28,6 +29,8 @@ class Session:
     identity: Identity
     csrf: str
     last_seen: float
+    #: The user's htpasswd hash at login: the session ends when it changes.
+    credential: bytes | None = None
 
     def csrf_ok(self, sent: str | None) -> bool:
         return sent is not None and hmac.compare_digest(sent.encode(), self.csrf.encode())
@@ -40,14 +43,14 @@ class Sessions:
         self.idle = idle
         self._by_id: dict[str, Session] = {}
 
-    def create(self, identity: Identity) -> tuple[str, Session]:
+    def create(self, identity: Identity, credential: bytes | None = None) -> tuple[str, Session]:
         if len(self._by_id) >= _MAX_SESSIONS:
             self._expire()
             if len(self._by_id) >= _MAX_SESSIONS:  # still full: drop the oldest
                 oldest = min(self._by_id, key=lambda k: self._by_id[k].last_seen)
                 del self._by_id[oldest]
         sid = secrets.token_urlsafe(32)
-        session = Session(identity, secrets.token_urlsafe(32), time.monotonic())
+        session = Session(identity, secrets.token_urlsafe(32), time.monotonic(), credential)
         self._by_id[sid] = session
         return sid, session
 
@@ -62,6 +65,21 @@ class Sessions:
             del self._by_id[sid]
             return None
         session.last_seen = now
+        return session
+
+    def current(self, sid: str | None, htpasswd: Htpasswd | None) -> Session | None:
+        """The live session of this cookie value, if its user's password is unchanged.
+
+        A new password or a deleted user (the htpasswd file is re-read when it changes)
+        ends every session opened with the old one.
+        """
+        session = self.get(sid)
+        if session is None:
+            return None
+        user = session.identity.user
+        if user is None or htpasswd is None or htpasswd.entry(user) != session.credential:
+            self.end(sid)
+            return None
         return session
 
     def end(self, sid: str | None) -> None:

@@ -41,7 +41,9 @@ async def whoami(request: web.Request) -> web.Response:
     sessions = request.app[SESSIONS]
     if sessions is None:
         return web.json_response(_state(False, None, None))
-    current = sessions.get(request.cookies.get(COOKIE))
+    guard = request.app.get(GUARD)
+    htpasswd = guard.auth.htpasswd if guard is not None else None
+    current = sessions.current(request.cookies.get(COOKIE), htpasswd)
     if current is None:
         return web.json_response(_state(True, None, None))
     return web.json_response(_state(True, current.identity.user, current.csrf))
@@ -75,7 +77,9 @@ async def login(request: web.Request) -> web.Response:
         return error_response("UNAUTHORIZED", "invalid user name or password", 401)
     if who.anonymous or who.method != "htpasswd":
         return error_response("UNAUTHORIZED", "log in with a user name and password", 401)
-    sid, current = sessions.create(who)
+    htpasswd = guard.auth.htpasswd
+    credential = htpasswd.entry(user) if htpasswd is not None else None
+    sid, current = sessions.create(who, credential)
     response = web.json_response(_state(True, who.user, current.csrf))
     response.set_cookie(COOKIE, sid, path="/", secure=True, httponly=True, samesite="Strict")
     return response
