@@ -133,6 +133,17 @@ def test_image_page_shows_config_layers_history_and_referrers(
     assert '"schemaVersion": 2' in one(driver, "#manifest-json").text
     screenshot(driver, "image")
 
+    # A referrer links to its own page, by digest: an artifact, pulled with oras or skopeo.
+    before = stamp(driver)
+    one(driver, ".referrer-link").click()
+    wait(driver, lambda d: stamp(d) != before and "#/image/library/alpine@sha256:" in d.current_url)
+    assert SBOM in one(driver, "#image-facts").text
+    assert driver.find_elements(By.CSS_SELECTOR, ".pull-docker") == []
+    assert one(driver, ".pull-oras").text.endswith(
+        "/library/alpine@" + driver.current_url.split("@")[1]
+    )
+    screenshot(driver, "referrer")
+
 
 def test_xss_probes_in_labels_annotations_and_env_stay_text(
     open_server: Server, driver: webdriver.Chrome

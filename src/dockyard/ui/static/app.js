@@ -326,13 +326,14 @@ function pullCommands(repo, ref, isArtifact) {
   return grid;
 }
 
-function referrerTable(referrers, id) {
+function referrerTable(repo, referrers, id) {
   if (!referrers || !referrers.length) return el("p", { class: "muted", id }, "Nothing refers to this image.");
   return el("div", { class: "table-wrap" }, el("table", { id },
     el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Artifact type"), el("th", { scope: "col" }, "Digest"),
       el("th", { scope: "col", class: "num" }, "Size"), el("th", { scope: "col" }, "Annotations"))),
     el("tbody", {}, referrers.map((r) => el("tr", { class: "referrer-row" },
-      el("td", { class: "mono artifact-type" }, r.ArtifactType || r.MediaType || "—"),
+      el("td", { class: "mono artifact-type" },
+        el("a", { href: imageHref(repo, r.Digest), class: "referrer-link" }, r.ArtifactType || r.MediaType || "—")),
       el("td", {}, digestView(r.Digest)),
       el("td", { class: "num" }, humanSize(r.Size)),
       el("td", {}, (r.Annotations || []).map((a) => el("div", { class: "annotation" }, el("span", { class: "muted" }, a.Key + ": "), a.Value))))))));
@@ -362,7 +363,7 @@ async function imagePage(ref) {
         el("dt", {}, "Pushed"), el("dd", {}, when(image.PushTimestamp)),
         el("dt", {}, "Signed"), el("dd", {}, image.IsSigned ? "yes" : "no")),
       el("h2", {}, "Pull"), pullCommands(repo, reference, !!image.ArtifactType && !/image\.config|container\.image/.test(image.ArtifactType)),
-      el("h2", {}, "Referrers"), referrerTable(image.Referrers, "referrers")];
+      el("h2", {}, "Referrers"), referrerTable(repo, image.Referrers, "referrers")];
     for (const m of image.Manifests || []) {
       parts.push(el("h2", {}, "Manifest ", digestView(m.Digest), platformText(m.Platform) ? " · " + platformText(m.Platform) : ""));
       parts.push(await configSection(repo, m));
@@ -375,7 +376,7 @@ async function imagePage(ref) {
           (h.HistoryDescription && h.HistoryDescription.CreatedBy) || (h.HistoryDescription && h.HistoryDescription.Comment) || "—",
           h.Layer ? el("span", { class: "muted" }, " · " + humanSize(h.Layer.Size)) : el("span", { class: "muted" }, " · empty layer"))))
         : el("p", { class: "muted" }, "No history recorded."));
-      if ((image.Manifests || []).length > 1) parts.push(el("h3", {}, "Referrers of this platform"), referrerTable(m.Referrers, null));
+      if ((image.Manifests || []).length > 1) parts.push(el("h3", {}, "Referrers of this platform"), referrerTable(repo, m.Referrers, null));
     }
     parts.push(el("h2", {}, "Manifest JSON"), el("pre", { id: "manifest-json" }, manifestText));
     if (image.IsDeletable) {
