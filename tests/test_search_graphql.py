@@ -434,3 +434,28 @@ def test_search_and_metrics_both_observe_storage(tmp_path: Path) -> None:
             if line.startswith("dockyard_lock_wait_seconds_count")
         ]
         assert waits and float(waits[0].split()[-1]) >= 1, waits
+
+
+def test_zot_cli_discovery_and_introspection(client: httpx.Client) -> None:
+    """zot's CLI finds search in the extension list, then checks the schema's queries."""
+    listed = client.get("/v2/_oci/ext/discover")
+    assert listed.status_code == 200
+    [extension] = listed.json()["extensions"]
+    assert extension["name"] == "_zot" and SEARCH in extension["endpoints"]
+    schema = gql(
+        client,
+        "{ __schema { queryType { fields { name args { name } type { name kind } } } } }",
+    )["__schema"]["queryType"]["fields"]
+    args = {f["name"]: [a["name"] for a in f["args"]] for f in schema}
+    # zot's names and argument order (its CLI compares both).
+    assert args["GlobalSearch"] == ["query", "filter", "requestedPage"]
+    assert args["ImageList"] == ["repo", "requestedPage"]
+    assert args["ExpandedRepoInfo"] == ["repo"]
+    assert args["Image"] == ["image"]
+    assert args["Referrers"] == ["repo", "digest", "type"]
+    assert args["ImageListForDigest"] == ["id", "requestedPage"]
+    assert args["DerivedImageList"] == ["image", "digest", "requestedPage"]
+    assert args["BaseImageList"] == ["image", "digest", "requestedPage"]
+    assert args["RepoListWithNewestImage"] == ["requestedPage"]
+    returns = {f["name"]: f["type"] for f in schema}
+    assert returns["ImageList"] == {"name": None, "kind": "NON_NULL"}

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from dockyard.api.common import STORE
 
-from .http import PATH, SEARCH_INDEX, schema, search
+from .http import DISCOVER_PATH, PATH, SEARCH_INDEX, discover, schema, search
 from .index import SearchIndex
 
 __all__ = ["PATH", "SEARCH_INDEX", "SearchIndex", "install"]
@@ -29,6 +29,7 @@ def install(app: web.Application) -> SearchIndex:
     app[SEARCH_INDEX] = index
     app.router.add_post(PATH, search)
     app.router.add_get(PATH, search)
+    app.router.add_get(DISCOVER_PATH, discover)
     app.cleanup_ctx.append(_keep_current)
     return index
 

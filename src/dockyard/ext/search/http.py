@@ -36,6 +36,8 @@ from .index import SearchIndex
 from .queries import EVERYONE, Caller, Query
 
 PATH = "/v2/_zot/ext/search"
+#: The distribution-spec's extension discovery, where zot's CLI looks for search first.
+DISCOVER_PATH = "/v2/_oci/ext/discover"
 SEARCH_INDEX: web.AppKey[SearchIndex] = web.AppKey("search_index", SearchIndex)
 MAX_BODY = 256 * 1024
 
@@ -147,3 +149,14 @@ async def search(request: web.Request) -> web.Response:
     if status != 200:
         return _graphql_errors(body["errors"], status)
     return web.json_response(body)
+
+
+async def discover(request: web.Request) -> web.Response:
+    """The extensions list zot serves, naming the search endpoint (zli checks it)."""
+    extension = {
+        "name": "_zot",
+        "url": "https://github.com/project-zot/zot/blob/main/pkg/extensions/_zot.md",
+        "description": "zot registry extensions",
+        "endpoints": [PATH],
+    }
+    return web.json_response({"extensions": [extension]})
