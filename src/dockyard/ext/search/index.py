@@ -75,29 +75,29 @@ class SearchIndex(StorageEvents):
 
     # -- maintenance -------------------------------------------------------------------
 
-    def _publish(self, updates: dict[str, RepoMeta | None]) -> None:
-        repos = dict(self._repos)
-        for name, meta in updates.items():
+    def _load_many(self, names: list[str], base: dict[str, RepoMeta]) -> dict[str, RepoMeta]:
+        """In a worker thread: read each repository and return the next map.
+
+        The copy of the map (as big as the store) is made here, not on the event loop;
+        only this index's one worker ever builds a map, so ``base`` is always current.
+        """
+        repos = dict(base)
+        for name in names:
+            root = self.store.for_repo(name).root
+            try:
+                meta = load_repo(root, name, base.get(name))
+            except Exception:  # one broken repository must not stop the index
+                log.exception("search could not index %s", name)
+                continue
             if meta is None:
                 repos.pop(name, None)
             else:
                 repos[name] = meta
+        return repos
+
+    def _publish(self, repos: dict[str, RepoMeta]) -> None:
         self._repos = repos
         self._snapshot = Snapshot(repos)
-
-    def _load_many(
-        self, names: list[str], previous: dict[str, RepoMeta]
-    ) -> dict[str, RepoMeta | None]:
-        """In a worker thread: read each repository from its root."""
-        out: dict[str, RepoMeta | None] = {}
-        for name in names:
-            root = self.store.for_repo(name).root
-            try:
-                out[name] = load_repo(root, name, previous.get(name))
-            except Exception:  # one broken repository must not stop the index
-                log.exception("search could not index %s", name)
-                out[name] = previous.get(name)
-        return out
 
     async def run(self) -> None:
         """Build the index, then apply changes as they are reported, until cancelled."""
@@ -105,7 +105,7 @@ class SearchIndex(StorageEvents):
         names = self.store.catalog.all()
         for start in range(0, len(names), _BATCH):
             batch = names[start : start + _BATCH]
-            self._publish(await asyncio.to_thread(self._load_many, batch, {}))
+            self._publish(await asyncio.to_thread(self._load_many, batch, self._repos))
         self.ready = True
         # The records just built live as long as the process (until their repository
         # changes): keep the cyclic GC from re-scanning them on every full collection,
