@@ -459,3 +459,57 @@ def test_zot_cli_discovery_and_introspection(client: httpx.Client) -> None:
     assert args["RepoListWithNewestImage"] == ["requestedPage"]
     returns = {f["name"]: f["type"] for f in schema}
     assert returns["ImageList"] == {"name": None, "kind": "NON_NULL"}
+
+
+def test_oras_artifacts_and_their_referrers(
+    search_server: Server, client: httpx.Client, tmp_path: Path
+) -> None:
+    """An artifact pushed with the oras SDK, and an SBOM attached to it, as search sees them."""
+    import oras.oci
+    import oras.provider
+
+    oras_client = oras.provider.Registry(hostname=search_server.host, insecure=True)
+    repo = f"oras/{uuid.uuid4().hex[:8]}"
+    doc = tmp_path / "readme.md"
+    doc.write_bytes(os.urandom(1000))
+    oras_client.push(
+        f"{search_server.host}/{repo}:docs", files=[str(doc)], disable_path_validation=True
+    )
+    base = client.get(
+        f"/v2/{repo}/manifests/docs",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    ).content
+    subject = oras.oci.Subject(
+        mediaType="application/vnd.oci.image.manifest.v1+json",
+        digest=sha256_digest(base),
+        size=len(base),
+    )
+    sbom = tmp_path / "sbom.json"
+    sbom.write_text(json.dumps({"packages": []}))
+    config = tmp_path / "config.json"
+    config.write_text("{}")
+    resp = oras_client.push(
+        f"{search_server.host}/{repo}:sbom",
+        files=[f"{sbom}:application/json"],
+        manifest_config=f"{config}:{SBOM}",
+        manifest_annotations={"org.example.tool": "<syft>"},
+        subject=subject,
+        disable_path_validation=True,
+    )
+    assert resp.status_code == 201, resp.text
+    image = gql(
+        client,
+        f'{{ Image(image: "{repo}:docs") {{ Digest Size ArtifactType'
+        " Manifests { Layers { Size } }"
+        " Referrers { ArtifactType Digest Annotations { Key Value } } } }",
+    )["Image"]
+    assert image["Digest"] == sha256_digest(base)
+    assert image["Manifests"][0]["Layers"] == [{"Size": str(doc.stat().st_size)}]
+    [referrer] = image["Referrers"]
+    sbom_manifest = client.get(
+        f"/v2/{repo}/manifests/sbom",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    ).content
+    assert referrer["Digest"] == sha256_digest(sbom_manifest)
+    assert referrer["ArtifactType"] == SBOM  # the config media type stands for it
+    assert {"Key": "org.example.tool", "Value": "<syft>"} in referrer["Annotations"]

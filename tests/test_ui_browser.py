@@ -219,6 +219,17 @@ def test_delete_with_confirmation_when_auth_is_off(
     with httpx.Client(base_url=open_server.url) as c:
         assert list_tags(c, "scratch/gone") == ["keep"]
 
+    # Delete the image itself (by digest) from its page.
+    go(driver, open_server.url + "/#/image/scratch/gone:keep")
+    digest = one(driver, "#image-facts .digest").get_attribute("data-full")
+    before = stamp(driver)
+    one(driver, "#delete-image").click()
+    driver.switch_to.alert.accept()
+    wait(driver, lambda d: stamp(d) != before and d.current_url.endswith("#/repo/scratch/gone"))
+    assert texts(driver, "#tag-table .tag-link") == []
+    with httpx.Client(base_url=open_server.url) as c:
+        assert c.get(f"/v2/scratch/gone/manifests/{digest}").status_code == 404
+
 
 # -- with auth on ---------------------------------------------------------------------------
 
