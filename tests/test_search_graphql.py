@@ -513,3 +513,33 @@ def test_oras_artifacts_and_their_referrers(
     assert referrer["Digest"] == sha256_digest(sbom_manifest)
     assert referrer["ArtifactType"] == SBOM  # the config media type stands for it
     assert {"Key": "org.example.tool", "Value": "<syft>"} in referrer["Annotations"]
+
+
+def test_search_with_bearer_tokens_follows_their_grants(tmp_path: Path) -> None:
+    """With a token server, the token's repository grants decide what search shows."""
+    from test_auth_bearer import SERVICE, _signing_key
+    from token_server import claims_for, sign
+
+    key_path, cert_path = _signing_key(tmp_path, "signer")
+    key = key_path.read_bytes()
+    bearer = {"realm": "http://127.0.0.1:1/token", "service": SERVICE, "cert": str(cert_path)}
+    config = search_config(tmp_path / "config.json", {"auth": {"bearer": bearer}}, ui=False)
+
+    def client(server: Server, grants: dict[str, list[str]]) -> httpx.Client:
+        access = [{"type": "repository", "name": n, "actions": a} for n, a in grants.items()]
+        token = sign(key, claims_for(SERVICE, "someone", access))
+        headers = {"Authorization": f"Bearer {token}"}
+        return httpx.Client(base_url=server.url, headers=headers, timeout=30)
+
+    with serving(tmp_path / "data", config) as server:
+        with client(server, {r: ["pull", "push"] for r in ("tok/a", "tok/b")}) as pusher:
+            for repo in ("tok/a", "tok/b"):
+                push_rich_image(pusher, repo, "1", _layers(1))
+        query = '{ GlobalSearch(query: "tok") { Page { TotalCount } Repos { Name } } }'
+        with client(server, {"tok/a": ["pull"]}) as reader:
+            found = gql(reader, query)["GlobalSearch"]
+            assert [r["Name"] for r in found["Repos"]] == ["tok/a"]
+            assert found["Page"]["TotalCount"] == 1
+        anonymous = httpx.post(server.url + SEARCH, json={"query": query})
+        assert anonymous.status_code == 401
+        assert anonymous.headers["WWW-Authenticate"].startswith("Bearer ")
