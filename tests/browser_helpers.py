@@ -45,6 +45,9 @@ def chrome(width: int = 1280, height: int = 900) -> webdriver.Chrome:
     service = Service(executable_path=_binary("chromedriver"))
     driver = webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(30)
+    if width < 500:  # below what a headless window may be: emulate the phone's viewport
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 2, "mobile": True}
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
     return driver
 
 

@@ -167,6 +167,7 @@ def test_keyboard_phone_width_and_dark_mode(open_server: Server, tmp_path: Path)
     try:
         go(phone, open_server.url + "/")
         width = phone.execute_script("return [document.documentElement.scrollWidth, innerWidth]")
+        assert width[1] == 390, width
         assert width[0] <= width[1], f"page wider than the phone: {width}"
         screenshot(phone, "home-phone")
         # Keyboard: from the search field, Tab reaches the sort control and then the first
