@@ -99,3 +99,28 @@ def test_failed_logins_are_limited_by_default(tmp_path: Path) -> None:
         assert codes == [401] * 30 + [429]
         with _from("127.0.0.3", server, "alice", "right") as alice:
             assert alice.get("/v2/").status_code == 200
+
+
+def test_the_ui_login_counts_against_the_same_limit(tmp_path: Path) -> None:
+    """The web UI's password form is one more door to guess through: it shares the
+    per-address allowance with registry requests, and gets the same 429."""
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", {"alice": "right"})
+    config = write_config(
+        tmp_path / "config.json",
+        {"auth": {"htpasswd": {"path": str(htpasswd)}, "failLimit": 3}},
+        extensions={"search": {"enable": True}, "ui": {"enable": True}},
+    )
+    with serving(tmp_path / "data", config) as server:
+        with _from("127.0.0.2", server, "", "") as browser:
+            tries = [
+                browser.post("/ui/session", json={"username": "alice", "password": f"g{n}"})
+                for n in range(4)
+            ]
+            assert [t.status_code for t in tries] == [401, 401, 401, 429]
+            assert_error(tries[3], 429, "TOOMANYREQUESTS")
+            # The registry door of that address is shut as well: the allowance is one.
+        with _from("127.0.0.2", server, "alice", "guess") as guess:
+            assert_error(guess.get("/v2/"), 429, "TOOMANYREQUESTS")
+        with _from("127.0.0.3", server, "", "") as other:
+            ok = other.post("/ui/session", json={"username": "alice", "password": "right"})
+            assert ok.status_code == 200 and ok.json()["user"] == "alice"

@@ -41,7 +41,13 @@ RELOAD_HOOKS: web.AppKey[list[ReloadHook]] = web.AppKey("reload_hooks", list)
 Overrides = Callable[[Config], Config]
 
 #: Keys whose change needs a restart, beyond the storage roots (found by the store).
-RESTART_KEYS = ("http.address", "http.port", "extensions.metrics")
+RESTART_KEYS = (
+    "http.address",
+    "http.port",
+    "extensions.metrics",
+    "extensions.search",
+    "extensions.ui",
+)
 #: Seconds between looks at the config file; a change must hold for one more look.
 POLL_SECONDS = 1.0
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from dockyard import ui
 from dockyard.api.common import STORE
 from dockyard.api.errors import errors_middleware
 from dockyard.api.health import HEALTH
@@ -19,6 +20,7 @@ from dockyard.api.routes import add_routes
 from dockyard.api.security import install_security, tls_context
 from dockyard.config import Config
 from dockyard.drain import drain
+from dockyard.ext import search
 from dockyard.ext.sync import install_sync
 from dockyard.listen import close_all, open_listeners
 from dockyard.logs import AccessLogger, access_log, setup_logging
@@ -57,6 +59,10 @@ def build_app(
     add_routes(app)
     install_security(app, config)
     install_sync(app, config)
+    if config.extensions.search_on:
+        search.install(app)
+    if config.extensions.ui_on:
+        ui.install(app)
     app.cleanup_ctx.append(_background)
     app.cleanup_ctx.append(operations_background)
     return app

@@ -20,6 +20,8 @@ IDENTITY = "dockyard.identity"
 READ_FILTER = "dockyard.read_filter"
 #: ``repo -> bool``: whether the caller may ``create`` (push) in a repository.
 CREATE_FILTER = "dockyard.create_filter"
+#: ``(action, repo) -> bool``: what the caller may do (the search API's ``IsDeletable``).
+PERMITS = "dockyard.permits"
 #: For the audit log: the user name a failed login tried, when it names a real user.
 ATTEMPTED_USER = "dockyard.attempted_user"
 #: For the audit log: a short keyed hash of any other name tried (see auth.redact).
@@ -29,6 +31,7 @@ ATTEMPTED_USER_HASH = "dockyard.attempted_user_hash"
 MAY_MOVE_TAG = "dockyard.may_move_tag"
 
 ReadFilter = Callable[[str], bool]
+Permits = Callable[[str, str], bool]
 
 
 def read_filter(request: web.Request) -> ReadFilter | None:
@@ -57,3 +60,8 @@ def identity(request: web.Request) -> Identity | None:
 def may_move_tag(request: web.Request) -> MayMoveTag | None:
     """Whether the caller may move an existing tag; None when access is not controlled."""
     return cast(MayMoveTag | None, request.get(MAY_MOVE_TAG))
+
+
+def permits(request: web.Request) -> Permits | None:
+    """``(action, repo) -> allowed`` for the caller; None when access is not controlled."""
+    return cast(Permits | None, request.get(PERMITS))

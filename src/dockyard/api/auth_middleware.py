@@ -28,6 +28,7 @@ from dockyard.api.access import (
     CREATE_FILTER,
     IDENTITY,
     MAY_MOVE_TAG,
+    PERMITS,
     READ_FILTER,
 )
 from dockyard.api.common import API_VERSION_HEADER, STORE, repo_name
@@ -39,6 +40,7 @@ from dockyard.auth.bearer import CATALOG_SCOPE, BearerVerifier, scope_for
 from dockyard.auth.failures import THROTTLED_ANSWER_DELAY, FailedLogins, Throttled
 from dockyard.auth.identity import Identity
 from dockyard.auth.redact import loggable_name
+from dockyard.auth.sessions import COOKIE, CSRF_HEADER, Sessions
 from dockyard.storage.errors import StorageError
 from dockyard.tls import ServerTls
 
@@ -65,6 +67,8 @@ class Guard:
         self.tls: ServerTls | None = None
         #: The metrics' path when they are served on this app (and so need a login).
         self.metrics_path: str | None = None
+        #: The web UI's browser sessions, when the UI is on (see ``dockyard.ui``).
+        self.sessions: Sessions | None = None
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -75,6 +79,53 @@ class Guard:
         if target is None:
             return await handler(request)
         client = request.remote or ""
+        authorization = request.headers.getall("Authorization", [])
+        session = None
+        if not authorization and self.sessions is not None:
+            session = self.sessions.current(request.cookies.get(COOKIE), self.auth.htpasswd)
+        try:
+            if session is not None:
+                who = session.identity
+                if request.method not in ("GET", "HEAD", "OPTIONS") and not session.csrf_ok(
+                    request.headers.get(CSRF_HEADER)
+                ):
+                    return _denied(f"a write with a session cookie needs the {CSRF_HEADER} header")
+            else:
+                peercert = _peercert(request)
+                if peercert and not authorization and self._stale_certificate(request):
+                    raise AuthFailed("TLS session resumed from before the client CA or CRL changed")
+                who = await self.identify(client, authorization, peercert)
+        except (AuthFailed, Throttled) as exc:
+            failed = exc if isinstance(exc, AuthFailed) else exc.__cause__
+            if isinstance(failed, AuthFailed):
+                real = failed.user is not None and self.auth.is_user(failed.user)
+                request[ATTEMPTED_USER], request[ATTEMPTED_USER_HASH] = loggable_name(
+                    failed.user, real
+                )
+            if isinstance(exc, Throttled):
+                return await self.too_many(client)
+            log.info("login failed from %s: %s", request.remote, exc.reason)
+            if self.fail_delay:
+                await asyncio.sleep(self.fail_delay)
+            error = "invalid_token" if exc.token else None
+            return self._unauthorized(target, error, "authentication failed")
+        request[IDENTITY] = who
+        denied = self._metrics(target, who) if metrics else self._authorize(request, target, who)
+        if denied is not None:
+            return denied
+        return await handler(request)
+
+    async def identify(
+        self, client: str, authorization: list[str], peercert: Any = None
+    ) -> Identity:
+        """Who sent these credentials, with the failed-login brake of address ``client``.
+
+        Every password check goes through here (registry requests and the UI's login), so
+        no door escapes the limit. Raises :class:`AuthFailed` for bad credentials, counted
+        against ``client``, and :class:`Throttled` when ``client`` is over its limit: before
+        a password check would start, or after a failure that needed none (its cause is
+        then that :class:`AuthFailed`, so the audit log still names the attempt).
+        """
         took = False
 
         def admit() -> bool:
@@ -83,32 +134,28 @@ class Guard:
             return took
 
         try:
-            authorization = request.headers.getall("Authorization", [])
-            peercert = _peercert(request)
-            if peercert and not authorization and self._stale_certificate(request):
-                raise AuthFailed("TLS session resumed from before the client CA or CRL changed")
             who = await self.auth.identify(authorization, peercert, admit)
-        except Throttled:
-            return await _too_many(self.failures, client)
         except AuthFailed as exc:
-            real = exc.user is not None and self.auth.is_user(exc.user)
-            request[ATTEMPTED_USER], request[ATTEMPTED_USER_HASH] = loggable_name(exc.user, real)
-            if not took and self.failures.wait(client, time.monotonic()):
-                return await _too_many(self.failures, client)  # over the limit: refused alike
             if not took:
+                if self.failures.wait(client, time.monotonic()):
+                    raise Throttled() from exc  # over the limit: refused alike
                 self.failures.failed(client, time.monotonic())
-            log.info("login failed from %s: %s", request.remote, exc.reason)
-            if self.fail_delay:
-                await asyncio.sleep(self.fail_delay)
-            error = "invalid_token" if exc.token else None
-            return self._unauthorized(target, error, "authentication failed")
+            raise
         if took:
             self.failures.refund(client, time.monotonic())
-        request[IDENTITY] = who
-        denied = self._metrics(target, who) if metrics else self._authorize(request, target, who)
-        if denied is not None:
-            return denied
-        return await handler(request)
+        return who
+
+    async def too_many(self, client: str) -> web.Response:
+        """429 with the seconds until ``client`` may try a password again, sent a little late."""
+        await asyncio.sleep(THROTTLED_ANSWER_DELAY)
+        wait = max(1, self.failures.wait(client, time.monotonic()))
+        return error_response(
+            "TOOMANYREQUESTS",
+            "too many failed logins from this address",
+            429,
+            None,
+            {**API_VERSION_HEADER, "Retry-After": str(wait)},
+        )
 
     def _stale_certificate(self, request: web.Request) -> bool:
         """A client certificate that the current client CA and CRL never checked."""
@@ -139,6 +186,8 @@ class Guard:
             return None
         if target.kind is Kind.CATALOG:
             return self._catalog(request, target, who)
+        if target.kind is Kind.SEARCH:
+            return self._search(request, target, who)
         assert target.repo is not None and target.action is not None
         repo = repo_name(request)  # InvalidName: 400 NAME_INVALID, never a guess
         action = target.action
@@ -184,6 +233,15 @@ class Guard:
         request[READ_FILTER] = self.policy.reader(who)
         return None
 
+    def _search(self, request: web.Request, target: Target, who: Identity) -> web.Response | None:
+        """Open to whoever may use the catalog; every answer is filtered by read access."""
+        if who.anonymous and self.auth.can_log_in and not self.policy.anonymous_allowed():
+            return self._unauthorized(target, None, "authentication required")
+        policy = self.policy
+        request[READ_FILTER] = policy.reader(who)
+        request[PERMITS] = lambda action, repo: policy.allows(who, action, repo)
+        return None
+
     @staticmethod
     def _tag_exists(request: web.Request, repo: str, tags: tuple[str, ...]) -> bool:
         """Whether a manifest PUT would move a tag (zot's ``update``), as things stand now.
@@ -223,19 +281,6 @@ def _denied(message: str) -> web.Response:
         403,
         {"reason": message},
         dict(API_VERSION_HEADER),
-    )
-
-
-async def _too_many(failures: FailedLogins, client: str) -> web.Response:
-    """429 with the seconds until the next password check may run, sent a little late."""
-    await asyncio.sleep(THROTTLED_ANSWER_DELAY)
-    wait = max(1, failures.wait(client, time.monotonic()))
-    return error_response(
-        "TOOMANYREQUESTS",
-        "too many failed logins from this address",
-        429,
-        None,
-        {**API_VERSION_HEADER, "Retry-After": str(wait)},
     )
 
 

@@ -38,6 +38,8 @@ from dockyard.tls import ServerTls
 log = logging.getLogger("dockyard.auth")
 
 SERVER_TLS: web.AppKey[ServerTls] = web.AppKey("server_tls", ServerTls)
+#: The auth middleware, when auth is configured (the web UI logs in through it).
+GUARD: web.AppKey[Guard] = web.AppKey("guard", Guard)
 
 
 def tls_context(app: web.Application) -> ssl.SSLContext | None:
@@ -106,6 +108,7 @@ def install_security(app: web.Application, config: Config) -> None:
         metrics = config.extensions.metrics
         if config.extensions.metrics_on and metrics is not None and not metrics.separate:
             guard.metrics_path = metrics.prometheus.path
+        app[GUARD] = guard
         _after_errors(app, guard.middleware)
         app.cleanup_ctx.append(pool.lifetime)
     purger = None

@@ -19,6 +19,8 @@ endpoint                               method      needs
 ``<name>/blobs/uploads/...``           any         ``create`` (a mount also needs ``read`` on
                                                    its source, checked by the handler)
 ``/zot/auth/apikey``                   any         a login (password or client certificate)
+``/v2/_zot/ext/search``                GET, POST   a login or anonymous access; answers only
+                                                   about readable repositories
 =====================================  ==========  ===========================================
 
 Uploads count as ``create``, as in zot: status queries and cancels are part of a push.
@@ -42,6 +44,8 @@ class Kind(Enum):
     REPO = "repo"
     #: The API key endpoints: any authenticated caller, acting on its own keys.
     APIKEYS = "apikeys"
+    #: The search API: like the catalog, it filters what it answers by read access.
+    SEARCH = "search"
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class Target:
 
 
 APIKEY_PATH = "/zot/auth/apikey"
+SEARCH_PATH = "/v2/_zot/ext/search"
 
 _REPO_ACTIONS = {
     "manifests": {"GET": READ, "HEAD": READ, "PUT": CREATE, "DELETE": DELETE},
@@ -87,6 +92,8 @@ def classify(
         return Target(Kind.BASE)
     if path == "/v2/_catalog":
         return Target(Kind.CATALOG)
+    if path.rstrip("/") == SEARCH_PATH:
+        return Target(Kind.SEARCH)
     if not path.startswith("/v2/"):
         return None
     if name is None or route is None or not route.startswith(_REPO_ROUTE):

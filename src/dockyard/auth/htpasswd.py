@@ -120,6 +120,15 @@ class Htpasswd:
     def users(self) -> list[str]:
         return sorted(self._entries)
 
+    def entry(self, user: str) -> bytes | None:
+        """The user's current hash (the file is re-read if it changed); None if absent.
+
+        Browser sessions remember it at login and end when it changes: a new password or
+        a deleted user logs the sessions out.
+        """
+        self.reload()
+        return self._entries.get(user)
+
     def _key(self, user: str, password: str) -> bytes:
         material = user.encode() + b"\0" + password.encode()
         return hashlib.sha256(self._salt + material).digest()

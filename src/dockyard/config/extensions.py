@@ -1,13 +1,14 @@
-"""``extensions``: the optional features zot switches on in config (metrics, scrub).
+"""``extensions``: the optional features zot switches on in config (metrics, scrub,
+search, ui).
 
 As in zot, a section that is present is on unless it says ``"enable": false``; a section
-that is absent is off. Extensions dockyard does not implement (``search``, ``ui`` ...)
-stay unknown keys and are named in a warning.
+that is absent is off. Extensions dockyard does not implement (``search.cve`` ...) stay
+unknown keys and are named in a warning.
 """
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from dockyard.config.section import Duration, Section
 from dockyard.config.sync import Sync
@@ -55,10 +56,35 @@ class Scrub(Section):
         return value
 
 
+class Search(Section):
+    enable: bool = True
+
+
+class Ui(Section):
+    enable: bool = True
+
+
 class Extensions(Section):
     metrics: Metrics | None = None
     scrub: Scrub | None = None
     sync: Sync | None = None
+    search: Search | None = None
+    ui: Ui | None = None
+
+    @model_validator(mode="after")
+    def _ui_needs_search(self) -> Extensions:
+        """As in zot: the UI reads everything through search, so it cannot run alone."""
+        if self.ui_on and not self.search_on:
+            raise ValueError("ui: needs extensions.search enabled too")
+        return self
+
+    @property
+    def search_on(self) -> bool:
+        return self.search is not None and self.search.enable
+
+    @property
+    def ui_on(self) -> bool:
+        return self.ui is not None and self.ui.enable
 
     @property
     def metrics_on(self) -> bool:

@@ -190,6 +190,8 @@ class Collector:
                 self.root.layout.forget(repo_dir)
             for digest in dropped:
                 self.root.referrers.removed(repo, digest)
+        if dropped:
+            self.root.events.repo_changed(self.root.path, repo)
         return dropped
 
     def _forget_removed(self, repo: str, removed: list[gc_walk.Removed]) -> None:

@@ -213,6 +213,7 @@ class RepoManifests:
                 index.ensure_listed(desc)
             await asyncio.to_thread(self.root.layout.write, self.root.repo_dir(repo), index)
             self.root.referrers.added(repo, str(digest), len(body), manifest)
+            self.root.events.repo_changed(self.root.path, repo)
         if untagged:
             self.on_unreferenced(repo)
         return PutResult(str(digest), manifest, tuple(untagged))
@@ -260,6 +261,7 @@ class RepoManifests:
                 self.cache.drop(str(ref))
                 await asyncio.to_thread(self.root.files.delete, repo, ref)
                 self.root.referrers.removed(repo, str(ref))
+            self.root.events.repo_changed(self.root.path, repo)
         self.on_unreferenced(repo)
 
     def referrers(

@@ -10,7 +10,7 @@ from dockyard.cache.locations import BlobLocations
 from dockyard.oci.manifest import Manifest
 from dockyard.storage.blobs import BlobFiles
 from dockyard.storage.errors import NameUnknown
-from dockyard.storage.events import NO_EVENTS, StorageEvents
+from dockyard.storage.events import NO_EVENTS, Fanout, StorageEvents
 from dockyard.storage.layout import LayoutIO, RepoIndex, read_manifest
 from dockyard.storage.locks import KeyedLocks
 from dockyard.storage.referrers import Referrers
@@ -60,9 +60,12 @@ class StorageRoot:
         self._on_new_repo = on_new_repo
 
     def observe(self, events: StorageEvents) -> None:
-        """Report this root's work (lock waits, GC, quarantines) to ``events``."""
-        self.events = events
-        self.locks.on_wait = events.lock_waited
+        """Report this root's work (lock waits, GC, quarantines, changes) to ``events``.
+
+        Observers add up: metrics and the search index may both watch a root.
+        """
+        self.events = events if self.events is NO_EVENTS else Fanout(self.events, events)
+        self.locks.on_wait = self.events.lock_waited
 
     def repo_dir(self, repo: str) -> Path:
         return self.path / repo

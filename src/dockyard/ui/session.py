@@ -1,0 +1,102 @@
+"""``/ui/session``: log in (POST), who am I (GET), log out (DELETE).
+
+Logging in checks the password once, through the same authenticator as every registry
+request, and answers with a session cookie that is ``Secure``, ``HttpOnly`` and
+``SameSite=Strict``, plus the session's CSRF token in the body. The page keeps the token
+in memory only and sends it with every write; the password is never stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from dockyard.api.common import read_limited
+from dockyard.api.errors import error_response
+from dockyard.api.security import GUARD
+from dockyard.auth.authenticator import AuthFailed
+from dockyard.auth.failures import Throttled
+from dockyard.auth.sessions import COOKIE, CSRF_HEADER, Sessions
+
+log = logging.getLogger("dockyard.auth")
+PATH = "/ui/session"
+SESSIONS: web.AppKey[Sessions | None] = web.AppKey("ui_sessions")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get(PATH, whoami)
+    app.router.add_post(PATH, login)
+    app.router.add_delete(PATH, logout)
+
+
+def _state(auth: bool, user: str | None, csrf: str | None) -> dict[str, Any]:
+    return {"auth": auth, "user": user, "csrf": csrf, "csrfHeader": CSRF_HEADER}
+
+
+async def whoami(request: web.Request) -> web.Response:
+    sessions = request.app[SESSIONS]
+    if sessions is None:
+        return web.json_response(_state(False, None, None))
+    guard = request.app.get(GUARD)
+    htpasswd = guard.auth.htpasswd if guard is not None else None
+    current = sessions.current(request.cookies.get(COOKIE), htpasswd)
+    if current is None:
+        return web.json_response(_state(True, None, None))
+    return web.json_response(_state(True, current.identity.user, current.csrf))
+
+
+async def login(request: web.Request) -> web.Response:
+    sessions = request.app[SESSIONS]
+    guard = request.app.get(GUARD)
+    if sessions is None or guard is None:
+        return error_response("UNSUPPORTED", "authentication is not configured", 400)
+    if request.content_type != "application/json":
+        # Forms from other sites cannot send JSON without a CORS preflight we never grant.
+        return error_response("BAD_REQUEST", "send the credentials as application/json", 415)
+    raw = await read_limited(request, 16 * 1024)
+    try:
+        body = json.loads(raw or b"")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return error_response("BAD_REQUEST", "body must be a JSON object", 400)
+    user, password = body.get("username"), body.get("password")
+    if not isinstance(user, str) or not isinstance(password, str) or not user:
+        return error_response("BAD_REQUEST", "username and password are required", 400)
+    basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+    client = request.remote or ""
+    try:
+        who = await guard.identify(client, [f"Basic {basic}"])
+    except Throttled:
+        return await guard.too_many(client)
+    except AuthFailed as exc:
+        log.info("UI login failed from %s: %s", request.remote, exc.reason)
+        if guard.fail_delay:  # the same brake on guessing as every other login
+            await asyncio.sleep(guard.fail_delay)
+        return error_response("UNAUTHORIZED", "invalid user name or password", 401)
+    if who.anonymous or who.method != "htpasswd":
+        return error_response("UNAUTHORIZED", "log in with a user name and password", 401)
+    htpasswd = guard.auth.htpasswd
+    credential = htpasswd.entry(user) if htpasswd is not None else None
+    sid, current = sessions.create(who, credential)
+    response = web.json_response(_state(True, who.user, current.csrf))
+    response.set_cookie(COOKIE, sid, path="/", secure=True, httponly=True, samesite="Strict")
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    sessions = request.app[SESSIONS]
+    if sessions is not None:
+        sid = request.cookies.get(COOKIE)
+        current = sessions.get(sid)
+        if current is not None and not current.csrf_ok(request.headers.get(CSRF_HEADER)):
+            return error_response("DENIED", f"logging out needs the {CSRF_HEADER} header", 403)
+        sessions.end(sid)
+    response = web.json_response(_state(sessions is not None, None, None))
+    response.del_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
+    return response
