@@ -105,9 +105,10 @@ def test_expired_and_orphaned_keys_are_purged(tmp_path: Path) -> None:
     """Expired keys are refused at once and deleted by a periodic pass; so are the keys
     of a user missing from htpasswd on two passes in a row."""
     htpasswd, config = _config(tmp_path, apikeyPurgeInterval="1s")
-    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
     server_root = tmp_path / "data"
     with serving(server_root, config) as server:
+        # Taken once the server is up: a slow start must not expire the key before it is made.
+        soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
         short = _key(server, "bob", expirationDate=soon)
         kept = _key(server, "bob")
         eve = _key(server, "eve")

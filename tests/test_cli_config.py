@@ -200,12 +200,12 @@ def test_verify_rejects_unparseable_file(tmp_path: Path, name: str, text: str) -
 
 @pytest.mark.parametrize("suffix", [".json", ".yaml"])
 def test_unimplemented_zot_key_is_warned_about_and_ignored(tmp_path: Path, suffix: str) -> None:
-    """A zot key dockyard lacks (extensions.sync) is named in a warning on stderr; exit 0."""
-    config = with_value(zot_config(tmp_path), "extensions.sync", {"enable": True})
+    """A zot key dockyard lacks (extensions.lint) is named in a warning on stderr; exit 0."""
+    config = with_value(zot_config(tmp_path), "extensions.lint", {"enable": True})
     path = write_config(tmp_path / f"config{suffix}", config)
     proc = dockyard("verify", str(path))
     assert proc.returncode == 0, proc.stderr
-    assert "extensions.sync" in proc.stderr, proc.stderr
+    assert "extensions.lint" in proc.stderr, proc.stderr
     assert any(word in proc.stderr.lower() for word in ("warn", "ignor")), proc.stderr
 
 
