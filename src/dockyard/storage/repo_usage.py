@@ -1,23 +1,24 @@
-"""What one repository occupies on disk: blob bytes, which inodes, open upload sessions.
+"""What one repository occupies: blob bytes, which stored copies, open upload sessions.
 
-Plain functions over a folder (stat calls only, never a read), for the metrics extension
-to run in a thread. Inodes are returned so a caller can tell how many of those bytes
-are shared with other repositories through dedupe's hard links.
+A plain function over a repository folder (stat calls only, never a read), for the
+metrics extension to run in a thread. Identities (inodes) are returned so a caller can
+tell how many of those bytes are shared with other repositories through dedupe.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dockyard.storage.layout import UPLOADS_DIR
+from dockyard.storage.backend import StorageBackend
+from dockyard.storage.blob_walk import blob_files
+from dockyard.storage.paths import uploads_dir
 
 
 @dataclass
 class RepoUsage:
-    #: Bytes of every file under ``blobs/`` (layers, configs, manifests), as ``du -b``
-    #: of the repository alone would count them.
+    #: Bytes of every blob file (layers, configs, manifests), as ``du -b`` of the
+    #: repository's ``blobs/`` alone would count them.
     apparent: int = 0
     #: inode -> size of each blob file: shared inodes are what dedupe saves.
     inodes: dict[int, int] = field(default_factory=dict)
@@ -25,24 +26,11 @@ class RepoUsage:
     uploads: int = 0
 
 
-def _files(folder: Path) -> list[os.DirEntry[str]]:
-    try:
-        return [e for e in os.scandir(folder) if not e.name.startswith(".")]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-def repo_usage(repo_dir: Path) -> RepoUsage:
+def repo_usage(backend: StorageBackend, repo_dir: Path) -> RepoUsage:
     usage = RepoUsage()
-    for alg_dir in _files(repo_dir / "blobs"):
-        if not alg_dir.is_dir(follow_symlinks=False):
-            continue
-        for entry in _files(Path(alg_dir.path)):
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            usage.apparent += st.st_size
-            usage.inodes[st.st_ino] = st.st_size
-    usage.uploads = len(_files(repo_dir / UPLOADS_DIR))
+    for blob in blob_files(backend, repo_dir):
+        usage.apparent += blob.size
+        usage.inodes[blob.ino] = blob.size
+    sessions = backend.list(uploads_dir(repo_dir))
+    usage.uploads = sum(1 for e in sessions if not e.name.startswith("."))
     return usage
