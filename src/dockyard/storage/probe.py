@@ -18,7 +18,7 @@ def probe_writable(root: Path, backend: StorageBackend = LOCAL) -> None:
     A real write, not an access() check: a full disk, a read-only remount or a vanished
     mount all fail here the way a push would.
     """
-    if not root.is_dir():
+    if backend.stat(root) is None:
         raise FileNotFoundError(2, "storage root is missing", str(root))
     private_folder(private_dir(root))
     path = probe_path(root, os.getpid(), uuid.uuid4().hex[:8])

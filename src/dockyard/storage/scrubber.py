@@ -28,7 +28,7 @@ from dockyard.storage.backend import StorageBackend
 from dockyard.storage.blob_walk import BlobFile, blob_files
 from dockyard.storage.integrity import hash_path, quarantine
 from dockyard.storage.layout import read_manifest
-from dockyard.storage.paths import blob_path
+from dockyard.storage.paths import INDEX_FILE, blob_path
 from dockyard.storage.store import RootServices, Store
 from dockyard.storage.workers import in_walker
 
@@ -107,7 +107,7 @@ def plan_repo(backend: StorageBackend, repo: str, repo_dir_text: str) -> RepoPla
     except (ValueError, OSError) as exc:
         plan.problems.append(Problem(repo, "", UNREADABLE, f"index.json cannot be read: {exc}"))
         listed = []
-    stack: list[tuple[str, Any, str]] = [(d["digest"], d.get("size"), "index.json") for d in listed]
+    stack: list[tuple[str, Any, str]] = [(d["digest"], d.get("size"), INDEX_FILE) for d in listed]
     seen: set[str] = set()
     while stack:
         digest, size, parent = stack.pop()
