@@ -32,7 +32,6 @@ _CODES: dict[type[se.StorageError], tuple[str, int]] = {
     se.DigestInvalid: ("DIGEST_INVALID", 400),
     se.ManifestInvalid: ("MANIFEST_INVALID", 400),
     se.ManifestBlobUnknown: ("MANIFEST_BLOB_UNKNOWN", 400),
-    se.SizeInvalid: ("SIZE_INVALID", 400),
     se.StorageFull: ("STORAGE_FULL", 507),
     se.TagMoveDenied: ("DENIED", 403),
     se.IndexUnreadable: ("INDEX_UNREADABLE", 500),

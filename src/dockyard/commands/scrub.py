@@ -25,7 +25,7 @@ from dockyard.commands.common import (
     with_root,
 )
 from dockyard.plural import count
-from dockyard.storage.scrub import ScrubReport
+from dockyard.storage.scrubber import ScrubReport
 
 EXIT_PROBLEMS = 1
 
@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     from dockyard.oci.names import InvalidName, validate_name
     from dockyard.server import build_store
-    from dockyard.storage.gc import stop_walker
-    from dockyard.storage.scrub import Scrubber
+    from dockyard.storage.scrubber import Scrubber
+    from dockyard.storage.workers import stop_walker
 
     loaded = load_or_report(args.config)
     if loaded is None:

@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from dockyard.ext.metrics import counter, gauge
 from dockyard.plural import count
-from dockyard.storage.scrub import CORRUPT, MISSING, SIZE, UNREADABLE, Scrubber, ScrubReport
+from dockyard.storage.scrubber import CORRUPT, MISSING, SIZE, UNREADABLE, Scrubber, ScrubReport
 from dockyard.storage.store import Store
 
 log = logging.getLogger("dockyard.scrub")

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from dockyard.storage.repo_usage import RepoUsage, repo_usage
 from dockyard.storage.store import Store
-from dockyard.storage.usage import RepoUsage, repo_usage
 
 log = logging.getLogger("dockyard.metrics")
 
@@ -85,7 +85,7 @@ class UsageTracker:
     async def _walk(self, repos: list[str]) -> None:
         for repo in repos:
             root = self.store.for_repo(repo).root
-            usage = await asyncio.to_thread(repo_usage, root.repo_dir(repo))
+            usage = await asyncio.to_thread(repo_usage, root.backend, root.repo_dir(repo))
             exists = usage.apparent or usage.uploads or root.repo_dir(repo).is_dir()
             self._set(root.path, repo, usage if exists else None)
 

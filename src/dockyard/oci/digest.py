@@ -60,6 +60,3 @@ class Digest:
 def new_hasher(algorithm: str = "sha256") -> Hasher:
     """A fresh hash object for an upload whose digest is not known yet."""
     return hashlib.new(algorithm)
-
-
-SUPPORTED_ALGORITHMS = tuple(_HEX_LENGTH)

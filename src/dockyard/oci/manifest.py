@@ -44,10 +44,6 @@ class Manifest:
     artifact_type: str | None = None
     annotations: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def is_index(self) -> bool:
-        return self.media_type in mt.INDEX_TYPES
-
 
 def _descriptor(raw: Any, where: str) -> Descriptor:
     if not isinstance(raw, dict):

@@ -5,18 +5,16 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from dockyard.oci.names import InvalidName, validate_name
-from dockyard.storage.layout import INDEX_FILE, UPLOADS_DIR
+from dockyard.storage.backend import StorageBackend
+from dockyard.storage.localfs import LOCAL
+from dockyard.storage.paths import INDEX_FILE, NOT_REPOSITORIES
 
-#: Folders inside a repository that are never repositories themselves.
-_NOT_REPOS = frozenset({"blobs", UPLOADS_DIR})
 
-
-def find_repositories(root: Path) -> list[str]:
+def find_repositories(root: Path, backend: StorageBackend = LOCAL) -> list[str]:
     """Every folder under ``root`` holding an ``index.json`` whose path is a valid name.
 
     Only folders are visited, never blob files, so this stays cheap on a large store.
@@ -25,20 +23,17 @@ def find_repositories(root: Path) -> list[str]:
     stack = [root]
     while stack:
         folder = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            continue
+        entries = backend.list(folder)
         names = {e.name for e in entries}
         if folder != root and INDEX_FILE in names:
             name = folder.relative_to(root).as_posix()
             with contextlib.suppress(InvalidName):
                 found.append(validate_name(name))
         for entry in entries:
-            if entry.name in _NOT_REPOS or entry.name[:1] in "._":
+            if entry.name in NOT_REPOSITORIES or entry.name[:1] in "._":
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(Path(entry.path))
+            if entry.is_dir:
+                stack.append(entry.path)
     return sorted(found)
 
 

@@ -54,10 +54,6 @@ class ManifestBlobUnknown(StorageError):
     """The manifest references a blob or manifest this repository lacks."""
 
 
-class SizeInvalid(StorageError):
-    """Content is larger than allowed or its length does not match what was declared."""
-
-
 class StorageFull(StorageError):
     """The disk refused a write (no space or quota); nothing was published."""
 

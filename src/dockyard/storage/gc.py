@@ -31,9 +31,8 @@ from typing import Any, TypeVar
 
 from dockyard.oci.digest import Digest
 from dockyard.storage import gc_walk
-from dockyard.storage.layout import UPLOADS_DIR
+from dockyard.storage.paths import UPLOADS_DIR, owner_record_of
 from dockyard.storage.root import StorageRoot
-from dockyard.storage.uploads import owner_record_of
 
 log = logging.getLogger("dockyard.gc")
 T = TypeVar("T")

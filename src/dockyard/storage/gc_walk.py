@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dockyard.cache.locations import CACHE_DIR
 from dockyard.oci.digest import Digest, InvalidDigest
-from dockyard.storage.fsutil import atomic_write
-from dockyard.storage.layout import INDEX_FILE, LayoutIO, RepoIndex, blob_path, read_manifest
+from dockyard.storage.layout import LayoutIO, RepoIndex, read_manifest
+from dockyard.storage.localfs import atomic_write
+from dockyard.storage.paths import INDEX_FILE, blob_path
+from dockyard.storage.paths import PRIVATE_DIR as CACHE_DIR
 from dockyard.storage.stamps import STAMPS_FILE
 
 

@@ -12,24 +12,20 @@ push brings the good bytes back) and no other repository links to it again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
-from dockyard.cache.locations import CACHE_DIR
 from dockyard.oci.digest import Digest
 from dockyard.private import private_folder
 from dockyard.storage.errors import BlobUnknown
-from dockyard.storage.fsutil import fsync_dir
+from dockyard.storage.paths import private_dir, quarantine_path
 from dockyard.storage.root import StorageRoot
 
 log = logging.getLogger("dockyard.integrity")
 
-QUARANTINE_DIR = "quarantine"
 #: Verdicts of a serve-time check.
 GOOD, BAD, GONE = "good", "bad", "gone"
 
@@ -68,11 +64,6 @@ def hash_path(path: str, algorithm: str) -> tuple[str, int, int, int] | None:
     return None
 
 
-def quarantine_path(root: Path, repo: str, digest: Digest) -> Path:
-    folder = root / CACHE_DIR / QUARANTINE_DIR / repo / digest.algorithm
-    return folder / f"{digest.hex}.{time.time_ns()}"
-
-
 def quarantine(
     root: StorageRoot, repo: str, digest: Digest, expected_ino: int, reason: str
 ) -> Path | None:
@@ -84,23 +75,15 @@ def quarantine(
     """
     path = root.files.path(repo, digest)
     try:
-        if os.stat(path).st_ino != expected_ino:
-            return None
+        st = root.backend.stat(path)
     except OSError:
         return None
-    dest = quarantine_path(root.path, repo, digest)
-    private_folder(root.path / CACHE_DIR)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.rename(path, dest)
-    except OSError:
-        # The repository folder is on another filesystem than _dockyard: copy, then drop.
-        shutil.copy2(path, dest)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-    fsync_dir(path.parent)
-    if root.locations is not None:
-        root.locations.remove(str(digest), path)
+    if st is None or st.st_ino != expected_ino:
+        return None
+    dest = quarantine_path(root.path, repo, digest, time.time_ns())
+    private_folder(private_dir(root.path))
+    root.backend.move(path, dest)
+    root.dedupe.forget(digest, path)
     root.stamps.forget(expected_ino)
     log.error(
         "blob %s in %s failed its integrity check (%s); moved to %s",
@@ -123,9 +106,11 @@ class BlobVerifier:
     async def ensure_good(self, repo: str, digest: Digest, path: Path) -> int:
         """The file's size if its bytes match ``digest``; else quarantine it, BlobUnknown."""
         try:
-            st = os.stat(path)
+            st = self.root.backend.stat(path)
         except OSError:
-            raise _unknown(repo, digest) from None
+            st = None
+        if st is None:
+            raise _unknown(repo, digest)
         if self.root.stamps.matches(st, str(digest)):
             return st.st_size
         pending = self._hashing.get(st.st_ino)
@@ -148,12 +133,15 @@ class BlobVerifier:
         result = await asyncio.to_thread(hash_path, str(path), digest.algorithm)
         if result is None:
             return GONE
-        hexdigest, found_ino, size, mtime_ns = result
+        hexdigest, found_ino, size, found_mtime = result
         if hexdigest == digest.hex:
-            with contextlib.suppress(OSError):
-                st = os.stat(path)
-                if (st.st_ino, st.st_size, st.st_mtime_ns) == (found_ino, size, mtime_ns):
-                    self.root.stamps.record(st, str(digest))
+            st = self.root.backend.stat(path)
+            if st is not None and (st.st_ino, st.st_size, st.st_mtime_ns) == (
+                found_ino,
+                size,
+                found_mtime,
+            ):
+                self.root.stamps.record(st, str(digest))
             return GOOD
         reason = "content does not match digest"
         async with self.root.locks.hold(repo):

@@ -9,7 +9,6 @@ the root set for garbage collection.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,27 +17,25 @@ from typing import Any
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
+from dockyard.storage.backend import StorageBackend
 from dockyard.storage.errors import IndexUnreadable
-from dockyard.storage.fsutil import atomic_write
-
-UPLOADS_DIR = ".uploads"
-OCI_LAYOUT_FILE = "oci-layout"
-INDEX_FILE = "index.json"
+from dockyard.storage.localfs import LOCAL
+from dockyard.storage.paths import blob_path, blobs_dir, index_path, oci_layout_path
 
 
-def blob_path(repo_dir: Path, digest: Digest) -> Path:
-    return repo_dir / "blobs" / digest.algorithm / digest.hex
-
-
-def read_manifest(repo_dir: Path, digest: str) -> Manifest | None:
+def read_manifest(repo_dir: Path, digest: str, backend: StorageBackend = LOCAL) -> Manifest | None:
     """Parse a stored manifest, or None when it is absent or not a manifest."""
     try:
         path = blob_path(repo_dir, Digest.parse(digest))
-        with open(path, "rb") as f:
-            data = f.read(MAX_MANIFEST_BYTES + 1)
-        return parse_manifest(data, None)
+        return parse_manifest(backend.read_bytes(path, MAX_MANIFEST_BYTES), None)
     except (ValueError, OSError):
         return None
+
+
+def index_stamp(backend: StorageBackend, repo_dir: Path) -> tuple[int, int, int] | None:
+    """(identity, size, mtime) of ``index.json``: changes with every write."""
+    st = backend.stat(index_path(repo_dir))
+    return None if st is None else (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 @dataclass
@@ -174,17 +171,18 @@ class LayoutIO:
     process (``dockyard gc``, a hand edit) is picked up within ``REVALIDATE_SECONDS``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, backend: StorageBackend) -> None:
+        self.backend = backend
         self._cache: dict[Path, _Cached] = {}
 
     def read(self, repo_dir: Path) -> RepoIndex | None:
         """The repository's index, or None when it does not exist. Do not mutate it: copy."""
-        path = repo_dir / INDEX_FILE
+        path = index_path(repo_dir)
         now = time.monotonic()
         cached = self._cache.get(path)
         if cached is not None and now - cached.checked < REVALIDATE_SECONDS:
             return cached.index
-        stamp = self.stamp(repo_dir)
+        stamp = index_stamp(self.backend, repo_dir)
         if stamp is None:
             self._cache.pop(path, None)
             return None
@@ -192,7 +190,7 @@ class LayoutIO:
             cached.checked = now
         else:
             try:
-                cached = _Cached(stamp, RepoIndex.load(path.read_bytes()), now)
+                cached = _Cached(stamp, RepoIndex.load(self.backend.read_bytes(path)), now)
             except (ValueError, OSError) as exc:
                 raise IndexUnreadable(
                     f"{path.parent.name}/index.json cannot be read ({exc}); repair or restore it",
@@ -203,28 +201,26 @@ class LayoutIO:
 
     @staticmethod
     def stamp(repo_dir: Path) -> tuple[int, int, int] | None:
-        """(inode, size, mtime) of ``index.json``: changes with every write."""
-        try:
-            st = os.stat(repo_dir / INDEX_FILE)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
+        """``index_stamp`` on the local filesystem (GC's worker calls it so, for now)."""
+        return index_stamp(LOCAL, repo_dir)
 
     def write(self, repo_dir: Path, index: RepoIndex) -> None:
-        atomic_write(repo_dir / INDEX_FILE, index.dump())
+        self.backend.write_atomic(index_path(repo_dir), index.dump())
         self.forget(repo_dir)
 
     def forget(self, repo_dir: Path) -> None:
         """Drop the cached parse: the file was rewritten (here, or by GC's worker)."""
-        self._cache.pop(repo_dir / INDEX_FILE, None)
+        self._cache.pop(index_path(repo_dir), None)
 
     def init(self, repo_dir: Path) -> bool:
         """Create an empty layout if none is there; True when it was created."""
-        if (repo_dir / INDEX_FILE).exists():
+        backend = self.backend
+        if backend.exists(index_path(repo_dir)):
             return False
-        (repo_dir / "blobs").mkdir(parents=True, exist_ok=True)
-        layout = repo_dir / OCI_LAYOUT_FILE
-        if not layout.exists():
-            atomic_write(layout, json.dumps({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}).encode())
+        backend.make_dirs(blobs_dir(repo_dir))
+        layout = oci_layout_path(repo_dir)
+        if not backend.exists(layout):
+            version = {"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}
+            backend.write_atomic(layout, json.dumps(version).encode())
         self.write(repo_dir, RepoIndex())
         return True

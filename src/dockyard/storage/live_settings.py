@@ -9,12 +9,10 @@ name so the caller can say that a restart is needed.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 
-from dockyard.cache.locations import BlobLocations
-from dockyard.storage.adopt import ADOPTED, adopt_repo
+from dockyard.storage.dedupe.adopt import adopt_root
 from dockyard.storage.gc import Collector
 from dockyard.storage.root import RootSettings
 from dockyard.storage.store import RootServices, Store
@@ -55,9 +53,7 @@ def _apply_root(services: RootServices, settings: RootSettings) -> bool:
     root.settings = new
     dedupe_on = new.dedupe and not old.dedupe
     if new.dedupe != old.dedupe:
-        # Requests in flight keep the map object they hold; new ones see the new state.
-        root.locations = BlobLocations(root.path) if new.dedupe else None
-        root.files.locations = root.locations
+        root.dedupe.switch(new.dedupe)
     if new.gc and services.collector is None:
         services.collector = Collector(root, new.gc_delay, new.retention_delay)
         services.manifests.on_unreferenced = services.collector.schedule
@@ -77,13 +73,12 @@ async def adopt_again(store: Store, services: RootServices) -> int:
 
     The dedupe map knows nothing of them, so without this they would never be shared.
     """
-    locations = services.root.locations
+    root = services.root
+    locations = root.locations
     if locations is None:
         return 0
-    saved = 0
     await store.catalog.load()
-    for repo in store.repos_of(services):
-        saved += await asyncio.to_thread(adopt_repo, locations, services.root.repo_dir(repo))
-    locations.set_meta(ADOPTED, "1")
+    repo_dirs = [root.repo_dir(repo) for repo in store.repos_of(services)]
+    saved = await adopt_root(root.backend, locations, repo_dirs)
     log.info("dedupe switched on for %s: %d bytes saved", services.root.path, saved)
     return saved

@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 from pathlib import Path
 
-from dockyard.cache.locations import CACHE_DIR
 from dockyard.private import private_folder
+from dockyard.storage.backend import StorageBackend
+from dockyard.storage.localfs import LOCAL
+from dockyard.storage.paths import private_dir, probe_path
 
 
-def probe_writable(root: Path) -> None:
+def probe_writable(root: Path, backend: StorageBackend = LOCAL) -> None:
     """Write and remove a small file under ``ROOT/_dockyard/``; OSError says why not.
 
     A real write, not an access() check: a full disk, a read-only remount or a vanished
     mount all fail here the way a push would.
     """
-    folder = root / CACHE_DIR
-    if not root.is_dir():
+    if backend.stat(root) is None:
         raise FileNotFoundError(2, "storage root is missing", str(root))
-    private_folder(folder)
-    path = folder / f".readyz-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    private_folder(private_dir(root))
+    path = probe_path(root, os.getpid(), uuid.uuid4().hex[:8])
     try:
-        with open(path, "wb") as f:
-            f.write(b"dockyard readiness probe\n")
-            f.flush()
-            os.fsync(f.fileno())
+        backend.write_atomic(path, b"dockyard readiness probe\n")
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        backend.delete(path)

@@ -53,8 +53,7 @@ class RepoBlobs:
         return path, await self.verifier.ensure_good(repo, digest, path)
 
     def _link_in(self, repo: str, digest: Digest, source_ok: SourceFilter = None) -> bool:
-        locations = self.root.locations
-        if locations is None or not locations.has_digest(str(digest)):
+        if not self.root.dedupe.knows(digest):
             return False
         if not self.root.files.link_in(repo, digest, source_ok):
             return False

@@ -6,15 +6,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.cache.locations import BlobLocations
 from dockyard.oci.manifest import Manifest
+from dockyard.storage.backend import StorageBackend
 from dockyard.storage.blobs import BlobFiles
+from dockyard.storage.dedupe.locations import BlobLocations
+from dockyard.storage.dedupe.sharing import Dedupe
 from dockyard.storage.errors import NameUnknown
 from dockyard.storage.events import NO_EVENTS, Fanout, StorageEvents
 from dockyard.storage.layout import LayoutIO, RepoIndex, read_manifest
+from dockyard.storage.localfs import LOCAL
 from dockyard.storage.locks import KeyedLocks
 from dockyard.storage.referrers import Referrers
 from dockyard.storage.stamps import VerifiedStamps
+from dockyard.storage.upload_pool import UploadPool
 from dockyard.storage.uploads import Uploads
 
 
@@ -37,27 +41,40 @@ class StorageRoot:
         self,
         settings: RootSettings,
         on_new_repo: Callable[[str], None],
+        upload_pool: UploadPool,
         *,
         read_only: bool = False,
+        backend: StorageBackend = LOCAL,
     ) -> None:
         """``read_only``: for a look that must not write (``gc --dry-run``): the root is not
         created, the dedupe map is not opened, and stamps are kept in memory only."""
         self.settings = settings
         self.path = settings.root
+        self.backend = backend
         if not read_only:
-            self.path.mkdir(parents=True, exist_ok=True)
-        self.layout = LayoutIO()
-        dedupe = settings.dedupe and not read_only
-        self.locations = BlobLocations(self.path) if dedupe else None
-        self.files = BlobFiles(self.path, self.locations)
+            backend.make_dirs(self.path)
+        self.layout = LayoutIO(backend)
+        #: Dedupe of this root (see ``storage.dedupe``); its map is ``locations``.
+        self.dedupe = Dedupe(self.path, backend, settings.dedupe and not read_only)
+        self.files = BlobFiles(self.path, backend, self.dedupe)
         #: Which blob files were hashed and matched their digest (see ``stamps``).
         self.stamps = VerifiedStamps(self.path, in_memory=read_only)
         self.files.stamps = self.stamps
         self.events: StorageEvents = NO_EVENTS
-        self.uploads = Uploads(self.path)
+        self.uploads = Uploads(self.path, backend, upload_pool)
         self.locks = KeyedLocks()
         self.referrers = Referrers(self.load_manifest)
         self._on_new_repo = on_new_repo
+
+    @property
+    def locations(self) -> BlobLocations | None:
+        """The dedupe map while dedupe is on, else None."""
+        return self.dedupe.locations
+
+    def close(self) -> None:
+        """Close the root's databases (the store is shutting down)."""
+        self.dedupe.close()
+        self.stamps.close()
 
     def observe(self, events: StorageEvents) -> None:
         """Report this root's work (lock waits, GC, quarantines, changes) to ``events``.
@@ -84,4 +101,4 @@ class StorageRoot:
 
     def load_manifest(self, repo: str, digest: str) -> Manifest | None:
         """Parse a stored manifest, or None when it is absent or not a manifest."""
-        return read_manifest(self.repo_dir(repo), digest)
+        return read_manifest(self.repo_dir(repo), digest, self.backend)

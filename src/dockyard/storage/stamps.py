@@ -23,8 +23,8 @@ import os
 import sqlite3
 from pathlib import Path
 
-from dockyard.cache.locations import CACHE_DIR
 from dockyard.dbfile import SharedDB
+from dockyard.storage.paths import PRIVATE_DIR as CACHE_DIR
 
 log = logging.getLogger("dockyard.integrity")
 

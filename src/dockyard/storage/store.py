@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 from dockyard.oci.digest import Digest
 from dockyard.plural import count
-from dockyard.storage.adopt import ADOPTED, adopt_repo
 from dockyard.storage.catalog import Catalog
+from dockyard.storage.dedupe.adopt import ADOPTED, adopt_root
 from dockyard.storage.events import StorageEvents
 from dockyard.storage.gc import Collector, GcReport
 from dockyard.storage.manifests import RepoManifests
 from dockyard.storage.repo_blobs import RepoBlobs
 from dockyard.storage.root import RootSettings, StorageRoot
+from dockyard.storage.upload_pool import UploadPool
 
 log = logging.getLogger("dockyard.store")
 Progress = Callable[[str], None] | None
@@ -56,6 +57,8 @@ class Store:
     ):
         """``read_only``: the roots are looked at, never written (see ``StorageRoot``)."""
         self._read_only = read_only
+        #: Upload threads and admission, shared by every root, closed with the store.
+        self.upload_pool = UploadPool()
         sub_paths = {prefix.strip("/"): s for prefix, s in (sub_paths or {}).items()}
         self.catalog = Catalog(
             [
@@ -74,13 +77,21 @@ class Store:
             services.root.observe(events)
 
     def _services(self, settings: RootSettings) -> RootServices:
-        root = StorageRoot(settings, on_new_repo=self._repo_created, read_only=self._read_only)
+        root = StorageRoot(
+            settings, self._repo_created, self.upload_pool, read_only=self._read_only
+        )
         manifests = RepoManifests(root)
         collector = None
         if settings.gc:
             collector = Collector(root, settings.gc_delay, settings.retention_delay)
             manifests.on_unreferenced = collector.schedule
         return RootServices(root, RepoBlobs(root), manifests, collector)
+
+    def close(self) -> None:
+        """Release what the store holds: upload threads, the roots' databases."""
+        self.upload_pool.close()
+        for services in self.roots():
+            services.root.close()
 
     def _repo_created(self, repo: str) -> None:
         self.catalog.add(repo)
@@ -116,15 +127,12 @@ class Store:
         """Link duplicates of roots never deduplicated before (first start on a root)."""
         await self.catalog.load()
         for services in self.roots():
-            locations = services.root.locations
+            root = services.root
+            locations = root.locations
             if locations is None or locations.get_meta(ADOPTED):
                 continue
-            saved = 0
-            for repo in self.repos_of(services):
-                saved += await asyncio.to_thread(
-                    adopt_repo, locations, services.root.repo_dir(repo)
-                )
-            locations.set_meta(ADOPTED, "1")
+            repo_dirs = [root.repo_dir(repo) for repo in self.repos_of(services)]
+            saved = await adopt_root(root.backend, locations, repo_dirs)
             log.info("dedupe adopted %s: %d bytes saved", services.root.path, saved)
 
     async def collect_forever(self) -> None:

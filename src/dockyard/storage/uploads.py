@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import json
-import os
 import re
 import time
 import uuid
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from dockyard.oci.digest import Digest, Hasher, new_hasher
+from dockyard.storage.backend import Appender, StorageBackend
 from dockyard.storage.errors import (
     BlobUploadInvalid,
     BlobUploadUnknown,
@@ -34,21 +33,17 @@ from dockyard.storage.errors import (
     StorageFull,
     is_disk_full,
 )
-from dockyard.storage.layout import UPLOADS_DIR
+from dockyard.storage.paths import owner_record_path, upload_path
+from dockyard.storage.upload_pool import UploadPool
 
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
-_OWNER_RECORD = re.compile(r"^\.([0-9a-f]{32})\.owner$")
 #: Bytes gathered before one write+hash is handed to a thread: large enough that the
 #: hand-off costs little, small enough that a hundred concurrent uploads (20 images of 5
 #: layers pushed at once) hold tens of MiB, not hundreds (1 MiB batches: 285 MiB peak).
 BATCH = 256 * 1024
-#: Threads that write and hash upload batches (hashlib and os.write release the GIL).
-_IO = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="upload-io")
-#: How many uploads of a burst stream their bodies at once, and how long one waits for
-#: its turn before it streams anyway (see ``Uploads.append``).
-STREAMING = 8
+#: How long an upload of a burst waits for its turn before it streams anyway (see
+#: ``Uploads.append``).
 ADMISSION_WAIT = 2.0
-_STREAMING = asyncio.Semaphore(STREAMING)
 
 
 class _Mark(Enum):
@@ -87,25 +82,15 @@ class Session:
     owner: SessionOwner = None
 
 
-def owner_record_of(name: str) -> str | None:
-    """The session id whose owner record a file of ``.uploads/`` is; None if it is not one."""
-    match = _OWNER_RECORD.match(name)
-    return match[1] if match else None
-
-
-def _owner_path(session_path: Path) -> Path:
-    return session_path.with_name(f".{session_path.name}.owner")
-
-
-def _write_owner(path: Path, owner: str) -> None:
+def _write_owner(backend: StorageBackend, path: Path, owner: str) -> None:
     """Not fsynced: after a power cut an empty record makes the session nobody's, so the
     client starts its upload again; that is cheaper than an fsync per upload."""
-    path.write_text(json.dumps({"user": owner}))
+    backend.write(path, json.dumps({"user": owner}).encode())
 
 
-def _read_owner(session_path: Path) -> SessionOwner:
+def _read_owner(backend: StorageBackend, session_path: Path) -> SessionOwner:
     try:
-        doc = json.loads(_owner_path(session_path).read_bytes())
+        doc = json.loads(backend.read_bytes(owner_record_path(session_path)))
     except FileNotFoundError:
         return None  # anonymous (or opened before owners were recorded)
     except (OSError, ValueError):
@@ -114,47 +99,45 @@ def _read_owner(session_path: Path) -> SessionOwner:
     return user if isinstance(user, str) else UNREADABLE
 
 
-def _unlink(path: Path) -> None:
+def _unlink(backend: StorageBackend, path: Path) -> None:
     """The session file first, then its owner record: never an ownerless session file."""
-    for doomed in (path, _owner_path(path)):
-        with contextlib.suppress(FileNotFoundError):
-            doomed.unlink()
+    for doomed in (path, owner_record_path(path)):
+        backend.delete(doomed)
 
 
-def _write_and_hash(fd: int, data: bytes | bytearray, hasher: Hasher) -> None:
+def _write_and_hash(out: Appender, data: bytes | bytearray, hasher: Hasher) -> None:
     """Append ``data`` and fold it into the hash (both release the GIL on large buffers).
 
     One thread does both, one after the other: splitting them over two threads helped a
     lone upload but cost concurrent ones more on two cores (``dockyard bench``: pushes at
     concurrency 8 fell from ~1.5x docker-registry's rate to ~0.8x).
     """
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+    out.write(data)
     hasher.update(data)
 
 
-def _rehash(path: Path, algorithm: str = "sha256") -> tuple[int, Hasher]:
+def _rehash(backend: StorageBackend, path: Path, algorithm: str = "sha256") -> tuple[int, Hasher]:
     hasher = new_hasher(algorithm)
     size = 0
-    with open(path, "rb") as f:
+    with backend.open_read(path) as f:
         while chunk := f.read(BATCH):
             hasher.update(chunk)
             size += len(chunk)
     return size, hasher
 
 
-def _load(path: Path, caller: Caller) -> tuple[SessionOwner, int, Hasher] | None:
+def _load(
+    backend: StorageBackend, path: Path, caller: Caller
+) -> tuple[SessionOwner, int, Hasher] | None:
     """A session's owner, size and hash from disk after a restart; None when it is absent
     or not ``caller``'s. The owner is read first, so nobody else's request makes the
     server hash the file.
     """
-    owner = _read_owner(path)
+    owner = _read_owner(backend, path)
     if not _may_use(owner, caller):
         return None
     try:
-        size, hasher = _rehash(path)
+        size, hasher = _rehash(backend, path)
     except (FileNotFoundError, NotADirectoryError):
         return None
     return owner, size, hasher
@@ -163,22 +146,24 @@ def _load(path: Path, caller: Caller) -> tuple[SessionOwner, int, Hasher] | None
 class Uploads:
     """The upload sessions of one storage root."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, backend: StorageBackend, pool: UploadPool) -> None:
         self.root = root
+        self.backend = backend
+        self.pool = pool
         self._sessions: dict[tuple[str, str], Session] = {}
 
-    def _dir(self, repo: str) -> Path:
-        return self.root / repo / UPLOADS_DIR
+    def _path(self, repo: str, session_id: str) -> Path:
+        return upload_path(self.root / repo, session_id)
 
     def create(self, repo: str, owner: Owner = None) -> Session:
         """A new session of ``owner``; its owner record is written before the session file,
         so a session file never exists without it."""
         session_id = uuid.uuid4().hex
-        path = self._dir(repo) / session_id
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = self._path(repo, session_id)
+        self.backend.make_dirs(path.parent)
         if owner is not None:
-            _write_owner(_owner_path(path), owner)
-        path.touch(exist_ok=False)
+            _write_owner(self.backend, owner_record_path(path), owner)
+        self.backend.create(path)
         session = Session(repo, session_id, path, 0, new_hasher(), owner=owner)
         self._sessions[(repo, session_id)] = session
         return session
@@ -194,8 +179,8 @@ class Uploads:
             raise unknown
         session = self._sessions.get((repo, session_id))
         if session is None:
-            path = self._dir(repo) / session_id
-            found = await asyncio.to_thread(_load, path, caller)
+            path = self._path(repo, session_id)
+            found = await asyncio.to_thread(_load, self.backend, path, caller)
             if found is None:
                 raise unknown
             owner, size, hasher = found
@@ -222,7 +207,7 @@ class Uploads:
         (``ADMISSION_WAIT``): a few slow clients must never hold everyone else's uploads.
         """
         try:
-            await asyncio.wait_for(_STREAMING.acquire(), ADMISSION_WAIT)
+            await asyncio.wait_for(self.pool.admission.acquire(), ADMISSION_WAIT)
             admitted = True
         except TimeoutError:
             admitted = False
@@ -230,7 +215,7 @@ class Uploads:
             return await self._append(session, body, start, length)
         finally:
             if admitted:
-                _STREAMING.release()
+                self.pool.admission.release()
 
     async def _append(
         self,
@@ -252,7 +237,8 @@ class Uploads:
                 session.size,
             )
         before_size, before_hash = session.size, session.hasher.copy()
-        fd = os.open(session.path, os.O_WRONLY | os.O_APPEND)
+        threads = self.pool.io
+        out = self.backend.open_append(session.path)
         added = 0
         # The write of one batch overlaps the network read of the next. Its thread is
         # tracked as a concurrent future so that, whatever ends this request (even a
@@ -266,12 +252,12 @@ class Uploads:
                     if pending is not None:
                         await asyncio.wrap_future(pending)
                     data, batch = batch, bytearray()  # hand over, no copy
-                    pending = _IO.submit(_write_and_hash, fd, data, session.hasher)
+                    pending = threads.submit(_write_and_hash, out, data, session.hasher)
                     added += len(data)
             if batch:
                 if pending is not None:
                     await asyncio.wrap_future(pending)
-                pending = _IO.submit(_write_and_hash, fd, batch, session.hasher)
+                pending = threads.submit(_write_and_hash, out, batch, session.hasher)
                 added += len(batch)
             if pending is not None:
                 await asyncio.wrap_future(pending)
@@ -281,30 +267,32 @@ class Uploads:
                     {"declared": length, "received": added},
                 )
             # A 202 promises the chunk survives a crash: the client will not send it again.
-            await asyncio.wrap_future(_IO.submit(os.fsync, fd))
+            await asyncio.wrap_future(threads.submit(out.sync))
         except BaseException as exc:
             if pending is not None:
                 concurrent.futures.wait([pending])  # at most one batch write, a few ms
-            os.ftruncate(fd, before_size)
+            out.truncate(before_size)
             session.hasher = before_hash
             if is_disk_full(exc):
                 raise StorageFull("no space left for the upload; nothing was published") from exc
             raise
         finally:
-            os.close(fd)
+            out.close()
         session.size = before_size + added
         session.touched = time.time()
         return added
 
     def matches(self, session: Session, digest: Digest) -> bool:
         if digest.algorithm != "sha256":
-            return _rehash(session.path, digest.algorithm)[1].hexdigest() == digest.hex
+            return (
+                _rehash(self.backend, session.path, digest.algorithm)[1].hexdigest() == digest.hex
+            )
         return session.hasher.hexdigest() == digest.hex
 
     def forget(self, session: Session) -> None:
         """Drop the session; its file has been published or is removed here."""
         self._sessions.pop((session.repo, session.id), None)
-        _unlink(session.path)
+        _unlink(self.backend, session.path)
 
     def busy(self, repo: str, session_id: str) -> bool:
         """True while a request is writing to the session."""
@@ -314,4 +302,4 @@ class Uploads:
     def discard(self, repo: str, session_id: str) -> None:
         """Remove an abandoned session, live or only on disk."""
         session = self._sessions.pop((repo, session_id), None)
-        _unlink(session.path if session else self._dir(repo) / session_id)
+        _unlink(self.backend, session.path if session else self._path(repo, session_id))

@@ -6,7 +6,7 @@ size, manifests and ``index.json`` files that no longer parse. A file whose byte
 hash to its name is quarantined (see ``integrity``) unless asked not to, so it is never
 served again; a file that does is stamped as verified, so serving it needs no hash.
 
-The heavy work runs in GC's worker process (``gc.walker``), at ``SCHED_IDLE`` priority:
+The heavy work runs in storage's worker process (``workers``), at ``SCHED_IDLE`` priority:
 one repository's reference check per task, then one file per hash task, so a GC walk
 queued meanwhile waits for one file at most. Identical blobs shared by hard links are
 hashed once.
@@ -15,25 +15,24 @@ hashed once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from dockyard.oci.digest import Digest, InvalidDigest
 from dockyard.storage import gc_walk
-from dockyard.storage.gc import walker
+from dockyard.storage.backend import StorageBackend
+from dockyard.storage.blob_walk import BlobFile, blob_files
 from dockyard.storage.integrity import hash_path, quarantine
-from dockyard.storage.layout import blob_path, read_manifest
+from dockyard.storage.layout import read_manifest
+from dockyard.storage.paths import INDEX_FILE, blob_path
 from dockyard.storage.store import RootServices, Store
+from dockyard.storage.workers import in_walker
 
 log = logging.getLogger("dockyard.scrub")
-T = TypeVar("T")
 
 CORRUPT, MISSING, SIZE, UNREADABLE = "corrupt", "missing", "size", "unreadable"
 
@@ -48,14 +47,6 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.repo}@{self.digest}" if self.digest else self.repo
         return f"{self.kind} {where}: {self.detail}"
-
-
-@dataclass
-class BlobFile:
-    digest: str
-    path: str
-    size: int
-    ino: int
 
 
 @dataclass
@@ -89,32 +80,23 @@ class ScrubReport:
 # -- worker-side: plain functions over one repository folder ---------------------------------
 
 
-def _size_problem(repo: str, digest: str, path: Path, size: Any, parent: str) -> Problem | None:
+def _size_problem(
+    backend: StorageBackend, repo: str, digest: str, path: Path, size: Any, parent: str
+) -> Problem | None:
     """A problem if ``path`` is missing or its size is not the one its parent declares."""
     try:
-        found = os.stat(path).st_size
+        st = backend.stat(path)
     except OSError:
+        st = None
+    if st is None:
         return Problem(repo, digest, MISSING, f"referenced by {parent}, but not in the repository")
+    found = st.st_size
     if isinstance(size, int) and not isinstance(size, bool) and size != found:
         return Problem(repo, digest, SIZE, f"{parent} says {size} bytes, the file has {found}")
     return None
 
 
-def _blob_files(repo_dir: Path) -> list[BlobFile]:
-    files = []
-    blobs = repo_dir / "blobs"
-    for alg_dir in sorted(blobs.iterdir()) if blobs.is_dir() else ():
-        for path in sorted(alg_dir.iterdir()) if alg_dir.is_dir() else ():
-            try:
-                digest = Digest.parse(f"{alg_dir.name}:{path.name}")
-                st = os.stat(path)
-            except (InvalidDigest, OSError):
-                continue  # temp files and strays are not blobs
-            files.append(BlobFile(str(digest), str(path), st.st_size, st.st_ino))
-    return files
-
-
-def plan_repo(repo: str, repo_dir_text: str) -> RepoPlan:
+def plan_repo(backend: StorageBackend, repo: str, repo_dir_text: str) -> RepoPlan:
     """Check every manifest reachable from ``index.json`` and list the blob files."""
     repo_dir = Path(repo_dir_text)
     plan = RepoPlan()
@@ -125,7 +107,7 @@ def plan_repo(repo: str, repo_dir_text: str) -> RepoPlan:
     except (ValueError, OSError) as exc:
         plan.problems.append(Problem(repo, "", UNREADABLE, f"index.json cannot be read: {exc}"))
         listed = []
-    stack: list[tuple[str, Any, str]] = [(d["digest"], d.get("size"), "index.json") for d in listed]
+    stack: list[tuple[str, Any, str]] = [(d["digest"], d.get("size"), INDEX_FILE) for d in listed]
     seen: set[str] = set()
     while stack:
         digest, size, parent = stack.pop()
@@ -137,11 +119,11 @@ def plan_repo(repo: str, repo_dir_text: str) -> RepoPlan:
         except InvalidDigest:
             plan.problems.append(Problem(repo, digest, UNREADABLE, f"{parent} lists a bad digest"))
             continue
-        problem = _size_problem(repo, digest, path, size, parent)
+        problem = _size_problem(backend, repo, digest, path, size, parent)
         if problem is not None:
             plan.problems.append(problem)
             continue
-        manifest = read_manifest(repo_dir, digest)
+        manifest = read_manifest(repo_dir, digest, backend)
         if manifest is None:
             plan.problems.append(Problem(repo, digest, UNREADABLE, "manifest cannot be parsed"))
             continue
@@ -150,22 +132,17 @@ def plan_repo(repo: str, repo_dir_text: str) -> RepoPlan:
             if desc.foreign:
                 continue
             blob = str(desc.digest)
-            problem = _size_problem(
-                repo, blob, blob_path(repo_dir, desc.digest), desc.size, f"manifest {digest}"
-            )
+            path = blob_path(repo_dir, desc.digest)
+            problem = _size_problem(backend, repo, blob, path, desc.size, f"manifest {digest}")
             if problem is not None:
                 plan.problems.append(problem)
         stack.extend((str(d.digest), d.size, f"index {digest}") for d in manifest.manifests)
         # A subject may be absent by the spec (a referrer can be pushed before its image).
-    plan.files = _blob_files(repo_dir)
+    plan.files = blob_files(backend, repo_dir)
     return plan
 
 
 # -- coordinator: runs on the event loop, hands the work to the worker ------------------------
-
-
-async def _in_walker(fn: Callable[..., T], *args: Any) -> T:
-    return await asyncio.get_running_loop().run_in_executor(walker(), partial(fn, *args))
 
 
 Progress = Callable[[int], None]
@@ -199,8 +176,9 @@ class Scrubber:
         await self.store.catalog.load()
         plans = []
         for services, repo in self._targets(repos):
-            repo_dir = str(services.root.repo_dir(repo))
-            plans.append((services, repo, await _in_walker(plan_repo, repo, repo_dir)))
+            root = services.root
+            plan = await in_walker(plan_repo, root.backend, repo, str(root.repo_dir(repo)))
+            plans.append((services, repo, plan))
         return plans
 
     async def run(
@@ -245,7 +223,7 @@ class Scrubber:
         digest = Digest.parse(blob.digest)
         key = (root.path, blob.ino)
         if key not in verdicts:
-            result = await _in_walker(hash_path, blob.path, digest.algorithm)
+            result = await in_walker(hash_path, str(blob.path), digest.algorithm)
             verdicts[key] = None
             if result is not None:
                 hexdigest, ino, size, mtime_ns = result
@@ -256,14 +234,13 @@ class Scrubber:
         report.blobs += 1
         report.bytes += verdict.size
         if verdict.good:
-            with contextlib.suppress(OSError):
-                st = os.stat(blob.path)
-                if (st.st_ino, st.st_size, st.st_mtime_ns) == (
-                    verdict.ino,
-                    verdict.size,
-                    verdict.mtime_ns,
-                ):
-                    root.stamps.record(st, blob.digest)
+            st = root.backend.stat(blob.path)
+            if st is not None and (st.st_ino, st.st_size, st.st_mtime_ns) == (
+                verdict.ino,
+                verdict.size,
+                verdict.mtime_ns,
+            ):
+                root.stamps.record(st, blob.digest)
             return
         detail = "its bytes do not hash to its digest"
         if self.quarantine:

@@ -14,9 +14,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from dockyard.dbfile import SharedDB
-
-CACHE_DIR = "_dockyard"
-CACHE_FILE = "cache.db"
+from dockyard.storage.paths import dedupe_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blob_paths (
@@ -34,7 +32,7 @@ class BlobLocations:
     def __init__(self, root: Path) -> None:
         self.root = root
         # Not durable: a hint that repairs itself (a lost record means one missed dedupe).
-        self._shared = SharedDB(root / CACHE_DIR / CACHE_FILE, _SCHEMA)
+        self._shared = SharedDB(dedupe_db(root), _SCHEMA)
         self._db, self._lock = self._shared.conn, self._shared.lock
 
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:

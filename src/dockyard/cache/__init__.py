@@ -1,1 +1,0 @@
-"""Where each digest lives: the durable index behind dedupe."""

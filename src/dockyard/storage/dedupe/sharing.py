@@ -1,0 +1,88 @@
+"""One root's dedupe: whether it is on, its map, and linking a known copy in.
+
+With dedupe on, identical blobs of different repositories are one stored copy with
+several names (hard links on a filesystem), found through the durable
+:class:`BlobLocations` map. All names are equal: no copy is "the original", so deleting
+any of them never needs another to be promoted. The map is a hint: a record whose file has
+vanished is dropped when found, and the backend decides what exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from dockyard.oci.digest import Digest
+from dockyard.storage.backend import LinkUnsupported, StorageBackend
+from dockyard.storage.dedupe.locations import BlobLocations
+from dockyard.storage.paths import repo_of_blob
+
+#: Which repositories a copy may be taken from (None: any).
+SourceFilter = Callable[[str], bool] | None
+
+
+class Dedupe:
+    """Dedupe of one storage root; switched on and off live by a config reload."""
+
+    def __init__(self, root: Path, backend: StorageBackend, enabled: bool) -> None:
+        self.root = root
+        self.backend = backend
+        self._opened: BlobLocations | None = None
+        #: The map while dedupe is on, else None. Requests in flight keep the object they
+        #: hold when it is switched off; the map stays open until the root closes.
+        self.locations: BlobLocations | None = None
+        self.switch(enabled)
+
+    @property
+    def on(self) -> bool:
+        return self.locations is not None
+
+    def switch(self, on: bool) -> None:
+        """Turn dedupe on (opening the map once) or off (new requests keep plain copies)."""
+        if on and self._opened is None:
+            self._opened = BlobLocations(self.root)
+        self.locations = self._opened if on else None
+
+    def close(self) -> None:
+        if self._opened is not None:
+            self._opened.close()
+            self._opened = self.locations = None
+
+    def knows(self, digest: Digest) -> bool:
+        """True when the map names a copy of ``digest`` (it may have vanished since)."""
+        locations = self.locations
+        return locations is not None and locations.has_digest(str(digest))
+
+    def record(self, digest: Digest, dest: Path) -> None:
+        if self.locations is not None:
+            self.locations.add(str(digest), dest)
+
+    def forget(self, digest: Digest, dest: Path) -> None:
+        if self.locations is not None:
+            self.locations.remove(str(digest), dest)
+
+    def link_known_copy(self, digest: Digest, dest: Path, source_ok: SourceFilter = None) -> bool:
+        """Make ``dest`` a name of a copy the map knows; drop records of vanished files.
+
+        ``source_ok``, when given, names the repositories a copy may come from. False when
+        dedupe is off, no usable copy is known, or the backend cannot share it here.
+        """
+        locations = self.locations
+        if locations is None:
+            return False
+        key = str(digest)
+        for known in locations.paths(key):
+            if known == dest:
+                continue
+            if source_ok is not None and not source_ok(repo_of_blob(self.root, known)):
+                continue
+            try:
+                self.backend.link(known, dest)
+            except FileNotFoundError:
+                locations.remove(key, known)  # stale: removed by GC or by hand
+                continue
+            except LinkUnsupported:
+                return False  # cannot share this copy: keep one of our own
+            locations.add(key, dest)
+            return True
+        return False

@@ -1,0 +1,108 @@
+"""Every name of the on-disk layout, and nowhere else (distribution's ``paths.go``).
+
+A storage root holds one OCI image layout per repository plus the server's private
+folder::
+
+    ROOT/<repo>/oci-layout                      {"imageLayoutVersion": "1.0.0"}
+    ROOT/<repo>/index.json                      tags and untagged manifests
+    ROOT/<repo>/blobs/<alg>/<hex>               blobs and manifests, by digest
+    ROOT/<repo>/.uploads/<uuid>                 an upload session's bytes
+    ROOT/<repo>/.uploads/.<uuid>.owner          who opened that session
+    ROOT/_dockyard/cache.db                     dedupe map (digest -> blob paths)
+    ROOT/_dockyard/verified.db                  verified stamps
+    ROOT/_dockyard/quarantine/<repo>/<alg>/<hex>.<ns>   blobs that failed their digest
+    ROOT/_dockyard/.readyz-<pid>-<token>        the readiness probe's scratch file
+
+Paths are built from a root (or a repository folder under it) so that a backend which is
+not a filesystem maps each one to a key by its part below the root: the same names work
+as object keys under a bucket prefix.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from dockyard.oci.digest import Digest, InvalidDigest
+
+BLOBS_DIR = "blobs"
+UPLOADS_DIR = ".uploads"
+OCI_LAYOUT_FILE = "oci-layout"
+INDEX_FILE = "index.json"
+#: The server's private folder under each root (0700, see ``dockyard.private``).
+PRIVATE_DIR = "_dockyard"
+DEDUPE_DB = "cache.db"
+STAMPS_DB = "verified.db"
+QUARANTINE_DIR = "quarantine"
+#: Folders inside a repository that are never repositories themselves.
+NOT_REPOSITORIES = frozenset({BLOBS_DIR, UPLOADS_DIR})
+
+_OWNER_RECORD = re.compile(r"^\.([0-9a-f]{32})\.owner$")
+
+
+def blobs_dir(repo_dir: Path) -> Path:
+    return repo_dir / BLOBS_DIR
+
+
+def blob_path(repo_dir: Path, digest: Digest) -> Path:
+    return repo_dir / BLOBS_DIR / digest.algorithm / digest.hex
+
+
+def blob_digest(alg_dir: str, name: str) -> Digest | None:
+    """The digest a file ``blobs/<alg_dir>/<name>`` holds; None for temp files and strays."""
+    try:
+        return Digest.parse(f"{alg_dir}:{name}")
+    except InvalidDigest:
+        return None
+
+
+def repo_of_blob(root: Path, blob: Path) -> str:
+    """The repository holding ``ROOT/<repo>/blobs/<alg>/<hex>``."""
+    return blob.relative_to(root).parent.parent.parent.as_posix()
+
+
+def index_path(repo_dir: Path) -> Path:
+    return repo_dir / INDEX_FILE
+
+
+def oci_layout_path(repo_dir: Path) -> Path:
+    return repo_dir / OCI_LAYOUT_FILE
+
+
+def uploads_dir(repo_dir: Path) -> Path:
+    return repo_dir / UPLOADS_DIR
+
+
+def upload_path(repo_dir: Path, session_id: str) -> Path:
+    return repo_dir / UPLOADS_DIR / session_id
+
+
+def owner_record_path(session_path: Path) -> Path:
+    return session_path.with_name(f".{session_path.name}.owner")
+
+
+def owner_record_of(name: str) -> str | None:
+    """The session id whose owner record a file of ``.uploads/`` is; None if it is not one."""
+    match = _OWNER_RECORD.match(name)
+    return match[1] if match else None
+
+
+def private_dir(root: Path) -> Path:
+    return root / PRIVATE_DIR
+
+
+def dedupe_db(root: Path) -> Path:
+    return root / PRIVATE_DIR / DEDUPE_DB
+
+
+def stamps_db(root: Path) -> Path:
+    return root / PRIVATE_DIR / STAMPS_DB
+
+
+def quarantine_path(root: Path, repo: str, digest: Digest, time_ns: int) -> Path:
+    folder = root / PRIVATE_DIR / QUARANTINE_DIR / repo / digest.algorithm
+    return folder / f"{digest.hex}.{time_ns}"
+
+
+def probe_path(root: Path, pid: int, token: str) -> Path:
+    return root / PRIVATE_DIR / f".readyz-{pid}-{token}"

@@ -1,0 +1,36 @@
+"""What one repository occupies: blob bytes, which stored copies, open upload sessions.
+
+A plain function over a repository folder (stat calls only, never a read), for the
+metrics extension to run in a thread. Identities (inodes) are returned so a caller can
+tell how many of those bytes are shared with other repositories through dedupe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dockyard.storage.backend import StorageBackend
+from dockyard.storage.blob_walk import blob_files
+from dockyard.storage.paths import uploads_dir
+
+
+@dataclass
+class RepoUsage:
+    #: Bytes of every blob file (layers, configs, manifests), as ``du -b`` of the
+    #: repository's ``blobs/`` alone would count them.
+    apparent: int = 0
+    #: inode -> size of each blob file: shared inodes are what dedupe saves.
+    inodes: dict[int, int] = field(default_factory=dict)
+    #: Upload sessions in progress (files under ``.uploads/``).
+    uploads: int = 0
+
+
+def repo_usage(backend: StorageBackend, repo_dir: Path) -> RepoUsage:
+    usage = RepoUsage()
+    for blob in blob_files(backend, repo_dir):
+        usage.apparent += blob.size
+        usage.inodes[blob.ino] = blob.size
+    sessions = backend.list(uploads_dir(repo_dir))
+    usage.uploads = sum(1 for e in sessions if not e.name.startswith("."))
+    return usage
