@@ -50,7 +50,7 @@ USER_KEY = "dockyard.user"
 #: Why the request was refused as the client's fault (see ``refusals.py``), in our own words.
 REFUSED_KEY = "dockyard.refused"
 #: An incoming id is kept only if it cannot forge a log line or bloat one.
-_SANE_ID = re.compile(r"^[A-Za-z0-9._:@+=/-]{1,128}$")
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:@+=/-]{1,128}\Z")
 
 access_log = logging.getLogger("dockyard.access")
 

@@ -20,7 +20,7 @@ from dockyard.storage.errors import BlobUploadInvalid
 from dockyard.storage.repo_blobs import RepoBlobs
 from dockyard.storage.uploads import ANYONE, Caller, Session
 
-_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?\Z")
 
 
 def _session_headers(name: str, session: Session) -> dict[str, str]:

@@ -9,7 +9,7 @@ from typing import Protocol
 
 #: Hex length of each algorithm we accept; the spec names sha256 (required) and sha512.
 _HEX_LENGTH = {"sha256": 64, "sha512": 128}
-_DIGEST = re.compile(r"^(?P<alg>[a-z0-9]+(?:[.+_-][a-z0-9]+)*):(?P<hex>[a-zA-Z0-9=_-]+)$")
+_DIGEST = re.compile(r"^(?P<alg>[a-z0-9]+(?:[.+_-][a-z0-9]+)*):(?P<hex>[a-zA-Z0-9=_-]+)\Z")
 
 
 class InvalidDigest(ValueError):

@@ -37,7 +37,7 @@ QUARANTINE_DIR = "quarantine"
 #: Folders inside a repository that are never repositories themselves.
 NOT_REPOSITORIES = frozenset({BLOBS_DIR, UPLOADS_DIR})
 
-_OWNER_RECORD = re.compile(r"^\.([0-9a-f]{32})\.owner$")
+_OWNER_RECORD = re.compile(r"^\.([0-9a-f]{32})\.owner\Z")
 
 
 def blobs_dir(repo_dir: Path) -> Path:

@@ -36,7 +36,7 @@ from dockyard.storage.errors import (
 from dockyard.storage.paths import owner_record_path, upload_path
 from dockyard.storage.upload_pool import UploadPool
 
-_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+_SESSION_ID = re.compile(r"^[0-9a-f]{32}\Z")
 #: Bytes gathered before one write+hash is handed to a thread: large enough that the
 #: hand-off costs little, small enough that a hundred concurrent uploads (20 images of 5
 #: layers pushed at once) hold tens of MiB, not hundreds (1 MiB batches: 285 MiB peak).

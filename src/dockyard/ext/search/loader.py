@@ -14,7 +14,8 @@ from typing import Any
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest, InvalidDigest
 from dockyard.oci.manifest import MAX_MANIFEST_BYTES
-from dockyard.storage.layout import INDEX_FILE, RepoIndex
+from dockyard.storage.layout import RepoIndex
+from dockyard.storage.paths import index_path
 from dockyard.storage.root import StorageRoot
 
 from .model import (
@@ -168,7 +169,7 @@ def _with_platform(child: ImageMeta, platform: dict[str, Any]) -> ImageMeta:
 def load_repo(root: StorageRoot, repo: str, previous: RepoMeta | None) -> RepoMeta | None:
     """The repository as it is on disk now; None when it has no readable ``index.json``."""
     try:
-        index = RepoIndex.load((root.repo_dir(repo) / INDEX_FILE).read_bytes())
+        index = RepoIndex.load(root.backend.read_bytes(index_path(root.repo_dir(repo))))
     except (OSError, ValueError) as exc:
         if not isinstance(exc, FileNotFoundError):
             log.warning("search skips %s: index.json unreadable: %s", repo, exc)

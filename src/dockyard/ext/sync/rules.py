@@ -18,7 +18,7 @@ from dockyard.oci.names import InvalidName, validate_name
 
 #: zot's semver filter takes what Masterminds/semver parses: an optional ``v``, one to
 #: three numeric parts, optional pre-release and build suffixes.
-_SEMVER = re.compile(r"^v?\d+(?:\.\d+){0,2}(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+_SEMVER = re.compile(r"^v?\d+(?:\.\d+){0,2}(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?\Z")
 _GLOB_CHARS = set("*?[{")
 
 

@@ -29,7 +29,7 @@ from cli_helpers import (
 )
 from conftest import free_port
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 @pytest.fixture

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clients_helpers import Skopeo, assert_same_image
 from conftest import Server, start_server
 from images import build_image
 from ops_helpers import json_lines
-from test_clients_skopeo import Skopeo, assert_same_image
 
 
 @pytest.fixture

@@ -8,53 +8,12 @@ missing these tests fail, they do not skip.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
-import pytest
+from clients_helpers import Podman, Skopeo
 from conftest import Server
 from images import build_image
-from test_clients_skopeo import Skopeo
-
-
-class Podman:
-    """podman with isolated storage and config, talking plain HTTP to loopback."""
-
-    def __init__(self, home: Path) -> None:
-        home.mkdir(parents=True, exist_ok=True)
-        conf = home / "storage.conf"
-        conf.write_text(
-            "[storage]\n"
-            'driver = "vfs"\n'
-            f'runroot = "{home / "run"}"\n'
-            f'graphroot = "{home / "graph"}"\n'
-        )
-        registries = home / "registries.conf"
-        registries.write_text("")
-        policy = home / "policy.json"
-        policy.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
-        self.args = ["--signature-policy", str(policy)]
-        self.env = {
-            **os.environ,
-            "HOME": str(home),
-            "CONTAINERS_STORAGE_CONF": str(conf),
-            "CONTAINERS_REGISTRIES_CONF": str(registries),
-            "REGISTRY_AUTH_FILE": str(home / "auth.json"),
-            "XDG_RUNTIME_DIR": str(home / "xdg"),
-        }
-        (home / "xdg").mkdir(exist_ok=True)
-        (home / "auth.json").write_text("{}")
-
-    def run(self, *args: str) -> str:
-        sub, rest = args[0], list(args[1:])
-        policy = self.args if sub in ("pull", "push") else []
-        proc = subprocess.run(
-            ["podman", sub, *policy, *rest], env=self.env, capture_output=True, timeout=120
-        )
-        if proc.returncode != 0:
-            pytest.fail(f"podman {' '.join(args)} exited {proc.returncode}:\n{proc.stderr!r}")
-        return proc.stdout.decode()
 
 
 def test_podman_pull_tag_push_round_trip(registry: Server, repo: str, tmp_path: Path) -> None:

@@ -16,11 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 from auth_helpers import serving, write_config
+from bearer_helpers import SERVICE, TOKEN_POLICY, TOKEN_SERVER, USERS, signing_key
 from certs import ServerPki, server_pki
 from conftest import Server, free_port
 from spec_helpers import MANIFEST_ACCEPT, Pushed, push_image
 from sync_helpers import sync_config
-from test_auth_bearer import SERVICE, TOKEN_POLICY, USERS, _signing_key
 
 
 @dataclass
@@ -47,14 +47,14 @@ class BearerUpstream:
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BearerUpstream]:
     tmp = tmp_path_factory.mktemp("bearer-upstream")
-    key_path, cert_path = _signing_key(tmp, "token-signer")
+    key_path, cert_path = signing_key(tmp, "token-signer")
     policy = tmp / "policy.json"
     policy.write_text(json.dumps(TOKEN_POLICY))
     port = free_port()
     token_server = subprocess.Popen(
         [
             sys.executable,
-            str(Path(__file__).with_name("token_server.py")),
+            str(TOKEN_SERVER),
             *("--port", str(port), "--key", str(key_path), "--config", str(policy)),
         ]
     )

@@ -23,9 +23,9 @@ from pathlib import Path
 import httpx
 import pytest
 from auth_helpers import serving, write_config, write_htpasswd
+from clients_helpers import Skopeo
 from conftest import Server
 from images import build_image
-from test_clients_skopeo import Skopeo
 
 
 class Docker:

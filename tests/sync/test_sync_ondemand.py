@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from auth_helpers import serving, write_config, write_htpasswd
+from clients_helpers import Podman, Skopeo, assert_same_image, assert_same_index
 from conftest import Server, free_port
 from images import INDEX, blob_path, build_image, build_index, read_blob
 from spec_helpers import (
@@ -28,8 +29,6 @@ from spec_helpers import (
     push_manifest,
 )
 from sync_helpers import DockerRegistry, docker_registry, sync_config, unique, write_credentials
-from test_clients_podman import Podman
-from test_clients_skopeo import Skopeo, assert_same_image, assert_same_index
 
 
 @pytest.fixture

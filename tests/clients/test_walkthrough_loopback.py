@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-CHECKOUT = Path(__file__).parent.parent
+CHECKOUT = Path(__file__).parents[2]
 START, END = "<!-- walkthrough:loopback -->", "<!-- /walkthrough:loopback -->"
 
 

@@ -9,7 +9,6 @@ token server with ``--creds`` and pushes and pulls.
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import hmac
 import json
@@ -23,54 +22,12 @@ from pathlib import Path
 import httpx
 import pytest
 from auth_helpers import serving, write_config
+from bearer_helpers import SERVICE, TOKEN_POLICY, TOKEN_SERVER, USERS, signing_key
+from clients_helpers import Skopeo, assert_same_image
 from conftest import Server, free_port
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from images import build_image
 from spec_helpers import assert_error, get_manifest, image_manifest, push_manifest
-from test_clients_skopeo import Skopeo, assert_same_image
 from token_server import ISSUER, claims_for, sign
-
-SERVICE = "dockyard-test"
-USERS = {"alice": "alice-pw", "bob": "bob-pw"}
-TOKEN_POLICY = {
-    "users": USERS,
-    "grants": {
-        "alice": {"alice/*": ["pull", "push", "delete"], "shared/*": ["pull"]},
-        "bob": {"shared/*": ["pull", "push"]},
-        "": {"shared/*": ["pull"]},
-    },
-    "catalog": ["alice"],
-}
-
-
-def _signing_key(folder: Path, name: str) -> tuple[Path, Path]:
-    """An EC key and a self-signed certificate for it (what ``cert`` points at)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    key_path, cert_path = folder / f"{name}.key", folder / f"{name}.crt"
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return key_path, cert_path
 
 
 @dataclass
@@ -96,14 +53,14 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     tmp = tmp_path_factory.mktemp("bearer")
-    key_path, cert_path = _signing_key(tmp, "token-signer")
+    key_path, cert_path = signing_key(tmp, "token-signer")
     policy = tmp / "policy.json"
     policy.write_text(json.dumps(TOKEN_POLICY))
     port = free_port()
     token_server = subprocess.Popen(
         [
             sys.executable,
-            str(Path(__file__).with_name("token_server.py")),
+            str(TOKEN_SERVER),
             "--port",
             str(port),
             "--key",
@@ -213,7 +170,7 @@ def _unsigned(header: dict[str, str], claims: dict[str, object], secret: bytes |
 
 def test_bad_tokens_are_refused(setup: Setup, tmp_path: Path) -> None:
     access = [{"type": "repository", "name": "alice/app", "actions": ["pull"]}]
-    other_key, _ = _signing_key(tmp_path, "impostor")
+    other_key, _ = signing_key(tmp_path, "impostor")
     now = int(time.time())
     good = claims_for(SERVICE, "alice", access)
     forged = [

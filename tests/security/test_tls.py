@@ -18,11 +18,10 @@ import httpx
 import pytest
 from auth_helpers import client_for, serving, write_config, write_htpasswd
 from certs import Authority, server_pki
+from clients_helpers import Podman, Skopeo, assert_same_image
 from cryptography import x509
 from images import build_image
 from spec_helpers import assert_error, image_manifest, push_manifest
-from test_clients_podman import Podman
-from test_clients_skopeo import Skopeo, assert_same_image
 
 USERS = {"alice": "alice-pw"}
 ACCESS = {

@@ -35,7 +35,7 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 EMPTY_JSON_TYPE = "application/vnd.oci.empty.v1+json"
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 # The suite's layer: a small tar.gz, base64 as in its setup.go.
 LAYER_B64 = (

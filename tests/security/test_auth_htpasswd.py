@@ -291,7 +291,7 @@ def test_the_example_config_is_valid(tmp_path: Path) -> None:
     """examples/config-auth.json (the README's) loads with no warning once its files exist."""
     from certs import server_pki
 
-    example = Path(__file__).parent.parent / "examples" / "config-auth.json"
+    example = Path(__file__).parents[2] / "examples" / "config-auth.json"
     config = json.loads(example.read_text())
     pki = server_pki(tmp_path / "pki")
     http = config["http"]
