@@ -26,13 +26,13 @@ from dockyard.listen import close_all, open_listeners
 from dockyard.logs import AccessLogger, access_log, setup_logging
 from dockyard.memory import tune_allocator
 from dockyard.operations import install_operations, operations_background
-from dockyard.plural import count
 from dockyard.preflight import StartupError, describe
 from dockyard.refusals import Runner
 from dockyard.reload import RELOADER, Overrides
 from dockyard.roots import root_settings
 from dockyard.storage.gc import stop_walker
 from dockyard.storage.store import Store
+from dockyard.util.plural import count
 
 log = logging.getLogger("dockyard")
 

@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dockyard.util.pem import check_crl
+
 log = logging.getLogger("dockyard.tls")
 
 #: How often the certificate files are checked for a renewal.
@@ -46,35 +48,6 @@ def _stamp(paths: tuple[Path, ...]) -> tuple[tuple[int, int, int], ...] | None:
         return tuple((st.st_ino, st.st_mtime_ns, st.st_size) for st in (os.stat(p) for p in paths))
     except OSError:
         return None
-
-
-def check_crl(crl: Path, cacert: Path) -> None:
-    """ValueError unless ``crl`` holds PEM CRLs, each signed by a CA in ``cacert``.
-
-    A CRL from another CA would make OpenSSL refuse every client certificate ("unable to
-    get certificate CRL"), so that mistake is named at load time.
-    """
-    from cryptography import x509
-
-    try:
-        crl_pem, ca_pem = crl.read_bytes(), cacert.read_bytes()
-    except OSError as exc:
-        raise ValueError(f"cannot read {exc.filename}: {exc.strerror}") from exc
-    blocks = [b for b in crl_pem.split(b"-----END X509 CRL-----") if b"BEGIN X509 CRL" in b]
-    if not blocks:
-        raise ValueError(f"{str(crl)!r} holds no PEM CRL (-----BEGIN X509 CRL-----)")
-    try:
-        cas = x509.load_pem_x509_certificates(ca_pem)
-        lists = [x509.load_pem_x509_crl(b + b"-----END X509 CRL-----\n") for b in blocks]
-    except ValueError as exc:
-        raise ValueError(f"{str(crl)!r} does not parse: {exc}") from exc
-    for revocations in lists:
-        issuers = [ca for ca in cas if ca.subject == revocations.issuer]
-        if not any(revocations.is_signature_valid(ca.public_key()) for ca in issuers):  # type: ignore[arg-type]
-            raise ValueError(
-                f"{str(crl)!r} is issued by {revocations.issuer.rfc4514_string()!r}, "
-                "not signed by a CA in cacert"
-            )
 
 
 class ServerTls:

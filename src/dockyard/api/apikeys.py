@@ -27,7 +27,7 @@ from dockyard.api.access import identity
 from dockyard.api.common import read_limited
 from dockyard.api.errors import ApiError
 from dockyard.auth.apikeys import ApiKey, ApiKeyStore
-from dockyard.auth.globs import compile_glob
+from dockyard.util.globs import compile_glob
 
 API_KEYS: web.AppKey[ApiKeyStore] = web.AppKey("api_keys", ApiKeyStore)
 PATH = "/zot/auth/apikey"

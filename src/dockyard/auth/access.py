@@ -15,9 +15,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dockyard.auth.globs import compile_glob
 from dockyard.auth.identity import Identity
 from dockyard.config.access import AccessControl, PolicyGroup
+from dockyard.util.globs import compile_glob
 
 READ, CREATE, UPDATE, DELETE = "read", "create", "update", "delete"
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dockyard.plural import count
+from dockyard.util.plural import count
 
 EXIT_ERRORS = 1
 EXIT_USAGE = 2

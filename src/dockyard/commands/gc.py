@@ -19,8 +19,8 @@ from dockyard.commands.common import (
     roots_exist,
     with_root,
 )
-from dockyard.plural import count
 from dockyard.storage.gc import GcReport
+from dockyard.util.plural import count
 
 
 def _print(report: GcReport, dry_run: bool) -> None:

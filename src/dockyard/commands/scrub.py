@@ -24,8 +24,8 @@ from dockyard.commands.common import (
     roots_exist,
     with_root,
 )
-from dockyard.plural import count
 from dockyard.storage.scrubber import ScrubReport
+from dockyard.util.plural import count
 
 EXIT_PROBLEMS = 1
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from dockyard.auth.globs import compile_glob
 from dockyard.config.section import Duration, Section
+from dockyard.util.globs import compile_glob
 
 #: dockyard's own default for how long an on-demand tag is served before its digest is
 #: checked against the upstream again (see README, "Mirroring").

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from dockyard.ext.metrics import counter, gauge
-from dockyard.plural import count
 from dockyard.storage.scrubber import CORRUPT, MISSING, SIZE, UNREADABLE, Scrubber, ScrubReport
 from dockyard.storage.store import Store
+from dockyard.util.plural import count
 
 log = logging.getLogger("dockyard.scrub")
 
