@@ -23,11 +23,11 @@ from typing import Any
 
 from aiohttp import web
 
-from dockyard.api.access import identity
-from dockyard.api.common import read_limited
-from dockyard.api.errors import ApiError
 from dockyard.auth.apikeys import ApiKey, ApiKeyStore
 from dockyard.util.globs import compile_glob
+from dockyard.web.bodies import read_limited
+from dockyard.web.request_keys import identity
+from dockyard.web.spec_errors import ApiError
 
 API_KEYS: web.AppKey[ApiKeyStore] = web.AppKey("api_keys", ApiKeyStore)
 PATH = "/zot/auth/apikey"

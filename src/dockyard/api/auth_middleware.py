@@ -18,21 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from dockyard.api.access import (
-    ATTEMPTED_USER,
-    ATTEMPTED_USER_HASH,
-    CREATE_FILTER,
-    IDENTITY,
-    MAY_MOVE_TAG,
-    PERMITS,
-    READ_FILTER,
-)
-from dockyard.api.common import API_VERSION_HEADER, STORE, repo_name
-from dockyard.api.errors import Handler, error_response
+from dockyard.api.common import API_VERSION_HEADER, repo_name
 from dockyard.auth.access import CREATE, READ, UPDATE, AccessPolicy
 from dockyard.auth.actions import Kind, Target, classify
 from dockyard.auth.authenticator import Authenticator, AuthFailed
@@ -42,9 +32,26 @@ from dockyard.auth.identity import Identity
 from dockyard.auth.redact import loggable_name
 from dockyard.auth.sessions import COOKIE, CSRF_HEADER, Sessions
 from dockyard.storage.errors import StorageError
-from dockyard.tls import ServerTls
+from dockyard.web.app_keys import STORE
+from dockyard.web.request_keys import (
+    ATTEMPTED_USER,
+    ATTEMPTED_USER_HASH,
+    CREATE_FILTER,
+    IDENTITY,
+    MAY_MOVE_TAG,
+    PERMITS,
+    READ_FILTER,
+)
+from dockyard.web.spec_errors import Handler, error_response
 
 log = logging.getLogger("dockyard.auth")
+
+
+class SessionCheck(Protocol):
+    """The server's TLS as the guard sees it (``dockyard.app.server_tls.ServerTls``)."""
+
+    def stale_resumption(self, ssl_object: Any) -> bool:
+        """Whether a resumed TLS session predates the client CA or CRL now in force."""
 
 
 class Guard:
@@ -64,7 +71,7 @@ class Guard:
         self.fail_delay = fail_delay
         self.failures = failures if failures is not None else FailedLogins()
         #: The server's TLS, when it serves HTTPS: to spot sessions older than its CA.
-        self.tls: ServerTls | None = None
+        self.tls: SessionCheck | None = None
         #: The metrics' path when they are served on this app (and so need a login).
         self.metrics_path: str | None = None
         #: The web UI's browser sessions, when the UI is on (see ``dockyard.ui``).

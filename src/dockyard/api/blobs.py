@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dockyard.api.access import may_create, read_filter
 from dockyard.api.common import digest_param, services
-from dockyard.api.mirror import miss_hook
 from dockyard.storage.errors import BlobUnknown, NameUnknown
+from dockyard.web.mirror import miss_hook
+from dockyard.web.request_keys import may_create, read_filter
 
 
 async def get_blob(request: web.Request) -> web.StreamResponse:

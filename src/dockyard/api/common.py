@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from dockyard.api.errors import ApiError
 from dockyard.oci.digest import Digest
 from dockyard.oci.names import InvalidName, validate_name
 from dockyard.storage.store import RootServices, Store
+from dockyard.web.app_keys import STORE
+from dockyard.web.spec_errors import ApiError
 
-STORE: web.AppKey[Store] = web.AppKey("store", Store)
 API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
 
 
@@ -79,24 +78,3 @@ def page_params(request: web.Request) -> tuple[int | None, str | None]:
 def next_link(request: web.Request, n: int, last: str) -> dict[str, str]:
     """The ``Link`` header pointing at the next page."""
     return {"Link": f'<{request.path}?{urlencode({"n": n, "last": last})}>; rel="next"'}
-
-
-async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
-    """The request body as it arrives, never held whole in memory."""
-    while True:
-        chunk = await request.content.readany()
-        if not chunk:
-            return
-        yield chunk
-
-
-async def read_limited(request: web.Request, limit: int) -> bytes | None:
-    """The whole body when it is at most ``limit`` bytes, else None (read no further)."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    data = bytearray()
-    async for chunk in body_chunks(request):
-        data += chunk
-        if len(data) > limit:
-            return None
-    return bytes(data)

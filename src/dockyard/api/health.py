@@ -18,8 +18,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from dockyard.api.common import STORE
 from dockyard.storage.probe import probe_writable
+from dockyard.web.app_keys import STORE
 
 #: A root that takes longer than this to write a few bytes is not ready (hung NFS, dying disk).
 PROBE_TIMEOUT = 5.0

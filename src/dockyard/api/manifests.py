@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dockyard.api.access import may_move_tag
-from dockyard.api.common import read_limited, services
-from dockyard.api.errors import ApiError
-from dockyard.api.mirror import miss_hook
+from dockyard.api.common import services
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.manifest import MAX_MANIFEST_BYTES
 from dockyard.storage.errors import ManifestUnknown, NameUnknown
 from dockyard.storage.manifests import RepoManifests, StoredManifest
+from dockyard.web.bodies import read_limited
+from dockyard.web.mirror import miss_hook
+from dockyard.web.request_keys import may_move_tag
+from dockyard.web.spec_errors import ApiError
 
 
 def _accepted(request: web.Request) -> set[str] | None:

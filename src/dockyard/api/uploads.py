@@ -12,13 +12,14 @@ import re
 
 from aiohttp import web
 
-from dockyard.api.access import identity, read_filter
-from dockyard.api.common import body_chunks, digest_param, repo_name, services, store
-from dockyard.api.errors import ApiError
+from dockyard.api.common import digest_param, repo_name, services, store
 from dockyard.oci.names import validate_name
 from dockyard.storage.errors import BlobUploadInvalid
 from dockyard.storage.repo_blobs import RepoBlobs
 from dockyard.storage.uploads import ANYONE, Caller, Session
+from dockyard.web.bodies import body_chunks
+from dockyard.web.request_keys import identity, read_filter
+from dockyard.web.spec_errors import ApiError
 
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?\Z")
 

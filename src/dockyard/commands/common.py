@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from dockyard.app.preflight import EXIT_CONFIG, missing_roots, problems
 from dockyard.config import Config, ConfigError, load_config
-from dockyard.preflight import EXIT_CONFIG, missing_roots, problems
 
 __all__ = [
     "EXIT_CONFIG",

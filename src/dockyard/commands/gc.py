@@ -43,7 +43,7 @@ def _print(report: GcReport, dry_run: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from dockyard.server import build_store
+    from dockyard.app.storage_roots import build_store
     from dockyard.storage.gc import stop_walker
 
     loaded = load_or_report(args.config)

@@ -46,8 +46,8 @@ def _print(report: ScrubReport) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from dockyard.app.storage_roots import build_store
     from dockyard.oci.names import InvalidName, validate_name
-    from dockyard.server import build_store
     from dockyard.storage.scrubber import Scrubber
     from dockyard.storage.workers import stop_walker
 

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dockyard.app.preflight import StartupError, create_roots
 from dockyard.commands.common import EXIT_CONFIG, load_or_report, servable
 from dockyard.config import Config
-from dockyard.preflight import StartupError, create_roots
 
 
 def _port(text: str) -> int:
@@ -23,8 +23,8 @@ def _port(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dockyard.listen import close_all
-    from dockyard.server import listen, serve
+    from dockyard.app.listen import close_all
+    from dockyard.app.server import listen, serve
 
     config = load_or_report(args.config)
     if config is None:

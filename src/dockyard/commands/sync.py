@@ -20,9 +20,9 @@ from dockyard.commands.common import EXIT_CONFIG, load_or_report
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from dockyard.app.storage_roots import build_store
     from dockyard.ext.sync import build_mirror
     from dockyard.ext.sync.credentials import CredentialsError
-    from dockyard.server import build_store
     from dockyard.storage.gc import stop_walker
 
     config = load_or_report(args.config)

@@ -1,7 +1,7 @@
 """``dockyard verify CONFIG``: check a config as ``serve`` would, exit 0 or 2.
 
 The same checks ``serve`` makes before it starts: the config's keys and values, then the
-files and folders it names (see ``dockyard.preflight``). Nothing is created.
+files and folders it names (see ``dockyard.app.preflight``). Nothing is created.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ class Http(ZotSection):
     port: int = DEFAULT_PORT
     #: On SIGTERM: how long in-flight requests may take to finish before they are cut.
     shutdown_timeout: Duration = Field(30.0, alias="shutdownTimeout")
-    #: Security (issue 4): see dockyard.auth and dockyard.api.security.
+    #: Security (issue 4): see dockyard.auth and dockyard.app.security.
     auth: Auth | None = None
     access_control: AccessControl | None = Field(None, alias="accessControl")
     tls: Tls | None = None

@@ -34,11 +34,11 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from dockyard.api.common import STORE
 from dockyard.config.extensions import Metrics as MetricsConfig
 from dockyard.ext.usage import UsageTracker
-from dockyard.logs import AFTER_RESPONSE, bytes_received, bytes_sent
 from dockyard.storage.events import StorageEvents
+from dockyard.web.app_keys import AFTER_RESPONSE, STORE
+from dockyard.web.transfer import bytes_received, bytes_sent
 
 log = logging.getLogger("dockyard.metrics")
 

@@ -13,7 +13,6 @@ from importlib.resources import files
 
 from aiohttp import web
 
-from dockyard.api.security import GUARD
 from dockyard.auth.sessions import Sessions
 
 from . import session
@@ -39,9 +38,9 @@ _HEADERS = {
 }
 
 
-def install(app: web.Application) -> None:
-    """Serve the UI at ``/``; with auth on, browser sessions too."""
-    guard = app.get(GUARD)
+def install(app: web.Application, guard: session.LoginGuard | None) -> None:
+    """Serve the UI at ``/``; with auth on (``guard``), browser sessions too."""
+    app[session.GUARD] = guard
     sessions = None
     if guard is not None:
         sessions = Sessions()

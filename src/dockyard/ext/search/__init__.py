@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from dockyard.api.common import STORE
+from dockyard.web.app_keys import STORE
 
 from .http import DISCOVER_PATH, PATH, SEARCH_INDEX, discover, schema, search
 from .index import SearchIndex

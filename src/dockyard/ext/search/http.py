@@ -27,10 +27,10 @@ from graphql import (
     validate,
 )
 
-from dockyard.api.access import permits, read_filter
-from dockyard.api.common import read_limited
-from dockyard.api.errors import error_response
 from dockyard.auth.access import DELETE
+from dockyard.web.bodies import read_limited
+from dockyard.web.request_keys import permits, read_filter
+from dockyard.web.spec_errors import error_response
 
 from .index import SearchIndex
 from .queries import EVERYONE, Caller, Query

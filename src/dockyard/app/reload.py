@@ -26,10 +26,10 @@ from typing import Any
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, Metric
 
+from dockyard.app.logs import set_level, setup_logging
+from dockyard.app.preflight import problems
+from dockyard.app.storage_roots import root_settings
 from dockyard.config import Config, ConfigError, load_config
-from dockyard.logs import set_level, setup_logging
-from dockyard.preflight import problems
-from dockyard.roots import root_settings
 from dockyard.storage.live_settings import adopt_again, apply_settings
 from dockyard.storage.store import Store
 

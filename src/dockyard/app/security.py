@@ -22,6 +22,8 @@ from dockyard.api import apikeys
 from dockyard.api.audit import AuditLog
 from dockyard.api.auth_middleware import Guard
 from dockyard.api.ratelimit import RateLimiter
+from dockyard.app.reload import RELOAD_HOOKS, ReloadHook
+from dockyard.app.server_tls import ServerTls
 from dockyard.auth.access import AccessPolicy
 from dockyard.auth.apikeys import ApiKeyStore
 from dockyard.auth.authenticator import Authenticator
@@ -32,8 +34,6 @@ from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.keypurge import KeyPurger
 from dockyard.config import Config
 from dockyard.config.auth import DEFAULT_FAIL_LIMIT
-from dockyard.reload import RELOAD_HOOKS, ReloadHook
-from dockyard.tls import ServerTls
 
 log = logging.getLogger("dockyard.auth")
 

@@ -13,7 +13,7 @@ import contextlib
 import errno
 import socket
 
-from dockyard.preflight import EXIT_START, StartupError
+from dockyard.app.preflight import EXIT_START, StartupError
 
 
 def host_port(address: str, port: int) -> str:

@@ -21,14 +21,15 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable
 from typing import Any, TextIO
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from dockyard.api.access import IDENTITY
 from dockyard.config import Config
+from dockyard.web.app_keys import AFTER_RESPONSE
+from dockyard.web.request_keys import IDENTITY
+from dockyard.web.transfer import bytes_received, bytes_sent
 
 #: zot's level names -> the standard library's.
 LEVELS = {
@@ -56,10 +57,6 @@ access_log = logging.getLogger("dockyard.access")
 
 #: Longest an info line waits in the buffer (a flush per line cost ~15 us per request).
 FLUSH_EVERY = 0.1
-
-#: Called after each response is sent: (request, response, seconds since it arrived).
-AfterResponse = Callable[[web.BaseRequest, web.StreamResponse, float], None]
-AFTER_RESPONSE: web.AppKey[list[AfterResponse]] = web.AppKey("after_response", list)
 
 
 class JsonFormatter(logging.Formatter):
@@ -172,19 +169,6 @@ def request_id(request: web.BaseRequest) -> str:
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: every response, errors and 404s included, carries the id."""
     response.headers[REQUEST_ID_HEADER] = request_id(request)
-
-
-def bytes_sent(request: web.BaseRequest, response: web.StreamResponse) -> int:
-    """Body bytes sent. Content-Length when known: sendfile bypasses aiohttp's counter."""
-    if request.method == "HEAD":
-        return 0
-    length = response.content_length
-    return length if length is not None else response.body_length
-
-
-def bytes_received(request: web.BaseRequest) -> int:
-    """Body bytes that arrived (counted as they stream, so chunked uploads count too)."""
-    return int(request.content.total_bytes)
 
 
 def _app_of(request: web.BaseRequest) -> web.Application | None:

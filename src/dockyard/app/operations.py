@@ -14,13 +14,13 @@ from typing import Any
 
 from aiohttp import web
 
-from dockyard.api.common import STORE
 from dockyard.api.health import HEALTH, add_health_routes
+from dockyard.app.logs import FLUSH_EVERY, add_request_id, flush_logs
+from dockyard.app.reload import RELOAD_HOOKS, RELOADER, Overrides, Reloader
 from dockyard.config import Config
 from dockyard.ext import metrics
 from dockyard.ext.scrub import ScrubRunner
-from dockyard.logs import AFTER_RESPONSE, FLUSH_EVERY, add_request_id, flush_logs
-from dockyard.reload import RELOAD_HOOKS, RELOADER, Overrides, Reloader
+from dockyard.web.app_keys import AFTER_RESPONSE, STORE
 
 SCRUB: web.AppKey[ScrubRunner] = web.AppKey("scrub", ScrubRunner)
 

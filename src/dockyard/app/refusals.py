@@ -36,8 +36,8 @@ from aiohttp.http_exceptions import (
 )
 from aiohttp.web_protocol import RequestHandler
 
-from dockyard.api.errors import error_response
-from dockyard.logs import REFUSED_KEY, REQUEST_ID_HEADER, request_id
+from dockyard.app.logs import REFUSED_KEY, REQUEST_ID_HEADER, request_id
+from dockyard.web.spec_errors import error_response
 
 #: Longest request target (path and query) in bytes: 414 beyond it.
 MAX_REQUEST_TARGET = 8192

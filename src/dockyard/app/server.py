@@ -13,40 +13,30 @@ from pathlib import Path
 from aiohttp import web
 
 from dockyard import ui
-from dockyard.api.common import STORE
-from dockyard.api.errors import errors_middleware
 from dockyard.api.health import HEALTH
 from dockyard.api.routes import add_routes
-from dockyard.api.security import install_security, tls_context
+from dockyard.app.drain import drain
+from dockyard.app.listen import close_all, open_listeners
+from dockyard.app.logs import AccessLogger, access_log, setup_logging
+from dockyard.app.memory import tune_allocator
+from dockyard.app.operations import install_operations, operations_background
+from dockyard.app.preflight import StartupError, describe
+from dockyard.app.refusals import Runner
+from dockyard.app.reload import RELOADER, Overrides
+from dockyard.app.security import GUARD, install_security, tls_context
+from dockyard.app.storage_roots import build_store
 from dockyard.config import Config
-from dockyard.drain import drain
 from dockyard.ext import search
 from dockyard.ext.sync import install_sync
-from dockyard.listen import close_all, open_listeners
-from dockyard.logs import AccessLogger, access_log, setup_logging
-from dockyard.memory import tune_allocator
-from dockyard.operations import install_operations, operations_background
-from dockyard.preflight import StartupError, describe
-from dockyard.refusals import Runner
-from dockyard.reload import RELOADER, Overrides
-from dockyard.roots import root_settings
 from dockyard.storage.gc import stop_walker
-from dockyard.storage.store import Store
 from dockyard.util.plural import count
+from dockyard.web.app_keys import STORE
+from dockyard.web.spec_errors import errors_middleware
 
 log = logging.getLogger("dockyard")
 
 #: Connections the kernel queues before they are accepted.
 BACKLOG = 1024
-
-
-def build_store(config: Config, *, read_only: bool = False) -> Store:
-    """The store a config describes: the default root and one root per ``subPaths`` entry.
-
-    ``read_only`` for a look that must write nothing (``gc --dry-run``).
-    """
-    default, subs = root_settings(config)
-    return Store(default, subs, read_only=read_only)
 
 
 def build_app(
@@ -62,7 +52,7 @@ def build_app(
     if config.extensions.search_on:
         search.install(app)
     if config.extensions.ui_on:
-        ui.install(app)
+        ui.install(app, app.get(GUARD))
     app.cleanup_ctx.append(_background)
     app.cleanup_ctx.append(operations_background)
     return app

@@ -1,7 +1,10 @@
-"""The storage roots a config describes: the default one and one per ``subPaths`` entry.
+"""The storage roots a config describes (the default one and one per ``subPaths`` entry),
+and the store built on them.
 
-One function, used both to build the store at start-up and to compare a reloaded config
-with the running one, so the two can never read the config differently.
+One function reads the roots, used both to build the store at start-up and to compare a
+reloaded config with the running one, so the two can never read the config differently.
+It imports no HTTP code: ``dockyard gc``, ``scrub`` and ``sync`` build their store here
+without loading the server.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from pathlib import Path
 
 from dockyard.config import Config
 from dockyard.storage.root import RootSettings
+from dockyard.storage.store import Store
 
 
 def root_settings(config: Config) -> tuple[RootSettings, dict[str, RootSettings]]:
@@ -32,3 +36,12 @@ def root_settings(config: Config) -> tuple[RootSettings, dict[str, RootSettings]
         for prefix, sub in storage.sub_paths.items()
     }
     return default, subs
+
+
+def build_store(config: Config, *, read_only: bool = False) -> Store:
+    """The store a config describes: the default root and one root per ``subPaths`` entry.
+
+    ``read_only`` for a look that must write nothing (``gc --dry-run``).
+    """
+    default, subs = root_settings(config)
+    return Store(default, subs, read_only=read_only)
