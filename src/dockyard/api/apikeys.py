@@ -30,16 +30,8 @@ from dockyard.web.request_keys import identity
 from dockyard.web.spec_errors import ApiError
 
 API_KEYS: web.AppKey[ApiKeyStore] = web.AppKey("api_keys", ApiKeyStore)
-PATH = "/zot/auth/apikey"
 #: Go's zero time, which zot prints for "never".
 _NEVER = "0001-01-01T00:00:00Z"
-
-
-def add_routes(app: web.Application) -> None:
-    for path in (PATH, PATH + "/"):
-        app.router.add_post(path, create_key)
-        app.router.add_get(path, list_keys)
-        app.router.add_delete(path, revoke_key)
 
 
 def _owner(request: web.Request) -> str:

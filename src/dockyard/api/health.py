@@ -76,10 +76,8 @@ async def readyz(request: web.Request) -> web.Response:
     return _answer(200, "ready")
 
 
-def add_health_routes(app: web.Application) -> Health:
+def install_health(app: web.Application) -> Health:
+    """The lifecycle flags the probes report (their routes are in ``api.routes``)."""
     health = Health()
     app[HEALTH] = health
-    app.router.add_get("/livez", livez)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/startupz", startupz)
     return health

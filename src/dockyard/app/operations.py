@@ -14,13 +14,15 @@ from typing import Any
 
 from aiohttp import web
 
-from dockyard.api.health import HEALTH, add_health_routes
+from dockyard.api.health import HEALTH, install_health
+from dockyard.api.routes import PROBE_ROUTES
 from dockyard.app.logs import FLUSH_EVERY, add_request_id, flush_logs
 from dockyard.app.reload import RELOAD_HOOKS, RELOADER, Overrides, Reloader
 from dockyard.config import Config
 from dockyard.ext import metrics
 from dockyard.ext.scrub import ScrubRunner
 from dockyard.web.app_keys import AFTER_RESPONSE, STORE
+from dockyard.web.routing import add_routes
 
 SCRUB: web.AppKey[ScrubRunner] = web.AppKey("scrub", ScrubRunner)
 
@@ -45,7 +47,8 @@ def install_operations(
     app[RELOAD_HOOKS] = []
     app.on_response_prepare.append(add_request_id)
     app.on_response_prepare.append(_close_when_draining)
-    add_health_routes(app)
+    install_health(app)
+    add_routes(app, PROBE_ROUTES)
     reloader = Reloader(app, store, config, path, overrides)
     app[RELOADER] = reloader
     runner = ScrubRunner(store, *_scrub_settings(config))

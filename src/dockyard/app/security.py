@@ -1,10 +1,9 @@
-"""Wires the security mechanisms a config turns on into the app; nothing when none is.
+"""Builds the security mechanisms a config turns on; nothing when none is.
 
-Middleware order, outermost first: the audit log (so it sees every final status, 429s
-and 401s included), then the spec's error middleware, the rate limit (cheap, and before
-any password check, so it also slows guessing), then authentication and access control.
-With no ``http.auth``, ``http.accessControl``, ``http.tls.cacert``, ``http.ratelimit``
-or ``log.audit``, not one middleware is added and requests cost what they did before.
+Their middlewares are returned (:class:`Security`), not installed: ``app.middleware``
+puts them in the chain, in order. With no ``http.auth``, ``http.accessControl``,
+``http.tls.cacert``, ``http.ratelimit`` or ``log.audit``, not one of them exists and
+requests cost what they did before.
 """
 
 from __future__ import annotations
@@ -13,15 +12,16 @@ import asyncio
 import logging
 import ssl
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
-from dockyard.api import apikeys
+from dockyard.api.apikeys import API_KEYS
 from dockyard.api.audit import AuditLog
 from dockyard.api.auth_middleware import Guard
 from dockyard.api.ratelimit import RateLimiter
+from dockyard.api.routes import API_KEY_ROUTES
 from dockyard.app.reload import RELOAD_HOOKS, ReloadHook
 from dockyard.app.server_tls import ServerTls
 from dockyard.auth.access import AccessPolicy
@@ -34,12 +34,13 @@ from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.keypurge import KeyPurger
 from dockyard.config import Config
 from dockyard.config.auth import DEFAULT_FAIL_LIMIT
+from dockyard.ext import search
+from dockyard.web.routing import add_routes
 
 log = logging.getLogger("dockyard.auth")
 
 SERVER_TLS: web.AppKey[ServerTls] = web.AppKey("server_tls", ServerTls)
 #: The auth middleware, when auth is configured (the web UI logs in through it).
-GUARD: web.AppKey[Guard] = web.AppKey("guard", Guard)
 
 
 def tls_context(app: web.Application) -> ssl.SSLContext | None:
@@ -74,8 +75,17 @@ def _authenticator(
     return Authenticator(policy, htpasswd, keys, bearer, mtls and bearer is None)
 
 
-def install_security(app: web.Application, config: Config) -> None:
-    """Add what ``config`` asks for: TLS, rate limits, auth and access control, audit."""
+@dataclass(frozen=True)
+class Security:
+    """The security middlewares a config asks for (None: that one is off)."""
+
+    audit: AuditLog | None
+    limiter: RateLimiter | None
+    guard: Guard | None
+
+
+def install_security(app: web.Application, config: Config) -> Security:
+    """Set up what ``config`` asks for: TLS, rate limits, auth and access control, audit."""
     http = config.http
     pool = PasswordPool()
     authenticator = _authenticator(config, pool=pool)
@@ -92,34 +102,30 @@ def install_security(app: web.Application, config: Config) -> None:
         )
         app.cleanup_ctx.append(_watch_certificates)
         app[RELOAD_HOOKS].append(_tls_reloader(app[SERVER_TLS]))
+    audit = None
     if config.log.audit:
-        audit = AuditLog(config.log.audit)
-        app.middlewares.insert(0, audit.middleware)
-        app.on_cleanup.append(lambda _: _close(audit))
+        audit = audit_log = AuditLog(config.log.audit)
+        app.on_cleanup.append(lambda _: _close(audit_log))
     limiter = RateLimiter(http.ratelimit) if http.ratelimit is not None else None
-    if limiter is not None:
-        _after_errors(app, limiter.middleware)
     guard = None
     if authenticator is not None:
         fail_delay = http.auth.fail_delay if http.auth is not None else 0.0
         failures = FailedLogins(_fail_limit(config))
         guard = Guard(authenticator, http.realm, fail_delay, failures)
         guard.tls = app.get(SERVER_TLS)
-        metrics = config.extensions.metrics
-        if config.extensions.metrics_on and metrics is not None and not metrics.separate:
-            guard.metrics_path = metrics.prometheus.path
-        app[GUARD] = guard
-        _after_errors(app, guard.middleware)
+        # The search API's paths need its access even with search off, as the API keys'.
+        guard.known.update({route.path: route for route in search.ROUTES})
         app.cleanup_ctx.append(pool.lifetime)
     purger = None
     if guard is not None and authenticator is not None and authenticator.keys is not None:
-        app[apikeys.API_KEYS] = authenticator.keys
-        apikeys.add_routes(app)
+        app[API_KEYS] = authenticator.keys
+        add_routes(app, API_KEY_ROUTES)
         keys = authenticator.keys
         purger = KeyPurger(keys, lambda: guard.auth, _purge_interval(config))
         app.cleanup_ctx.append(purger.lifetime)
         app.on_cleanup.append(lambda _: _close(keys))
     app[RELOAD_HOOKS].append(_reloader(guard, limiter, pool, purger))
+    return Security(audit, limiter, guard)
 
 
 def _fail_limit(config: Config) -> int:
@@ -190,11 +196,6 @@ def _tls_reloader(tls: ServerTls) -> ReloadHook:
         await asyncio.to_thread(tls.reload_if_changed)
 
     return apply
-
-
-def _after_errors(app: web.Application, middleware: Middleware) -> None:
-    """Append inside the spec's error middleware, so errors raised there get its JSON."""
-    app.middlewares.append(middleware)
 
 
 async def _close(thing: AuditLog | ApiKeyStore) -> None:

@@ -14,16 +14,17 @@ from aiohttp import web
 
 from dockyard import ui
 from dockyard.api.health import HEALTH
-from dockyard.api.routes import add_routes
+from dockyard.api.routes import SPEC_ROUTES
 from dockyard.app.drain import drain
 from dockyard.app.listen import close_all, open_listeners
 from dockyard.app.logs import AccessLogger, access_log, setup_logging
 from dockyard.app.memory import tune_allocator
+from dockyard.app.middleware import middleware_chain
 from dockyard.app.operations import install_operations, operations_background
 from dockyard.app.preflight import StartupError, describe
 from dockyard.app.refusals import Runner
 from dockyard.app.reload import RELOADER, Overrides
-from dockyard.app.security import GUARD, install_security, tls_context
+from dockyard.app.security import install_security, tls_context
 from dockyard.app.storage_roots import build_store
 from dockyard.config import Config
 from dockyard.ext import search
@@ -31,7 +32,7 @@ from dockyard.ext.sync import install_sync
 from dockyard.storage.gc import stop_walker
 from dockyard.util.plural import count
 from dockyard.web.app_keys import STORE
-from dockyard.web.spec_errors import errors_middleware
+from dockyard.web.routing import add_routes
 
 log = logging.getLogger("dockyard")
 
@@ -42,19 +43,25 @@ BACKLOG = 1024
 def build_app(
     config: Config, path: Path | None = None, overrides: Overrides | None = None
 ) -> web.Application:
+    """The registry's application, assembled in this order: the store; the operations
+    (probes, request ids, reload, scrub, metrics); the spec's routes; security (TLS,
+    audit, rate limits, auth, API keys); mirroring; search; the UI; the background work;
+    and last the middleware chain (``app.middleware``). Start-up runs each
+    ``cleanup_ctx`` in that order, and shutdown in reverse."""
     # client_max_size only bounds request.read(); blob bodies are streamed, never read whole.
-    app = web.Application(middlewares=[errors_middleware], client_max_size=8 * 1024 * 1024)
+    app = web.Application(client_max_size=8 * 1024 * 1024)
     app[STORE] = build_store(config)
     install_operations(app, config, path, overrides)
-    add_routes(app)
-    install_security(app, config)
+    add_routes(app, SPEC_ROUTES)
+    security = install_security(app, config)
     install_sync(app, config)
     if config.extensions.search_on:
         search.install(app)
     if config.extensions.ui_on:
-        ui.install(app, app.get(GUARD))
+        ui.install(app, security.guard)
     app.cleanup_ctx.append(_background)
     app.cleanup_ctx.append(operations_background)
+    app.middlewares.extend(middleware_chain(security, config.extensions.metrics_on))
     return app
 
 

@@ -21,6 +21,7 @@ from dockyard.auth.failures import Throttled
 from dockyard.auth.identity import Identity
 from dockyard.auth.sessions import COOKIE, CSRF_HEADER, Sessions
 from dockyard.web.bodies import read_limited
+from dockyard.web.routing import Access, Route
 from dockyard.web.spec_errors import error_response
 
 log = logging.getLogger("dockyard.auth")
@@ -47,12 +48,6 @@ class LoginGuard(Protocol):
 
 #: The auth middleware the running process installed; None when auth is off.
 GUARD: web.AppKey[LoginGuard | None] = web.AppKey("ui_guard")
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_get(PATH, whoami)
-    app.router.add_post(PATH, login)
-    app.router.add_delete(PATH, logout)
 
 
 def _state(auth: bool, user: str | None, csrf: str | None) -> dict[str, Any]:
@@ -121,3 +116,11 @@ async def logout(request: web.Request) -> web.Response:
     response = web.json_response(_state(sessions is not None, None, None))
     response.del_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
     return response
+
+
+#: Public: a login is what it offers; it checks the password itself, through the guard.
+ROUTES = (
+    Route("GET", PATH, whoami, Access.PUBLIC),
+    Route("POST", PATH, login, Access.PUBLIC),
+    Route("DELETE", PATH, logout, Access.PUBLIC),
+)
