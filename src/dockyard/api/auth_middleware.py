@@ -3,7 +3,7 @@
 For every request this decides, before any handler runs: who is asking
 (:class:`~dockyard.auth.authenticator.Authenticator`), what the endpoint needs
 (the :class:`~dockyard.web.routing.Route` the request matched), and whether that is allowed
-(:class:`~dockyard.auth.access.AccessPolicy`). Missing or wrong credentials get 401 with
+(:class:`~dockyard.auth.access_policy.AccessPolicy`). Missing or wrong credentials get 401 with
 a challenge (``Basic realm=...`` or the token server's ``Bearer ...``); valid ones
 without the right get 403 ``DENIED``. A bearer token lacking a scope gets 401 with
 ``error="insufficient_scope"``, so the client fetches a better token, as the Docker
@@ -22,9 +22,9 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from dockyard.api.common import API_VERSION_HEADER, repo_name
+from dockyard.api.request_params import API_VERSION_HEADER, repo_name
 from dockyard.api.routes import API_KEY_ROUTES
-from dockyard.auth.access import CREATE, READ, UPDATE, AccessPolicy
+from dockyard.auth.access_policy import CREATE, READ, UPDATE, AccessPolicy
 from dockyard.auth.authenticator import Authenticator, AuthFailed
 from dockyard.auth.bearer import CATALOG_SCOPE, BearerVerifier, scope_for
 from dockyard.auth.failures import THROTTLED_ANSWER_DELAY, FailedLogins, Throttled

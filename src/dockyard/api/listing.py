@@ -7,7 +7,7 @@ import json
 
 from aiohttp import web
 
-from dockyard.api.common import next_link, page_params, services, store
+from dockyard.api.request_params import next_link, page_params, services, store
 from dockyard.web.request_keys import read_filter
 
 

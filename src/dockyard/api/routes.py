@@ -34,8 +34,17 @@ against the spec's grammar and answers NAME_INVALID, never a bare 404.
 
 from __future__ import annotations
 
-from dockyard.api import apikeys, base, blobs, health, listing, manifests, referrers, uploads
-from dockyard.auth.access import CREATE, DELETE, READ
+from dockyard.api import (
+    apikey_handlers,
+    base,
+    blob_handlers,
+    health,
+    listing,
+    manifest_handlers,
+    referrer_handlers,
+    upload_handlers,
+)
+from dockyard.auth.access_policy import CREATE, DELETE, READ
 from dockyard.web.routing import Access, Route
 
 _NAME = "{name:.+}"
@@ -43,6 +52,7 @@ _MANIFEST = f"/v2/{_NAME}/manifests/{{reference}}"
 _UPLOADS = f"/v2/{_NAME}/blobs/uploads"
 _SESSION = f"/v2/{_NAME}/blobs/uploads/{{session}}"
 _BLOB = f"/v2/{_NAME}/blobs/{{digest}}"
+_REFERRERS = f"/v2/{_NAME}/referrers/{{digest}}"
 #: zot's API key endpoints.
 APIKEY_PATH = "/zot/auth/apikey"
 
@@ -59,18 +69,24 @@ SPEC_ROUTES = (
     Route("GET", "/v2", base.version_check, Access.LOGIN),
     Route("GET", "/v2/_catalog", listing.catalog, Access.CATALOG),
     Route("GET", f"/v2/{_NAME}/tags/list", listing.list_tags, Access.REPO, READ),
-    Route("GET", f"/v2/{_NAME}/referrers/{{digest}}", referrers.list_referrers, Access.REPO, READ),
-    Route("GET", _MANIFEST, manifests.get_manifest, Access.REPO, READ),
-    Route("PUT", _MANIFEST, manifests.put_manifest, Access.REPO, CREATE, sets_tags=True),
-    Route("DELETE", _MANIFEST, manifests.delete_manifest, Access.REPO, DELETE),
-    Route("POST", _UPLOADS + "/", uploads.start_upload, Access.REPO, CREATE),
-    Route("POST", _UPLOADS, uploads.start_upload, Access.REPO, CREATE),
-    Route("GET", _SESSION, uploads.get_upload, Access.REPO, CREATE),
-    Route("PATCH", _SESSION, uploads.patch_upload, Access.REPO, CREATE),
-    Route("PUT", _SESSION, uploads.put_upload, Access.REPO, CREATE),
-    Route("DELETE", _SESSION, uploads.cancel_upload, Access.REPO, CREATE),
-    Route("GET", _BLOB, blobs.get_blob, Access.REPO, READ),
-    Route("DELETE", _BLOB, blobs.delete_blob, Access.REPO, DELETE),
+    Route(
+        "GET",
+        f"/v2/{_NAME}/referrers/{{digest}}",
+        referrer_handlers.list_referrers,
+        Access.REPO,
+        READ,
+    ),
+    Route("GET", _MANIFEST, manifest_handlers.get_manifest, Access.REPO, READ),
+    Route("PUT", _MANIFEST, manifest_handlers.put_manifest, Access.REPO, CREATE, sets_tags=True),
+    Route("DELETE", _MANIFEST, manifest_handlers.delete_manifest, Access.REPO, DELETE),
+    Route("POST", _UPLOADS + "/", upload_handlers.start_upload, Access.REPO, CREATE),
+    Route("POST", _UPLOADS, upload_handlers.start_upload, Access.REPO, CREATE),
+    Route("GET", _SESSION, upload_handlers.get_upload, Access.REPO, CREATE),
+    Route("PATCH", _SESSION, upload_handlers.patch_upload, Access.REPO, CREATE),
+    Route("PUT", _SESSION, upload_handlers.put_upload, Access.REPO, CREATE),
+    Route("DELETE", _SESSION, upload_handlers.cancel_upload, Access.REPO, CREATE),
+    Route("GET", _BLOB, blob_handlers.get_blob, Access.REPO, READ),
+    Route("DELETE", _BLOB, blob_handlers.delete_blob, Access.REPO, DELETE),
 )
 
 #: zot's API key endpoints, installed when ``http.auth.apikey`` is on. Even when off, a
@@ -79,8 +95,8 @@ API_KEY_ROUTES = tuple(
     Route(method, path, handler, Access.OWN_KEYS)
     for path in (APIKEY_PATH, APIKEY_PATH + "/")
     for method, handler in (
-        ("POST", apikeys.create_key),
-        ("GET", apikeys.list_keys),
-        ("DELETE", apikeys.revoke_key),
+        ("POST", apikey_handlers.create_key),
+        ("GET", apikey_handlers.list_keys),
+        ("DELETE", apikey_handlers.revoke_key),
     )
 )

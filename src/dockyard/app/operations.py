@@ -19,8 +19,9 @@ from dockyard.api.routes import PROBE_ROUTES
 from dockyard.app.logs import FLUSH_EVERY, add_request_id, flush_logs
 from dockyard.app.reload import RELOAD_HOOKS, RELOADER, Overrides, Reloader
 from dockyard.config import Config
+from dockyard.config.extensions import DEFAULT_SCRUB_INTERVAL
 from dockyard.ext import metrics
-from dockyard.ext.scrub import ScrubRunner
+from dockyard.ext.scrub_schedule import ScrubRunner
 from dockyard.web.app_keys import AFTER_RESPONSE, STORE
 from dockyard.web.routing import add_routes
 
@@ -29,7 +30,10 @@ SCRUB: web.AppKey[ScrubRunner] = web.AppKey("scrub", ScrubRunner)
 
 def _scrub_settings(config: Config) -> tuple[bool, float]:
     scrub = config.extensions.scrub
-    return config.extensions.scrub_on, scrub.interval if scrub is not None else 24 * 3600.0
+    return (
+        config.extensions.scrub_on,
+        scrub.interval if scrub is not None else DEFAULT_SCRUB_INTERVAL,
+    )
 
 
 def install_operations(

@@ -17,15 +17,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from dockyard.api.apikeys import API_KEYS
+from dockyard.api.apikey_handlers import API_KEYS
 from dockyard.api.audit import AuditLog
 from dockyard.api.auth_middleware import Guard
 from dockyard.api.ratelimit import RateLimiter
 from dockyard.api.routes import API_KEY_ROUTES
 from dockyard.app.reload import RELOAD_HOOKS, ReloadHook
 from dockyard.app.server_tls import ServerTls
-from dockyard.auth.access import AccessPolicy
-from dockyard.auth.apikeys import ApiKeyStore
+from dockyard.auth.access_policy import AccessPolicy
+from dockyard.auth.apikey_store import ApiKeyStore
 from dockyard.auth.authenticator import Authenticator
 from dockyard.auth.bearer import BearerVerifier
 from dockyard.auth.checkpool import PasswordPool

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from dockyard.auth.access import CREATE, DELETE, READ, UPDATE
+from dockyard.auth.access_policy import CREATE, DELETE, READ, UPDATE
 from dockyard.util.pem import load_public_key
 
 #: Clock skew tolerated between us and the token server.

@@ -11,7 +11,7 @@ import json
 from functools import partial
 from typing import Any
 
-from dockyard.bench import manifests as mf
+from dockyard.bench import manifest_json as mf
 from dockyard.bench.client import ACCEPT_MANIFESTS, Registry, RegistryError
 from dockyard.bench.content import Blob, Content
 from dockyard.bench.stats import Recorder

@@ -6,8 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from dockyard.config.keys import ZotSection
-from dockyard.config.section import Duration
+from dockyard.config.section import Duration, ZotSection
 from dockyard.util.pem import load_public_key
 
 #: Failed logins a client address may make per minute when ``failLimit`` is not set.

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import field_validator, model_validator
 
 from dockyard.config.auth import existing_file
-from dockyard.config.keys import ZotSection
+from dockyard.config.section import ZotSection
 from dockyard.util.pem import check_crl
 
 

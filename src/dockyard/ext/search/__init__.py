@@ -15,7 +15,7 @@ from aiohttp import web
 from dockyard.web.app_keys import STORE
 from dockyard.web.routing import Access, Route, add_routes
 
-from .http import DISCOVER_PATH, PATH, SEARCH_INDEX, discover, schema, search
+from .graphql_endpoint import DISCOVER_PATH, PATH, SEARCH_INDEX, discover, schema, search
 from .index import SearchIndex
 
 __all__ = ["PATH", "ROUTES", "SEARCH_INDEX", "SearchIndex", "install"]

@@ -19,7 +19,7 @@ from dockyard.ext.sync.flights import Flights
 from dockyard.ext.sync.ondemand import OnDemand
 from dockyard.ext.sync.periodic import PeriodicSync
 from dockyard.ext.sync.registries import Registry, build_registries
-from dockyard.ext.sync.stats import SyncStats
+from dockyard.ext.sync.sync_stats import SyncStats
 from dockyard.storage.store import Store
 from dockyard.web.app_keys import STORE
 from dockyard.web.mirror import MIRROR

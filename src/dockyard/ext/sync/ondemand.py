@@ -28,7 +28,7 @@ from aiohttp import web
 from dockyard.ext.sync.copy import Refused, copy_manifest, first_manifest
 from dockyard.ext.sync.flights import Flights
 from dockyard.ext.sync.registries import Registry
-from dockyard.ext.sync.stats import SyncStats
+from dockyard.ext.sync.sync_stats import SyncStats
 from dockyard.ext.sync.upstream import Upstream, UpstreamError
 from dockyard.oci.digest import Digest
 from dockyard.oci.names import is_tag

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dockyard.api.common import digest_param, services
+from dockyard.api.request_params import digest_param, services
 from dockyard.storage.errors import BlobUnknown, NameUnknown
 from dockyard.web.mirror import miss_hook
 from dockyard.web.request_keys import may_create, read_filter

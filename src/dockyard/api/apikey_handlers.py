@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dockyard.auth.apikeys import ApiKey, ApiKeyStore
+from dockyard.auth.apikey_store import ApiKey, ApiKeyStore
 from dockyard.util.globs import compile_glob
 from dockyard.web.bodies import read_limited
 from dockyard.web.request_keys import identity

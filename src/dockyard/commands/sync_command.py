@@ -14,13 +14,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dockyard.commands.common import EXIT_CONFIG, load_or_report
+from dockyard.commands.config_args import EXIT_CONFIG, load_or_report
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from dockyard.app.storage_roots import build_store
+    from dockyard.config.sync import DEFAULT_SYNC_WAIT
     from dockyard.ext.sync import build_mirror
     from dockyard.ext.sync.credentials import CredentialsError
     from dockyard.storage.gc import stop_walker
@@ -59,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
                     )
                 if args.once:
                     return 1 if failed else 0
-                await asyncio.sleep(min(r.settings.poll_interval or 3600.0 for r in registries))
+                await asyncio.sleep(
+                    min(r.settings.poll_interval or DEFAULT_SYNC_WAIT for r in registries)
+                )
         finally:
             await mirror.close()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.app.preflight import StartupError, create_roots
-from dockyard.commands.common import EXIT_CONFIG, load_or_report, servable
+from dockyard.commands.config_args import EXIT_CONFIG, load_or_report, servable
 from dockyard.config import Config
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dockyard.api.common import services
+from dockyard.api.request_params import services
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.manifest import MAX_MANIFEST_BYTES
 from dockyard.storage.errors import ManifestUnknown, NameUnknown

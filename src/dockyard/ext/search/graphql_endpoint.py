@@ -27,7 +27,7 @@ from graphql import (
     validate,
 )
 
-from dockyard.auth.access import DELETE
+from dockyard.auth.access_policy import DELETE
 from dockyard.web.bodies import read_limited
 from dockyard.web.request_keys import permits, read_filter
 from dockyard.web.spec_errors import error_response

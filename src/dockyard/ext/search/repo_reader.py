@@ -18,7 +18,7 @@ from dockyard.storage.layout import RepoIndex
 from dockyard.storage.paths import index_path
 from dockyard.storage.root import StorageRoot
 
-from .model import (
+from .records import (
     HistoryEntry,
     ImageMeta,
     IndexMeta,

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dockyard.commands.common import EXIT_CONFIG, load_or_report, servable
+from dockyard.commands.config_args import EXIT_CONFIG, load_or_report, servable
 
 
 def run(args: argparse.Namespace) -> int:

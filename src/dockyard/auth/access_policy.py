@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dockyard.auth.identity import Identity
-from dockyard.config.access import AccessControl, PolicyGroup
+from dockyard.config.access_control import AccessControl, PolicyGroup
 from dockyard.util.globs import compile_glob
 
 READ, CREATE, UPDATE, DELETE = "read", "create", "update", "delete"

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from dockyard.config.keys import ZotSection
+from dockyard.config.section import ZotSection
 
 #: Every action a policy may grant. ``detectManifestCollision`` is zot's; dockyard never
 #: stores two manifests under one digest, so it is accepted and grants nothing more.

@@ -12,7 +12,7 @@ import re
 
 from aiohttp import web
 
-from dockyard.api.common import digest_param, repo_name, services, store
+from dockyard.api.request_params import digest_param, repo_name, services, store
 from dockyard.oci.names import validate_name
 from dockyard.storage.errors import BlobUploadInvalid
 from dockyard.storage.repo_blobs import RepoBlobs

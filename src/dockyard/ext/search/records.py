@@ -1,6 +1,6 @@
 """What the search index remembers of a repository: plain frozen records, no I/O.
 
-Built once per manifest from its bytes and its config (see :mod:`.loader`), then shared by
+Built once per manifest from its bytes and its config (see :mod:`.repo_reader`), then shared by
 every query. A repository record is replaced whole when the repository changes, never
 mutated, so a query running in a thread reads a consistent view without locks.
 """

@@ -6,7 +6,7 @@ import json
 
 from aiohttp import web
 
-from dockyard.api.common import digest_param, services
+from dockyard.api.request_params import digest_param, services
 from dockyard.oci import mediatypes as mt
 
 

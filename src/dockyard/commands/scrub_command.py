@@ -17,7 +17,7 @@ import asyncio
 import sys
 from typing import Any
 
-from dockyard.commands.common import (
+from dockyard.commands.config_args import (
     EXIT_CONFIG,
     add_root_flag,
     load_or_report,
