@@ -20,7 +20,7 @@ from dockyard.ext.sync.copy import BeforePut, Refused, copy_manifest
 from dockyard.ext.sync.flights import Flights
 from dockyard.ext.sync.registries import Registry
 from dockyard.ext.sync.rules import Rule, has_glob
-from dockyard.ext.sync.stats import SyncStats
+from dockyard.ext.sync.sync_stats import SyncStats
 from dockyard.ext.sync.upstream import Upstream, UpstreamError
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Manifest

@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from dockyard.auth.globs import glob_match
 from dockyard.config.sync import SyncContent
 from dockyard.oci.names import InvalidName, validate_name
+from dockyard.util.globs import glob_match
 
 #: zot's semver filter takes what Masterminds/semver parses: an optional ``v``, one to
 #: three numeric parts, optional pre-release and build suffixes.
