@@ -114,3 +114,31 @@ def sync_config(
 
 def unique(prefix: str) -> str:
     return f"{prefix}/{uuid.uuid4().hex[:10]}"
+
+
+def log_records(output: str) -> list[dict[str, Any]]:
+    """The JSON records of a dockyard server log; a line that is not JSON (a traceback
+    printed past the logger) becomes ``{"level": "raw", "message": line}``."""
+    records = []
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        records.append(record if isinstance(record, dict) else {"level": "raw", "message": line})
+    return records
+
+
+def quiet_log(output: str) -> list[dict[str, Any]]:
+    """Assert a server log holds no error line, no traceback and no stray output (what a
+    failing upstream may leave is a warning); return its warnings for the caller to check."""
+    records = log_records(output)
+    loud = [
+        r
+        for r in records
+        if r.get("level") in ("error", "critical", "raw") or "error" in r or "Traceback" in str(r)
+    ]
+    assert not loud, "\n".join(json.dumps(r) for r in loud)
+    return [r for r in records if r.get("level") == "warning"]

@@ -55,14 +55,19 @@ class Fetched:
     digest: str | None
 
 
-def client_tls(tls_verify: bool, cert_dir: str | None) -> ssl.SSLContext | bool:
-    """zot's ``certDir``: ``ca.crt`` to trust, ``client.cert``/``client.key`` for mTLS."""
-    if not tls_verify:
-        return False
+def client_tls(tls_verify: bool, cert_dir: str | None) -> ssl.SSLContext:
+    """zot's ``certDir``: ``ca.crt`` to trust, ``client.cert``/``client.key`` for mTLS.
+
+    ``tlsVerify: false`` only stops checking the upstream's certificate: the client pair
+    is still presented, since an upstream that requires one refuses the handshake without.
+    """
     ctx = ssl.create_default_context()
+    if not tls_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
     if cert_dir:
         folder = Path(cert_dir)
-        if (folder / "ca.crt").exists():
+        if tls_verify and (folder / "ca.crt").exists():
             ctx.load_verify_locations(cafile=str(folder / "ca.crt"))
         if (folder / "client.cert").exists() and (folder / "client.key").exists():
             ctx.load_cert_chain(str(folder / "client.cert"), str(folder / "client.key"))
