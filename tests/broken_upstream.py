@@ -41,7 +41,8 @@ class BrokenUpstream:
     requests: Counter[str] = field(default_factory=Counter)
     #: When each request came (``time.monotonic()``), by the same keys as ``requests``.
     times: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    #: repository -> how many more manifest requests (GET or HEAD) answer 503.
+    #: ``repository`` or ``repository:reference`` -> how many more manifest requests
+    #: (GET or HEAD) for it answer 503.
     failures: Counter[str] = field(default_factory=Counter)
     loop: asyncio.AbstractEventLoop | None = None
     gate: asyncio.Event | None = None
@@ -83,9 +84,10 @@ class BrokenUpstream:
     async def _manifest(self, request: web.Request) -> web.StreamResponse:
         key = (request.match_info["name"], request.match_info["ref"])
         self._count(f"{request.method} manifest {key[0]}:{key[1]}")
-        if self.failures[key[0]] > 0:
-            self.failures[key[0]] -= 1
-            return web.json_response({"errors": [{"code": "UNAVAILABLE"}]}, status=503)
+        for failing in (key[0], f"{key[0]}:{key[1]}"):
+            if self.failures[failing] > 0:
+                self.failures[failing] -= 1
+                return web.json_response({"errors": [{"code": "UNAVAILABLE"}]}, status=503)
         found = self.manifests.get(key)
         if found is None:
             return web.json_response({"errors": [{"code": "MANIFEST_UNKNOWN"}]}, status=404)

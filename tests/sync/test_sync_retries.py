@@ -165,3 +165,36 @@ def test_on_demand_never_waits_for_retries(tmp_path: Path, broken: BrokenUpstrea
         server.stop()
         warnings = quiet_log(server.output())
     assert len(warnings) == 1 and "503" in warnings[0]["message"], warnings
+
+
+def test_an_index_whose_child_fails_is_a_warning_and_a_404(
+    tmp_path: Path, broken: BrokenUpstream
+) -> None:
+    """The upstream serves an index but answers 503 for one of its children: the index is
+    not stored, the client gets a 404, and the log says so in a warning, not an error. The
+    next read, with the upstream well again, gets the index."""
+    children = [_image(broken, "apps/idx", f"c{i}") for i in range(2)]
+    sizes = [len(broken.manifests[("apps/idx", d)][0]) for d in children]
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": d, "size": n}
+            for d, n in zip(children, sizes, strict=True)
+        ],
+    }
+    body = json.dumps(index).encode()
+    broken.add_manifest("apps/idx", "multi", body, index["mediaType"])
+    broken.failures[f"apps/idx:{children[1]}"] = 1
+    config = _config(tmp_path, broken, ["apps/**"], onDemand=True)
+    with serving(tmp_path / "data", config) as server, httpx.Client(base_url=server.url) as c:
+        miss = c.get("/v2/apps/idx/manifests/multi", headers={"Accept": MANIFEST_ACCEPT})
+        assert miss.status_code == 404
+        # A child already verified may stay (untagged); the index is not published.
+        tags = c.get("/v2/apps/idx/tags/list")
+        assert tags.status_code == 404 or "multi" not in (tags.json()["tags"] or [])
+        hit = c.get("/v2/apps/idx/manifests/multi", headers={"Accept": MANIFEST_ACCEPT})
+        assert hit.status_code == 200 and hit.content == body
+        server.stop()
+        warnings = quiet_log(server.output())
+    assert len(warnings) == 1 and children[1] in warnings[0]["message"], warnings
