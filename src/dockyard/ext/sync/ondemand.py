@@ -81,9 +81,16 @@ class OnDemand:
         upstream, upstream_name, fetched = found
         try:
             copied = await copy_manifest(upstream, upstream_name, svc, name, reference, fetched)
-        except (Refused, UpstreamError, StorageError) as exc:
-            self.stats.refused += isinstance(exc, Refused)
+        except Refused as exc:
+            # Content that is not what it claims: a hostile or broken upstream.
+            self.stats.refused += 1
             log.error("sync: refused %s:%s from %s: %s", name, reference, upstream.host, exc)
+            return False
+        except (UpstreamError, StorageError) as exc:
+            # The upstream failed half way (down, 5xx): its fault, and the next read retries.
+            log.warning(
+                "sync: fetching %s:%s from %s failed: %s", name, reference, upstream.host, exc
+            )
             return False
         if ":" not in reference:
             self._checked[(name, reference)] = time.monotonic()
