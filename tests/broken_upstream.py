@@ -3,8 +3,9 @@
 An aiohttp server on loopback, run in a thread of the test process, that serves
 distribution-spec reads from a table the test fills in, and can misbehave on purpose:
 blobs whose bytes do not match their digest, manifests whose announced digest lies,
-blobs that stop half way until the test opens a gate. It counts every request, so a test
-can tell how often the mirror asked.
+blobs that stop half way until the test opens a gate, repositories whose manifests fail
+(503) a set number of times before they work. It counts every request and notes when it
+came, so a test can tell how often, and how far apart, the mirror asked.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-from collections import Counter
+import time
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -37,6 +39,11 @@ class BrokenUpstream:
     manifests: dict[tuple[str, str], tuple[bytes, str, str]] = field(default_factory=dict)
     blobs: dict[tuple[str, str], Blob] = field(default_factory=dict)
     requests: Counter[str] = field(default_factory=Counter)
+    #: When each request came (``time.monotonic()``), by the same keys as ``requests``.
+    times: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    #: ``repository`` or ``repository:reference`` -> how many more manifest requests
+    #: (GET or HEAD) for it answer 503.
+    failures: Counter[str] = field(default_factory=Counter)
     loop: asyncio.AbstractEventLoop | None = None
     gate: asyncio.Event | None = None
     _thread: threading.Thread | None = None
@@ -62,9 +69,25 @@ class BrokenUpstream:
     async def _base(self, request: web.Request) -> web.Response:
         return web.json_response({})
 
+    def _count(self, what: str) -> None:
+        self.requests[what] += 1
+        self.times[what].append(time.monotonic())
+
+    async def _tags(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self._count(f"GET tags {name}")
+        tags = sorted(ref for repo, ref in self.manifests if repo == name and ":" not in ref)
+        if not tags:
+            return web.json_response({"errors": [{"code": "NAME_UNKNOWN"}]}, status=404)
+        return web.json_response({"name": name, "tags": tags})
+
     async def _manifest(self, request: web.Request) -> web.StreamResponse:
         key = (request.match_info["name"], request.match_info["ref"])
-        self.requests[f"{request.method} manifest {key[0]}:{key[1]}"] += 1
+        self._count(f"{request.method} manifest {key[0]}:{key[1]}")
+        for failing in (key[0], f"{key[0]}:{key[1]}"):
+            if self.failures[failing] > 0:
+                self.failures[failing] -= 1
+                return web.json_response({"errors": [{"code": "UNAVAILABLE"}]}, status=503)
         found = self.manifests.get(key)
         if found is None:
             return web.json_response({"errors": [{"code": "MANIFEST_UNKNOWN"}]}, status=404)
@@ -74,7 +97,7 @@ class BrokenUpstream:
 
     async def _blob(self, request: web.Request) -> web.StreamResponse:
         key = (request.match_info["name"], request.match_info["digest"])
-        self.requests[f"{request.method} blob {key[1]}"] += 1
+        self._count(f"{request.method} blob {key[1]}")
         blob = self.blobs.get(key)
         if blob is None:
             return web.json_response({"errors": [{"code": "BLOB_UNKNOWN"}]}, status=404)
@@ -95,6 +118,7 @@ class BrokenUpstream:
     async def _serve(self) -> None:
         app = web.Application()
         app.router.add_get("/v2/", self._base)
+        app.router.add_get("/v2/{name:.+}/tags/list", self._tags)
         app.router.add_get("/v2/{name:.+}/manifests/{ref}", self._manifest)
         app.router.add_get("/v2/{name:.+}/blobs/{digest}", self._blob)
         runner = web.AppRunner(app)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from typing import Any
 
 import httpx
 from auth_helpers import write_htpasswd
+from bearer_helpers import TOKEN_SERVER, signing_key
 from conftest import free_port
 
 DOCKER_REGISTRY = "/usr/bin/docker-registry"
@@ -114,3 +116,71 @@ def sync_config(
 
 def unique(prefix: str) -> str:
     return f"{prefix}/{uuid.uuid4().hex[:10]}"
+
+
+def log_records(output: str) -> list[dict[str, Any]]:
+    """The JSON records of a dockyard server log; a line that is not JSON (a traceback
+    printed past the logger) becomes ``{"level": "raw", "message": line}``."""
+    records = []
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        records.append(record if isinstance(record, dict) else {"level": "raw", "message": line})
+    return records
+
+
+def quiet_log(output: str) -> list[dict[str, Any]]:
+    """Assert a server log holds no error line, no traceback and no stray output (what a
+    failing upstream may leave is a warning); return its warnings for the caller to check."""
+    records = log_records(output)
+    loud = [
+        r
+        for r in records
+        if r.get("level") in ("error", "critical", "raw") or "error" in r or "Traceback" in str(r)
+    ]
+    assert not loud, "\n".join(json.dumps(r) for r in loud)
+    return [r for r in records if r.get("level") == "warning"]
+
+
+@dataclass
+class TokenServer:
+    """The test token server (its own process): where to ask, and what it answered."""
+
+    realm: str
+    #: The certificate an upstream verifies its tokens with.
+    cert: Path
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Every token request answered so far: ``user``, ``scopes``, ``time``."""
+        url = self.realm.rsplit("/", 1)[0] + "/requests"
+        answered: list[dict[str, Any]] = httpx.get(url, timeout=10).json()
+        return answered
+
+
+@contextmanager
+def token_server(folder: Path, policy: dict[str, Any]) -> Iterator[TokenServer]:
+    """Run ``token_server.py`` with ``policy`` (see bearer_helpers.TOKEN_POLICY)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key_path, cert_path = signing_key(folder, "token-signer")
+    (folder / "policy.json").write_text(json.dumps(policy))
+    port = free_port()
+    args = ["--port", str(port), "--key", str(key_path), "--config", str(folder / "policy.json")]
+    proc = subprocess.Popen([sys.executable, str(TOKEN_SERVER), *args])
+    server = TokenServer(f"http://127.0.0.1:{port}/token", cert_path)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                server.requests()
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "token server did not start"
+                time.sleep(0.05)
+        yield server
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -5,6 +5,9 @@
 that ``grants`` allows the user: ``{"user": {"glob": ["pull", "push"]}}`` (user ``""``:
 anonymous), plus ``registry:catalog:*`` for users in ``catalog``. Wrong credentials: 401.
 The JWT follows distribution's token spec (iss, sub, aud, exp, nbf, iat, jti, access).
+Tokens last ``expires_in`` seconds (a policy key, 300 by default). ``GET /requests`` lists
+every token request answered so far (``user``, ``scopes``, ``time``), so a test can count
+how often a client asked.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import base64
 import fnmatch
 import json
+import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -72,12 +76,28 @@ def grant(config: dict[str, Any], user: str, scopes: list[str]) -> list[dict[str
 
 
 def serve(port: int, key_pem: bytes, config: dict[str, Any]) -> None:
+    answered: list[dict[str, Any]] = []
+    lock = threading.Lock()
+    ttl = float(config.get("expires_in", 300))
+
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
             pass
 
+        def _json(self, doc: Any) -> None:
+            body = json.dumps(doc).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_GET(self) -> None:
             url = urlparse(self.path)
+            if url.path == "/requests":
+                with lock:
+                    self._json(list(answered))
+                return
             if url.path != "/token":
                 self.send_error(404)
                 return
@@ -93,13 +113,11 @@ def serve(port: int, key_pem: bytes, config: dict[str, Any]) -> None:
                 user = name
             scopes = [s for raw in query.get("scope", []) for s in raw.split(" ") if s]
             service = query.get("service", [""])[0]
-            token = sign(key_pem, claims_for(service, user, grant(config, user, scopes)))
-            body = json.dumps({"token": token, "access_token": token, "expires_in": 300})
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body.encode())
+            access = grant(config, user, scopes)
+            token = sign(key_pem, claims_for(service, user, access, ttl))
+            with lock:
+                answered.append({"user": user, "scopes": scopes, "time": time.time()})
+            self._json({"token": token, "access_token": token, "expires_in": int(ttl)})
 
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 

@@ -6,9 +6,25 @@ import argparse
 from importlib.metadata import PackageNotFoundError, version
 
 from dockyard import __version__
-from dockyard.commands import bench, gc, passwd, scrub, serve, sync, verify
+from dockyard.commands import (
+    bench_command,
+    gc_command,
+    passwd_command,
+    scrub_command,
+    serve_command,
+    sync_command,
+    verify_command,
+)
 
-COMMANDS = (serve, verify, gc, scrub, bench, passwd, sync)
+COMMANDS = (
+    serve_command,
+    verify_command,
+    gc_command,
+    scrub_command,
+    bench_command,
+    passwd_command,
+    sync_command,
+)
 
 
 def installed_version() -> str:

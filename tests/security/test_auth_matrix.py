@@ -8,12 +8,17 @@ endpoints that need it and checks the outcome: allowed gives the endpoint's succ
 denied gives 401 with a challenge to an anonymous caller and 403 ``DENIED`` to an
 authenticated one, and never reveals whether the repository or content exists. The
 catalog lists exactly the readable repositories, page by page. Dedupe's HEAD link-in and
-cross-repository mounts take a blob only from a repository the caller may read.
+cross-repository mounts take a blob only from a repository the caller may read. A tag
+that appears while a create-only PUT is in flight is a move by the time it publishes
+(403), an upload session is its opener's alone, and an API key carries its user's cells
+only while the user exists.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -559,3 +564,68 @@ def test_upload_sessions_belong_to_whoever_opened_them(
         # carol's own sessions work as ever.
         r = carol.post(f"/v2/{repo}/blobs/uploads/")
         assert carol.put(r.headers["Location"], params={"digest": sha256_digest(b"")}).is_success
+
+
+# --- API keys carry their user's cells, and no more once the user is gone (issue 15) ---
+
+KEYS = "/zot/auth/apikey"
+
+
+def test_keys_follow_their_user_through_the_matrix(tmp_path: Path) -> None:
+    """A key reads exactly what its user reads. Once the user is deleted from htpasswd,
+    every cell of the key is refused with 401, on every repository and action, while
+    other users' keys keep their cells. Who may list and revoke whose keys: a user their
+    own, the admin anyone's, anonymous nobody's."""
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", PASSWORDS)
+    config = write_config(
+        tmp_path / "config.json",
+        {
+            "auth": {"htpasswd": {"path": str(htpasswd)}, "apikey": True},
+            "accessControl": ACCESS_CONTROL,
+        },
+    )
+    with serving(tmp_path / "data", config) as server:
+        keys: dict[str, dict[str, str]] = {}
+        for caller in ("alice", "bob", "carol"):
+            with client_for(server, caller, PASSWORDS[caller]) as c:
+                r = c.post(KEYS, json={"label": "matrix"})
+                assert r.status_code == 201, r.text
+                keys[caller] = r.json()
+        with client_for(server, "admin", PASSWORDS["admin"]) as admin:
+            for repo in REPOS:
+                push_manifest(admin, repo, image_manifest(admin, repo), "v1")
+            # The admin lists and revokes anyone's keys; a user only their own.
+            listed = admin.get(KEYS, params={"user": "carol"}).json()["apiKeys"]
+            assert [k["uuid"] for k in listed] == [keys["carol"]["uuid"]]
+        with client_for(server, "alice", PASSWORDS["alice"]) as alice:
+            assert_error(alice.get(KEYS, params={"user": "bob"}), 403, "DENIED")
+        with client_for(server) as anonymous:
+            assert_error(anonymous.get(KEYS), 401, "UNAUTHORIZED")
+
+        def pulls(caller: str, key: str) -> dict[str, int]:
+            with client_for(server, caller, key) as c:
+                return {repo: get_manifest(c, repo, "v1").status_code for repo in REPOS}
+
+        for caller in ("alice", "bob", "carol"):
+            readable = {repo for repo, acts in EXPECTED[caller].items() if "read" in acts}
+            got = pulls(caller, keys[caller]["apiKey"])
+            assert {repo for repo, status in got.items() if status == 200} == readable
+        done = subprocess.run(
+            [sys.executable, "-m", "dockyard", "passwd", str(htpasswd), "bob", "--delete"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        with client_for(server, "bob", keys["bob"]["apiKey"]) as bob:
+            for repo in REPOS:
+                assert_error(get_manifest(bob, repo, "v1"), 401, "UNAUTHORIZED")
+                assert_error(bob.post(f"/v2/{repo}/blobs/uploads/"), 401, "UNAUTHORIZED")
+                assert_error(bob.delete(f"/v2/{repo}/manifests/v1"), 401, "UNAUTHORIZED")
+            assert_error(bob.get(KEYS), 401, "UNAUTHORIZED")
+        got = pulls("carol", keys["carol"]["apiKey"])
+        assert {repo for repo, status in got.items() if status == 200} == {
+            "public/app",
+            "team/app",
+            "shared/app",
+        }

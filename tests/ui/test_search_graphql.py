@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 from auth_helpers import client_for, serving, write_htpasswd
+from bearer_helpers import SERVICE, signing_key
+from clients_helpers import Skopeo
 from conftest import Server, start_server
 from images import build_image, build_index, read_blob
 from search_helpers import (
@@ -32,7 +34,7 @@ from search_helpers import (
     search_config,
 )
 from spec_helpers import assert_error, sha256_digest
-from test_clients_skopeo import Skopeo
+from token_server import claims_for, sign
 
 SBOM = "application/vnd.example.sbom.v1+json"
 COSIGN = "application/vnd.dev.cosign.artifact.sig.v1+json"
@@ -517,10 +519,7 @@ def test_oras_artifacts_and_their_referrers(
 
 def test_search_with_bearer_tokens_follows_their_grants(tmp_path: Path) -> None:
     """With a token server, the token's repository grants decide what search shows."""
-    from test_auth_bearer import SERVICE, _signing_key
-    from token_server import claims_for, sign
-
-    key_path, cert_path = _signing_key(tmp_path, "signer")
+    key_path, cert_path = signing_key(tmp_path, "signer")
     key = key_path.read_bytes()
     bearer = {"realm": "http://127.0.0.1:1/token", "service": SERVICE, "cert": str(cert_path)}
     config = search_config(tmp_path / "config.json", {"auth": {"bearer": bearer}}, ui=False)

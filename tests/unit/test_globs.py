@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dockyard.auth.globs import compile_glob, glob_match, never_matches
+from dockyard.util.globs import compile_glob, glob_match, never_matches
 
 MATCHES = [
     # pattern, name, matches

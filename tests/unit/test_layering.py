@@ -1,8 +1,9 @@
 """Issue 10's structural rules, read from the source: the package graph has no cycle
-(an import inside a function counts), and storage imports nothing of the HTTP side.
+(an import inside a function counts), storage imports nothing of the HTTP side, and
+every import goes down the tiers of ``TIERS`` (docs/architecture.md, "Layers").
 
 A unit is a subpackage of dockyard (``dockyard.storage``) or a module at its root
-(``dockyard.server``). Imports under ``if TYPE_CHECKING:`` count too: mypy reads them.
+(``dockyard.cli``). Imports under ``if TYPE_CHECKING:`` count too: mypy reads them.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 import dockyard
 
 SRC = Path(dockyard.__file__).resolve().parent
 #: What storage must never import: the HTTP side and the running process.
-HTTP_SIDE = ("aiohttp", "dockyard.api", "dockyard.ext", "dockyard.app", "dockyard.server")
-#: Layering by issue 10, items 1 and 2, built on other branches: remove at merge.
-PENDING = pytest.mark.xfail(strict=True, reason="issue 10 items 1-2 are not merged yet")
+HTTP_SIDE = (
+    "aiohttp",
+    "dockyard.api",
+    "dockyard.ext",
+    "dockyard.ui",
+    "dockyard.web",
+    "dockyard.app",
+)
 
 
 def _module_name(path: Path) -> str:
@@ -129,7 +133,6 @@ def test_the_graph_holds_the_real_imports() -> None:
     assert graph["dockyard.oci"] <= {"dockyard.oci"}  # oci is the bottom layer
 
 
-@PENDING
 def test_the_package_graph_has_no_cycle() -> None:
     assert _cycles(_graph()) == []
 
@@ -142,3 +145,56 @@ def test_storage_imports_nothing_of_the_http_side() -> None:
         if imported.startswith(HTTP_SIDE)
     ]
     assert bad == []
+
+
+#: The tiers, top to bottom (docs/architecture.md, "Layers"): a unit may import only
+#: units of lower tiers, or of its own tier when that tier is not marked independent.
+TIERS: list[tuple[frozenset[str], bool]] = [
+    (frozenset({"__main__", "cli", "commands"}), False),  # the command line
+    (frozenset({"bench"}), True),  # the load generator, a tool of `dockyard bench`
+    (frozenset({"app"}), True),  # the running process
+    (frozenset({"api", "ext", "ui"}), True),  # handlers; extensions; the web UI
+    (frozenset({"web"}), True),  # what the HTTP side shares: keys, routes, spec errors
+    (frozenset({"auth"}), True),  # who is asking and what they may do
+    (frozenset({"storage", "dbfile", "private"}), False),  # the engine and its SQLite files
+    (frozenset({"config", "oci"}), True),  # the config model; OCI's pure formats
+    (frozenset({"util"}), True),  # helpers that import nothing of dockyard
+]
+
+
+def _tier(unit: str) -> int | None:
+    name = unit.removeprefix("dockyard.")
+    return next((i for i, (units, _) in enumerate(TIERS) if name in units), None)
+
+
+def test_every_unit_has_a_tier() -> None:
+    graph = _graph()
+    units = (set(graph) | {u for targets in graph.values() for u in targets}) - {"dockyard"}
+    assert sorted(u for u in units if _tier(u) is None) == []
+
+
+def _upward(graph: dict[str, set[str]]) -> list[str]:
+    """Each import that goes up the tiers, or across an independent tier."""
+    wrong = []
+    for unit, targets in sorted(graph.items()):
+        mine = _tier(unit)
+        for target in sorted(targets):
+            theirs = _tier(target)
+            if mine is None or theirs is None:
+                continue  # reported by test_every_unit_has_a_tier (or the root package)
+            if theirs < mine or (theirs == mine and TIERS[mine][1]):
+                wrong.append(f"{unit} -> {target}")
+    return wrong
+
+
+def test_imports_go_down_the_tiers() -> None:
+    assert _upward(_graph()) == []
+
+
+def test_the_tier_check_catches_upward_and_sideways_imports() -> None:
+    graph = {
+        "dockyard.storage": {"dockyard.api", "dockyard.oci"},
+        "dockyard.api": {"dockyard.ext", "dockyard.web"},
+        "dockyard.dbfile": {"dockyard.private"},
+    }
+    assert _upward(graph) == ["dockyard.api -> dockyard.ext", "dockyard.storage -> dockyard.api"]

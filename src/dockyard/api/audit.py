@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from dockyard.api.access import ATTEMPTED_USER, ATTEMPTED_USER_HASH, identity
-from dockyard.api.errors import Handler
+from dockyard.web.request_keys import ATTEMPTED_USER, ATTEMPTED_USER_HASH, identity
+from dockyard.web.spec_errors import Handler
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

@@ -2,8 +2,8 @@
 
 For every request this decides, before any handler runs: who is asking
 (:class:`~dockyard.auth.authenticator.Authenticator`), what the endpoint needs
-(:mod:`dockyard.auth.actions`), and whether that is allowed
-(:class:`~dockyard.auth.access.AccessPolicy`). Missing or wrong credentials get 401 with
+(the :class:`~dockyard.web.routing.Route` the request matched), and whether that is allowed
+(:class:`~dockyard.auth.access_policy.AccessPolicy`). Missing or wrong credentials get 401 with
 a challenge (``Basic realm=...`` or the token server's ``Bearer ...``); valid ones
 without the right get 403 ``DENIED``. A bearer token lacking a scope gets 401 with
 ``error="insufficient_scope"``, so the client fetches a better token, as the Docker
@@ -18,11 +18,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from dockyard.api.access import (
+from dockyard.api.request_params import API_VERSION_HEADER, repo_name
+from dockyard.api.routes import API_KEY_ROUTES
+from dockyard.auth.access_policy import CREATE, READ, UPDATE, AccessPolicy
+from dockyard.auth.authenticator import Authenticator, AuthFailed
+from dockyard.auth.bearer import CATALOG_SCOPE, BearerVerifier, scope_for
+from dockyard.auth.failures import THROTTLED_ANSWER_DELAY, FailedLogins, Throttled
+from dockyard.auth.identity import Identity
+from dockyard.auth.redact import loggable_name
+from dockyard.auth.sessions import COOKIE, CSRF_HEADER, Sessions
+from dockyard.storage.errors import StorageError
+from dockyard.web.app_keys import STORE
+from dockyard.web.request_keys import (
     ATTEMPTED_USER,
     ATTEMPTED_USER_HASH,
     CREATE_FILTER,
@@ -31,20 +42,17 @@ from dockyard.api.access import (
     PERMITS,
     READ_FILTER,
 )
-from dockyard.api.common import API_VERSION_HEADER, STORE, repo_name
-from dockyard.api.errors import Handler, error_response
-from dockyard.auth.access import CREATE, READ, UPDATE, AccessPolicy
-from dockyard.auth.actions import Kind, Target, classify
-from dockyard.auth.authenticator import Authenticator, AuthFailed
-from dockyard.auth.bearer import CATALOG_SCOPE, BearerVerifier, scope_for
-from dockyard.auth.failures import THROTTLED_ANSWER_DELAY, FailedLogins, Throttled
-from dockyard.auth.identity import Identity
-from dockyard.auth.redact import loggable_name
-from dockyard.auth.sessions import COOKIE, CSRF_HEADER, Sessions
-from dockyard.storage.errors import StorageError
-from dockyard.tls import ServerTls
+from dockyard.web.routing import Access, Route, Target, target_of
+from dockyard.web.spec_errors import Handler, error_response
 
 log = logging.getLogger("dockyard.auth")
+
+
+class SessionCheck(Protocol):
+    """The server's TLS as the guard sees it (``dockyard.app.server_tls.ServerTls``)."""
+
+    def stale_resumption(self, ssl_object: Any) -> bool:
+        """Whether a resumed TLS session predates the client CA or CRL now in force."""
 
 
 class Guard:
@@ -64,18 +72,16 @@ class Guard:
         self.fail_delay = fail_delay
         self.failures = failures if failures is not None else FailedLogins()
         #: The server's TLS, when it serves HTTPS: to spot sessions older than its CA.
-        self.tls: ServerTls | None = None
-        #: The metrics' path when they are served on this app (and so need a login).
-        self.metrics_path: str | None = None
+        self.tls: SessionCheck | None = None
+        #: Paths that need their access even where their routes are not installed (the
+        #: API keys, the search API), so a caller learns nothing from a 404 it may not see.
+        self.known: dict[str, Route] = {r.path: r for r in API_KEY_ROUTES}
         #: The web UI's browser sessions, when the UI is on (see ``dockyard.ui``).
         self.sessions: Sessions | None = None
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        target = _target(request)
-        metrics = self.metrics_path is not None and request.path == self.metrics_path
-        if metrics:
-            target = Target(Kind.BASE)
+        target = target_of(request, self.known)
         if target is None:
             return await handler(request)
         client = request.remote or ""
@@ -110,7 +116,7 @@ class Guard:
             error = "invalid_token" if exc.token else None
             return self._unauthorized(target, error, "authentication failed")
         request[IDENTITY] = who
-        denied = self._metrics(target, who) if metrics else self._authorize(request, target, who)
+        denied = self._authorize(request, target, who)
         if denied is not None:
             return denied
         return await handler(request)
@@ -168,11 +174,13 @@ class Guard:
         self, request: web.Request, target: Target, who: Identity
     ) -> web.Response | None:
         """None when ``who`` may go on; else the 401 or 403 to answer."""
-        if target.kind is Kind.BASE:
+        if target.access is Access.METRICS:
+            return self._metrics(target, who)
+        if target.access is Access.LOGIN:
             if who.anonymous and self.auth.can_log_in:
                 return self._unauthorized(target, None, "authentication required")
             return None
-        if target.kind is Kind.APIKEYS:
+        if target.access is Access.OWN_KEYS:
             if who.anonymous:
                 return self._unauthorized(target, None, "authentication required")
             if who.method not in ("htpasswd", "mtls"):
@@ -184,9 +192,9 @@ class Guard:
                 if not self.policy.is_admin(who):
                     return _denied(f"only an admin may manage the keys of {other}")
             return None
-        if target.kind is Kind.CATALOG:
+        if target.access is Access.CATALOG:
             return self._catalog(request, target, who)
-        if target.kind is Kind.SEARCH:
+        if target.access is Access.SEARCH:
             return self._search(request, target, who)
         assert target.repo is not None and target.action is not None
         repo = repo_name(request)  # InvalidName: 400 NAME_INVALID, never a guess
@@ -288,20 +296,6 @@ def _access_detail(scope: str) -> dict[str, str]:
     kind, _, rest = scope.partition(":")
     name, _, actions = rest.rpartition(":")
     return {"Type": kind, "Name": name, "Action": actions}
-
-
-def _target(request: web.Request) -> Target | None:
-    info = request.match_info
-    resource = info.route.resource
-    route = resource.canonical if resource is not None else None
-    return classify(
-        request.method,
-        request.path,
-        route,
-        info.get("name"),
-        info.get("reference"),
-        request.query.getall("tag", []),
-    )
 
 
 def _peercert(request: web.Request) -> Any:

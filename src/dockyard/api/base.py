@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dockyard.api.common import API_VERSION_HEADER
+from dockyard.api.request_params import API_VERSION_HEADER
 
 
 async def version_check(request: web.Request) -> web.Response:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from dockyard.api.common import STORE
 from dockyard.storage.probe import probe_writable
+from dockyard.web.app_keys import STORE
 
 #: A root that takes longer than this to write a few bytes is not ready (hung NFS, dying disk).
 PROBE_TIMEOUT = 5.0
@@ -76,10 +76,8 @@ async def readyz(request: web.Request) -> web.Response:
     return _answer(200, "ready")
 
 
-def add_health_routes(app: web.Application) -> Health:
+def install_health(app: web.Application) -> Health:
+    """The lifecycle flags the probes report (their routes are in ``api.routes``)."""
     health = Health()
     app[HEALTH] = health
-    app.router.add_get("/livez", livez)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/startupz", startupz)
     return health

@@ -7,8 +7,8 @@ import json
 
 from aiohttp import web
 
-from dockyard.api.access import read_filter
-from dockyard.api.common import next_link, page_params, services, store
+from dockyard.api.request_params import next_link, page_params, services, store
+from dockyard.web.request_keys import read_filter
 
 
 def _page(names: list[str], n: int | None, last: str | None) -> tuple[list[str], bool]:

@@ -23,8 +23,8 @@ from collections import OrderedDict
 
 from aiohttp import web
 
-from dockyard.api.errors import Handler, error_response
-from dockyard.config.ratelimit import DEFAULT_MAX_CLIENTS, RateLimit
+from dockyard.config.http import DEFAULT_MAX_CLIENTS, RateLimit
+from dockyard.web.spec_errors import Handler, error_response
 
 _PRUNE_EVERY = 4096
 #: IPv6 clients are counted by this prefix length.

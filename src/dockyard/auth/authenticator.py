@@ -14,8 +14,8 @@ import base64
 import binascii
 from typing import Any
 
-from dockyard.auth.access import AccessPolicy
-from dockyard.auth.apikeys import PREFIX, ApiKey, ApiKeyStore
+from dockyard.auth.access_policy import AccessPolicy
+from dockyard.auth.apikey_store import PREFIX, ApiKey, ApiKeyStore
 from dockyard.auth.bearer import BearerVerifier, InvalidToken
 from dockyard.auth.failures import Admit
 from dockyard.auth.htpasswd import Htpasswd

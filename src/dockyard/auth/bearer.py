@@ -24,10 +24,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from dockyard.auth.access import CREATE, DELETE, READ, UPDATE
+from dockyard.auth.access_policy import CREATE, DELETE, READ, UPDATE
+from dockyard.util.pem import load_public_key
 
-_RSA_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
-_EC_ALGS = ["ES256", "ES384", "ES512"]
 #: Clock skew tolerated between us and the token server.
 LEEWAY_SECONDS = 30
 
@@ -37,28 +36,6 @@ _SCOPE_ACTIONS = {READ: "pull", CREATE: "pull,push", UPDATE: "pull,push", DELETE
 
 class InvalidToken(Exception):
     """A token that is malformed, forged, expired, or meant for another service."""
-
-
-def load_public_key(path: Path) -> tuple[Any, list[str]]:
-    """The key in a PEM certificate or public-key file, and the algorithms it verifies."""
-    # Imported here: cryptography costs ~10 MB of RSS, paid only when bearer auth is on.
-    from cryptography import x509
-    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-    data = path.read_bytes()
-    key: Any
-    if b"BEGIN CERTIFICATE" in data:
-        key = x509.load_pem_x509_certificate(data).public_key()
-    else:
-        key = load_pem_public_key(data)
-    if isinstance(key, rsa.RSAPublicKey):
-        return key, _RSA_ALGS
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return key, _EC_ALGS
-    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-        return key, ["EdDSA"]
-    raise ValueError(f"{path}: unsupported key type {type(key).__name__}")
 
 
 def scope_for(action: str, repo: str) -> str:

@@ -28,7 +28,7 @@ import bcrypt
 
 from dockyard.auth.checkpool import PasswordPool
 from dockyard.auth.failures import Admit, Throttled
-from dockyard.plural import count
+from dockyard.util.plural import count
 
 log = logging.getLogger("dockyard.auth")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from dockyard.auth.globs import glob_match
+from dockyard.util.globs import glob_match
 
 #: How a caller authenticated. "anonymous" means it presented no credentials at all.
 Method = str

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from dockyard.auth.apikeys import ApiKeyStore
+from dockyard.auth.apikey_store import ApiKeyStore
 from dockyard.auth.authenticator import Authenticator
 
 log = logging.getLogger("dockyard.auth")

@@ -13,7 +13,7 @@ import asyncio
 from functools import partial
 from typing import Any
 
-from dockyard.bench import manifests as mf
+from dockyard.bench import manifest_json as mf
 from dockyard.bench.content import Blob
 from dockyard.bench.stats import Recorder
 from dockyard.bench.workload import Context, Metric, Workload, gather_limited, run_pool

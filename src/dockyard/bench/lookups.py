@@ -11,12 +11,12 @@ import json
 from functools import partial
 from typing import Any
 
-from dockyard.bench import manifests as mf
+from dockyard.bench import manifest_json as mf
 from dockyard.bench.client import ACCEPT_MANIFESTS, Registry, RegistryError
 from dockyard.bench.content import Blob, Content
 from dockyard.bench.stats import Recorder
 from dockyard.bench.workload import Context, Metric, Workload, gather_limited, run_pool
-from dockyard.plural import count
+from dockyard.util.plural import count
 
 #: Requests in flight while creating setup data.
 SETUP_CONCURRENCY = 16

@@ -17,7 +17,7 @@ import aiohttp
 from dockyard.bench.runner import Outcome, Target
 from dockyard.bench.stats import RunResult, median
 from dockyard.bench.workload import Metric, Workload
-from dockyard.plural import count
+from dockyard.util.plural import count
 
 #: Client CPU (share of one core) above which the client, not the server, may set the pace.
 CLIENT_BOUND = 0.85

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 
-from dockyard.bench.blobs import GiB, KiB, MiB, PullBlobs, PushBlobs
+from dockyard.bench.blob_workloads import GiB, KiB, MiB, PullBlobs, PushBlobs
 from dockyard.bench.images import PushImages
 from dockyard.bench.lookups import Catalog, ManifestRequests, TagsList
 from dockyard.bench.workload import Workload

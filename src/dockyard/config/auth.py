@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from dockyard.config.keys import ZotSection
-from dockyard.config.section import Duration
+from dockyard.config.section import Duration, ZotSection
+from dockyard.util.pem import load_public_key
 
 #: Failed logins a client address may make per minute when ``failLimit`` is not set.
 DEFAULT_FAIL_LIMIT = 30
@@ -41,8 +41,6 @@ class BearerAuth(ZotSection):
     @classmethod
     def _key(cls, value: Path) -> Path:
         """The certificate must hold a key tokens can be verified with; say so at load."""
-        from dockyard.auth.bearer import load_public_key  # the crypto, loaded when used
-
         try:
             load_public_key(existing_file(value))
         except (ValueError, OSError) as exc:  # OSError: there, but not readable

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
 
-from dockyard.config.section import Duration, Section
+from dockyard.config.section import DAY, Duration, Section
 from dockyard.config.sync import Sync
 
 DEFAULT_METRICS_PATH = "/metrics"
+#: zot's default: one scrub pass a day.
+DEFAULT_SCRUB_INTERVAL = DAY
 
 
 class Prometheus(Section):
@@ -45,8 +47,7 @@ class Metrics(Section):
 
 class Scrub(Section):
     enable: bool = True
-    #: zot's default: one pass a day.
-    interval: Duration = 24 * 3600.0
+    interval: Duration = DEFAULT_SCRUB_INTERVAL
 
     @field_validator("interval")
     @classmethod

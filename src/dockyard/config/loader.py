@@ -9,9 +9,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from dockyard.auth.globs import never_matches
 from dockyard.config.model import Config
 from dockyard.config.sync import unsupported_sync_keys
+from dockyard.util.globs import never_matches
 
 
 class ConfigError(ValueError):

@@ -1,15 +1,30 @@
-"""The whole config: one field per top-level section of zot's format."""
+"""The whole config: one field per top-level section of zot's format, and ``log``."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from dockyard.config.extensions import Extensions
 from dockyard.config.http import Http
-from dockyard.config.log import Log
 from dockyard.config.section import Section
 from dockyard.config.storage import Storage
 from dockyard.config.sync import Proxy
+
+
+class Log(Section):
+    """``log``: level and destination."""
+
+    level: Literal["trace", "debug", "info", "warn", "warning", "error", "fatal", "panic"] = "info"
+    output: str | None = None
+    #: File getting one JSON line per mutating request (who, what, result).
+    audit: str | None = None
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
 
 class Config(Section):

@@ -7,28 +7,33 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from dockyard.config.section import Duration, Section
+from dockyard.config.section import DAY, HOUR, Duration, Section
 
 DEFAULT_ROOT = "./dockyard-data"
+#: zot's defaults: a blob unreferenced for an hour is garbage; GC runs hourly; an
+#: untagged manifest is kept a day.
+DEFAULT_GC_DELAY = HOUR
+DEFAULT_GC_INTERVAL = HOUR
+DEFAULT_RETENTION_DELAY = DAY
 
 
 class Retention(Section):
-    delay: Duration = 24 * 3600.0
+    delay: Duration = DEFAULT_RETENTION_DELAY
 
 
 class SubPath(Section):
     root_directory: Path = Field(alias="rootDirectory")
     dedupe: bool = True
     gc: bool = True
-    gc_delay: Duration = Field(3600.0, alias="gcDelay")
+    gc_delay: Duration = Field(DEFAULT_GC_DELAY, alias="gcDelay")
 
 
 class Storage(Section):
     root_directory: Path = Field(Path(DEFAULT_ROOT), alias="rootDirectory")
     dedupe: bool = True
     gc: bool = True
-    gc_delay: Duration = Field(3600.0, alias="gcDelay")
-    gc_interval: Duration = Field(3600.0, alias="gcInterval")
+    gc_delay: Duration = Field(DEFAULT_GC_DELAY, alias="gcDelay")
+    gc_interval: Duration = Field(DEFAULT_GC_INTERVAL, alias="gcInterval")
     retention: Retention = Field(default_factory=Retention)
     sub_paths: dict[str, SubPath] = Field(default_factory=dict, alias="subPaths")
 

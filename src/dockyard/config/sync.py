@@ -12,12 +12,15 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from dockyard.auth.globs import compile_glob
-from dockyard.config.section import Duration, Section
+from dockyard.config.section import HOUR, Duration, Section
+from dockyard.util.globs import compile_glob
 
 #: dockyard's own default for how long an on-demand tag is served before its digest is
 #: checked against the upstream again (see README, "Mirroring").
 DEFAULT_TAG_TTL = 300.0
+#: How long ``dockyard sync`` (without ``--once``) waits between passes when no registry
+#: sets ``pollInterval``.
+DEFAULT_SYNC_WAIT = HOUR
 
 
 class SyncTags(Section):

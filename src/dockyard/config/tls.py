@@ -8,7 +8,8 @@ from pathlib import Path
 from pydantic import field_validator, model_validator
 
 from dockyard.config.auth import existing_file
-from dockyard.config.keys import ZotSection
+from dockyard.config.section import ZotSection
+from dockyard.util.pem import check_crl
 
 
 class Tls(ZotSection):
@@ -37,8 +38,6 @@ class Tls(ZotSection):
         if self.crl is not None:
             if self.cacert is None:
                 raise ValueError("crl: a CRL revokes client certificates; set cacert too")
-            from dockyard.tls import check_crl  # the crypto, loaded when a CRL is used
-
             try:
                 check_crl(self.crl, self.cacert)
             except ValueError as exc:

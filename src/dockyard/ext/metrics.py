@@ -34,11 +34,12 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from dockyard.api.common import STORE
 from dockyard.config.extensions import Metrics as MetricsConfig
 from dockyard.ext.usage import UsageTracker
-from dockyard.logs import AFTER_RESPONSE, bytes_received, bytes_sent
 from dockyard.storage.events import StorageEvents
+from dockyard.web.app_keys import AFTER_RESPONSE, STORE
+from dockyard.web.routing import Access, Route, add_routes
+from dockyard.web.transfer import bytes_received, bytes_sent
 
 log = logging.getLogger("dockyard.metrics")
 
@@ -256,9 +257,10 @@ def gauge(name: str, doc: str, value: float, **labels: str) -> GaugeMetricFamily
 
 
 @web.middleware
-async def _in_flight(request: web.Request, handler: Any) -> web.StreamResponse:
+async def uploads_in_flight(request: web.Request, handler: Any) -> web.StreamResponse:
     """Counts upload requests while their bodies stream (the only part that needs to wrap
-    the handler; everything else is recorded after the response)."""
+    the handler; everything else is recorded after the response). The running process
+    puts it in its middleware chain (``dockyard.app.middleware``) when metrics are on."""
     if request.method not in _UPLOAD_METHODS or "/blobs/uploads" not in request.path:
         response: web.StreamResponse = await handler(request)
         return response
@@ -286,10 +288,10 @@ def install(app: web.Application, config: MetricsConfig) -> Metrics:
     app[METRICS] = metrics
     store.observe(metrics)
     app[AFTER_RESPONSE].append(metrics.observe_request)
-    app.middlewares.insert(0, _in_flight)
     path = config.prometheus.path
     if config.port is None:
-        app.router.add_get(path, _scrape)
+        # It names every repository: only who may read them all scrapes it here.
+        add_routes(app, (Route("GET", path, _scrape, Access.METRICS),))
     else:
         app.cleanup_ctx.append(_own_listener(metrics, path, config.address, config.port))
 

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dockyard.oci.digest import Digest
-from dockyard.plural import count
 from dockyard.storage.catalog import Catalog
 from dockyard.storage.dedupe.adopt import ADOPTED, adopt_root
 from dockyard.storage.events import StorageEvents
@@ -21,6 +20,7 @@ from dockyard.storage.manifests import RepoManifests
 from dockyard.storage.repo_blobs import RepoBlobs
 from dockyard.storage.root import RootSettings, StorageRoot
 from dockyard.storage.upload_pool import UploadPool
+from dockyard.util.plural import count
 
 log = logging.getLogger("dockyard.store")
 Progress = Callable[[str], None] | None

@@ -13,8 +13,8 @@ from importlib.resources import files
 
 from aiohttp import web
 
-from dockyard.api.security import GUARD
 from dockyard.auth.sessions import Sessions
+from dockyard.web.routing import Access, Route, add_routes
 
 from . import session
 
@@ -39,20 +39,6 @@ _HEADERS = {
 }
 
 
-def install(app: web.Application) -> None:
-    """Serve the UI at ``/``; with auth on, browser sessions too."""
-    guard = app.get(GUARD)
-    sessions = None
-    if guard is not None:
-        sessions = Sessions()
-        guard.sessions = sessions
-    app[session.SESSIONS] = sessions
-    app.router.add_get("/", index)
-    app.router.add_get("/favicon.ico", favicon)
-    app.router.add_get("/ui/static/{asset}", asset)
-    session.add_routes(app)
-
-
 async def index(request: web.Request) -> web.Response:
     body = _STATIC.joinpath("index.html").read_bytes()
     return web.Response(body=body, content_type="text/html", charset="utf-8", headers=_HEADERS)
@@ -70,3 +56,22 @@ async def asset(request: web.Request) -> web.Response:
 async def favicon(request: web.Request) -> web.Response:
     """Browsers ask for it whatever the page says; answer rather than log a 404."""
     raise web.HTTPFound("/ui/static/favicon.svg")
+
+
+#: The page and its files: public, as the page holds nothing until its user logs in.
+ROUTES = (
+    Route("GET", "/", index, Access.PUBLIC),
+    Route("GET", "/favicon.ico", favicon, Access.PUBLIC),
+    Route("GET", "/ui/static/{asset}", asset, Access.PUBLIC),
+)
+
+
+def install(app: web.Application, guard: session.LoginGuard | None) -> None:
+    """Serve the UI at ``/``; with auth on (``guard``), browser sessions too."""
+    app[session.GUARD] = guard
+    sessions = None
+    if guard is not None:
+        sessions = Sessions()
+        guard.sessions = sessions
+    app[session.SESSIONS] = sessions
+    add_routes(app, ROUTES + session.ROUTES)

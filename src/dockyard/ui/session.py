@@ -12,26 +12,42 @@ import asyncio
 import base64
 import json
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from dockyard.api.common import read_limited
-from dockyard.api.errors import error_response
-from dockyard.api.security import GUARD
-from dockyard.auth.authenticator import AuthFailed
+from dockyard.auth.authenticator import Authenticator, AuthFailed
 from dockyard.auth.failures import Throttled
+from dockyard.auth.identity import Identity
 from dockyard.auth.sessions import COOKIE, CSRF_HEADER, Sessions
+from dockyard.web.bodies import read_limited
+from dockyard.web.routing import Access, Route
+from dockyard.web.spec_errors import error_response
 
 log = logging.getLogger("dockyard.auth")
 PATH = "/ui/session"
 SESSIONS: web.AppKey[Sessions | None] = web.AppKey("ui_sessions")
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get(PATH, whoami)
-    app.router.add_post(PATH, login)
-    app.router.add_delete(PATH, logout)
+class LoginGuard(Protocol):
+    """What a UI login needs of the registry's auth middleware (``api.auth_middleware.Guard``):
+    the same password check, failed-login brake and answers as every registry request."""
+
+    auth: Authenticator
+    fail_delay: float
+    sessions: Sessions | None
+
+    async def identify(
+        self, client: str, authorization: list[str], peercert: Any = None
+    ) -> Identity:
+        """Who sent these credentials; AuthFailed or Throttled when not admitted."""
+
+    async def too_many(self, client: str) -> web.Response:
+        """The 429 for a client over its failed-login limit."""
+
+
+#: The auth middleware the running process installed; None when auth is off.
+GUARD: web.AppKey[LoginGuard | None] = web.AppKey("ui_guard")
 
 
 def _state(auth: bool, user: str | None, csrf: str | None) -> dict[str, Any]:
@@ -42,7 +58,7 @@ async def whoami(request: web.Request) -> web.Response:
     sessions = request.app[SESSIONS]
     if sessions is None:
         return web.json_response(_state(False, None, None))
-    guard = request.app.get(GUARD)
+    guard = request.app[GUARD]
     htpasswd = guard.auth.htpasswd if guard is not None else None
     current = sessions.current(request.cookies.get(COOKIE), htpasswd)
     if current is None:
@@ -52,7 +68,7 @@ async def whoami(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     sessions = request.app[SESSIONS]
-    guard = request.app.get(GUARD)
+    guard = request.app[GUARD]
     if sessions is None or guard is None:
         return error_response("UNSUPPORTED", "authentication is not configured", 400)
     if request.content_type != "application/json":
@@ -100,3 +116,11 @@ async def logout(request: web.Request) -> web.Response:
     response = web.json_response(_state(sessions is not None, None, None))
     response.del_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
     return response
+
+
+#: Public: a login is what it offers; it checks the password itself, through the guard.
+ROUTES = (
+    Route("GET", PATH, whoami, Access.PUBLIC),
+    Route("POST", PATH, login, Access.PUBLIC),
+    Route("DELETE", PATH, logout, Access.PUBLIC),
+)

@@ -12,12 +12,20 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from dockyard.api.common import STORE
+from dockyard.web.app_keys import STORE
+from dockyard.web.routing import Access, Route, add_routes
 
-from .http import DISCOVER_PATH, PATH, SEARCH_INDEX, discover, schema, search
+from .graphql_endpoint import DISCOVER_PATH, PATH, SEARCH_INDEX, discover, schema, search
 from .index import SearchIndex
 
-__all__ = ["PATH", "SEARCH_INDEX", "SearchIndex", "install"]
+__all__ = ["PATH", "ROUTES", "SEARCH_INDEX", "SearchIndex", "install"]
+
+#: The search API answers like the catalog: only about repositories the caller may read.
+ROUTES = (
+    Route("POST", PATH, search, Access.SEARCH),
+    Route("GET", PATH, search, Access.SEARCH),
+    Route("GET", DISCOVER_PATH, discover, Access.LOGIN),
+)
 
 
 def install(app: web.Application) -> SearchIndex:
@@ -27,9 +35,7 @@ def install(app: web.Application) -> SearchIndex:
     index = SearchIndex(store)
     store.observe(index)
     app[SEARCH_INDEX] = index
-    app.router.add_post(PATH, search)
-    app.router.add_get(PATH, search)
-    app.router.add_get(DISCOVER_PATH, discover)
+    add_routes(app, ROUTES)
     app.cleanup_ctx.append(_keep_current)
     return index
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from dockyard.storage.events import StorageEvents
 from dockyard.storage.store import Store
 
-from .loader import load_repo
-from .model import RepoMeta
+from .records import RepoMeta
+from .repo_reader import load_repo
 from .snapshot import Snapshot
 
 log = logging.getLogger("dockyard.search")

@@ -13,9 +13,9 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from .model import ImageMeta, IndexMeta, Meta, RepoMeta, platforms
 from .pages import page
 from .rank import rank_repo_name
+from .records import ImageMeta, IndexMeta, Meta, RepoMeta, platforms
 from .snapshot import Snapshot
 from .summaries import Obj, image_summary, referrer, repo_summary
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .model import RepoMeta
+from .records import RepoMeta
 
 #: How each criterion orders repositories (no search text: every rank is equal).
 _KEYS: dict[str, tuple[Callable[[RepoMeta], Any], bool]] = {

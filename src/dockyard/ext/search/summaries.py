@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .model import ImageMeta, IndexMeta, Meta, ReferrerMeta, RepoMeta, platforms
+from .records import ImageMeta, IndexMeta, Meta, ReferrerMeta, RepoMeta, platforms
 
 Obj = dict[str, Any]
 

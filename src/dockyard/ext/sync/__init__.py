@@ -14,15 +14,15 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from dockyard.api.common import STORE
-from dockyard.api.mirror import MIRROR
 from dockyard.config import Config
 from dockyard.ext.sync.flights import Flights
 from dockyard.ext.sync.ondemand import OnDemand
 from dockyard.ext.sync.periodic import PeriodicSync
 from dockyard.ext.sync.registries import Registry, build_registries
-from dockyard.ext.sync.stats import SyncStats
+from dockyard.ext.sync.sync_stats import SyncStats
 from dockyard.storage.store import Store
+from dockyard.web.app_keys import STORE
+from dockyard.web.mirror import MIRROR
 
 log = logging.getLogger("dockyard.sync")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from dockyard.ext.sync.stats import SyncStats
+from dockyard.ext.sync.sync_stats import SyncStats
 from dockyard.ext.sync.upstream import Upstream, UpstreamError
 from dockyard.oci.digest import Digest, Hasher
 from dockyard.storage.errors import StorageError

@@ -1,6 +1,6 @@
 """On-demand pull-through: a read of missing content fetches it from an upstream.
 
-Installed as the API's :class:`~dockyard.api.mirror.MissHook`. Only registries with
+Installed as the API's :class:`~dockyard.web.mirror.MissHook`. Only registries with
 ``onDemand: true`` (and distribution's ``proxy``) take part, only for names one of their
 ``content`` rules covers, and upstream URLs are tried in order. The access guard runs
 before any handler, so a fetch happens only for a caller who may read the local name.
@@ -28,7 +28,7 @@ from aiohttp import web
 from dockyard.ext.sync.copy import Refused, copy_manifest, first_manifest
 from dockyard.ext.sync.flights import Flights
 from dockyard.ext.sync.registries import Registry
-from dockyard.ext.sync.stats import SyncStats
+from dockyard.ext.sync.sync_stats import SyncStats
 from dockyard.ext.sync.upstream import Upstream, UpstreamError
 from dockyard.oci.digest import Digest
 from dockyard.oci.names import is_tag
@@ -81,9 +81,16 @@ class OnDemand:
         upstream, upstream_name, fetched = found
         try:
             copied = await copy_manifest(upstream, upstream_name, svc, name, reference, fetched)
-        except (Refused, UpstreamError, StorageError) as exc:
-            self.stats.refused += isinstance(exc, Refused)
+        except Refused as exc:
+            # Content that is not what it claims: a hostile or broken upstream.
+            self.stats.refused += 1
             log.error("sync: refused %s:%s from %s: %s", name, reference, upstream.host, exc)
+            return False
+        except (UpstreamError, StorageError) as exc:
+            # The upstream failed half way (down, 5xx): its fault, and the next read retries.
+            log.warning(
+                "sync: fetching %s:%s from %s failed: %s", name, reference, upstream.host, exc
+            )
             return False
         if ":" not in reference:
             self._checked[(name, reference)] = time.monotonic()

@@ -6,6 +6,13 @@ paged, for a glob; the name itself for a prefix without one), keeps the tags tha
 every blob, and the referrers the upstream lists. What is already here is compared by
 digest and skipped, so a second pass over unchanged images moves no blob bytes. Nothing
 is ever deleted. One log line per image; totals in the metrics (``dockyard_sync_*``).
+
+Retries (``maxRetries``, ``retryDelay``): a pass first tries every image once; then each
+image that failed is tried again, up to ``maxRetries`` times, each time no sooner than
+``retryDelay`` after its own previous failure. An image that keeps failing therefore
+never holds up the others, and a pass with failures lasts about ``maxRetries`` times
+``retryDelay`` longer, not that times the number of failing images. What still fails is
+a warning (the upstream's fault, not dockyard's) and counts in ``dockyard_sync_errors``.
 It runs as a background task: blobs stream to disk in threads, never on the hot path.
 """
 
@@ -13,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,7 +28,7 @@ from dockyard.ext.sync.copy import BeforePut, Refused, copy_manifest
 from dockyard.ext.sync.flights import Flights
 from dockyard.ext.sync.registries import Registry
 from dockyard.ext.sync.rules import Rule, has_glob
-from dockyard.ext.sync.stats import SyncStats
+from dockyard.ext.sync.sync_stats import SyncStats
 from dockyard.ext.sync.upstream import Upstream, UpstreamError
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Manifest
@@ -131,15 +139,34 @@ class PeriodicSync:
             return report
         upstream, images = planned
         bytes_before = self.stats.bytes
+        report.images = len(images)
+        settings = registry.settings
+        pending: list[tuple[Image, float, Exception]] = []
         for image in images:
-            report.images += 1
-            outcome = await self._with_retries(registry, upstream, image)
-            if outcome == "copied":
-                report.copied += 1
-            elif outcome == "skipped":
-                report.skipped += 1
-            else:
-                report.failed += 1
+            failure = await self._attempt(upstream, image, report, progress)
+            if failure is not None:
+                pending.append((image, time.monotonic(), failure))
+        for _ in range(settings.max_retries):
+            if not pending:
+                break
+            again: list[tuple[Image, float, Exception]] = []
+            for image, failed_at, _exc in pending:
+                await asyncio.sleep(max(0.0, failed_at + settings.retry_delay - time.monotonic()))
+                failure = await self._attempt(upstream, image, report, progress)
+                if failure is not None:
+                    again.append((image, time.monotonic(), failure))
+            pending = again
+        for image, _at, exc in pending:
+            report.failed += 1
+            self.stats.errors += 1
+            log.warning(
+                "sync: %s:%s from %s failed after %d attempts: %s",
+                image.local,
+                image.tag,
+                upstream.host,
+                settings.max_retries + 1,
+                exc,
+            )
             if progress is not None:
                 progress(f"{image.local}:{image.tag}")
         report.bytes = self.stats.bytes - bytes_before
@@ -155,18 +182,22 @@ class PeriodicSync:
         )
         return report
 
-    async def _with_retries(self, registry: Registry, upstream: Upstream, image: Image) -> str:
-        attempts = registry.settings.max_retries + 1
-        for attempt in range(attempts):
-            try:
-                return await self.copy_image(upstream, image)
-            except (UpstreamError, Refused, StorageError) as exc:
-                last = exc
-                if attempt + 1 < attempts:
-                    await asyncio.sleep(registry.settings.retry_delay)
-        self.stats.errors += 1
-        log.error("sync: %s:%s from %s failed: %s", image.local, image.tag, upstream.host, last)
-        return "failed"
+    async def _attempt(
+        self, upstream: Upstream, image: Image, report: PassReport, progress: Progress
+    ) -> Exception | None:
+        """Copy one image once; the failure when it failed (the pass retries it later)."""
+        try:
+            outcome = await self.copy_image(upstream, image)
+        except (UpstreamError, Refused, StorageError) as exc:
+            log.info("sync: %s:%s from %s failed: %s", image.local, image.tag, upstream.host, exc)
+            return exc
+        if outcome == "copied":
+            report.copied += 1
+        else:
+            report.skipped += 1
+        if progress is not None:
+            progress(f"{image.local}:{image.tag}")
+        return None
 
     async def copy_image(self, upstream: Upstream, image: Image) -> str:
         """Copy one tagged image; "skipped" when the local tag already has its digest."""

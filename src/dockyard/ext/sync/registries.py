@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from dockyard.config import Config
 from dockyard.config.sync import SyncContent, SyncRegistry
 from dockyard.ext.sync.credentials import credentials_for, load_credentials
-from dockyard.ext.sync.rules import Rule, docker_hub_name
+from dockyard.ext.sync.rules import Rule, upstream_name_at
 from dockyard.ext.sync.upstream import Upstream, client_tls
 
 
@@ -26,9 +26,13 @@ class Registry:
     def sources_for(self, local: str) -> list[tuple[Upstream, str]]:
         """Each URL with the name ``local`` has there, when a rule covers it; else []."""
         for rule in self.rules:
-            upstream_name = rule.upstream_name(local)
-            if upstream_name is not None:
-                return [(up, docker_hub_name(up.host, upstream_name)) for up in self.upstreams]
+            sources = []
+            for upstream in self.upstreams:
+                name = upstream_name_at(rule, upstream.host, local)
+                if name is not None:
+                    sources.append((upstream, name))
+            if sources:
+                return sources
         return []
 
 

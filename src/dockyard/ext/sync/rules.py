@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from dockyard.auth.globs import glob_match
 from dockyard.config.sync import SyncContent
 from dockyard.oci.names import InvalidName, validate_name
+from dockyard.util.globs import glob_match
 
 #: zot's semver filter takes what Masterminds/semver parses: an optional ``v``, one to
 #: three numeric parts, optional pre-release and build suffixes.
@@ -99,7 +99,23 @@ class Rule:
         return not tags.semver or is_semver(tag)
 
 
+DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+
+
 def docker_hub_name(host: str, name: str) -> str:
     """Docker Hub keeps official images under ``library/``: ``alpine`` is ``library/alpine``."""
-    hub = host in ("docker.io", "index.docker.io", "registry-1.docker.io")
+    hub = host in DOCKER_HUB_HOSTS
     return f"library/{name}" if hub and "/" not in name else name
+
+
+def upstream_name_at(rule: Rule, host: str, local: str) -> str | None:
+    """The name the local name ``local`` has on the upstream ``host`` under ``rule``.
+
+    On Docker Hub a one-component name is an official image, ``library/NAME``: that is
+    the name the rule's prefix must cover (``library/**`` covers a pull of ``alpine``),
+    and the name asked for. Elsewhere names are taken as they are.
+    """
+    name = rule.upstream_name(local)
+    if name is None and host in DOCKER_HUB_HOSTS and "/" not in local:
+        name = rule.upstream_name(f"library/{local}")
+    return docker_hub_name(host, name) if name is not None else None

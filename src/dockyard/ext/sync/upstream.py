@@ -9,6 +9,7 @@ upstream.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import re
@@ -55,14 +56,19 @@ class Fetched:
     digest: str | None
 
 
-def client_tls(tls_verify: bool, cert_dir: str | None) -> ssl.SSLContext | bool:
-    """zot's ``certDir``: ``ca.crt`` to trust, ``client.cert``/``client.key`` for mTLS."""
-    if not tls_verify:
-        return False
+def client_tls(tls_verify: bool, cert_dir: str | None) -> ssl.SSLContext:
+    """zot's ``certDir``: ``ca.crt`` to trust, ``client.cert``/``client.key`` for mTLS.
+
+    ``tlsVerify: false`` only stops checking the upstream's certificate: the client pair
+    is still presented, since an upstream that requires one refuses the handshake without.
+    """
     ctx = ssl.create_default_context()
+    if not tls_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
     if cert_dir:
         folder = Path(cert_dir)
-        if (folder / "ca.crt").exists():
+        if tls_verify and (folder / "ca.crt").exists():
             ctx.load_verify_locations(cafile=str(folder / "ca.crt"))
         if (folder / "client.cert").exists() and (folder / "client.key").exists():
             ctx.load_cert_chain(str(folder / "client.cert"), str(folder / "client.key"))
@@ -97,6 +103,9 @@ class Upstream:
         self._session: aiohttp.ClientSession | None = None
         #: scope -> (token, monotonic expiry)
         self._tokens: dict[str, tuple[str, float]] = {}
+        #: scope -> the lock held while a token for it is asked for, so requests that meet
+        #: the same 401 at once share one token request.
+        self._token_locks: dict[str, asyncio.Lock] = {}
         #: True once the upstream asked for Basic: send it up front from then on.
         self._basic = False
 
@@ -134,9 +143,21 @@ class Upstream:
             return f"Bearer {token[0]}"
         return self._basic_header() if self._basic else None
 
-    async def _token(self, challenge: str, scope: str) -> str:
+    async def _token(self, challenge: str, scope: str, refused: str | None) -> None:
         """The bearer dance: ask the realm for a token for ``scope``, with our credentials
-        when we have some, anonymously when not; keep it until it expires."""
+        when we have some, anonymously when not; keep it until it nears expiry.
+
+        One request per scope at a time: whoever waited for the lock uses the token the
+        holder got, unless that is ``refused``, the token the upstream just turned down.
+        """
+        lock = self._token_locks.setdefault(scope, asyncio.Lock())
+        async with lock:
+            held = self._tokens.get(scope)
+            if held is not None and held[1] > time.monotonic() and held[0] != refused:
+                return
+            await self._new_token(challenge, scope)
+
+    async def _new_token(self, challenge: str, scope: str) -> None:
         params = dict(_CHALLENGE_PARAM.findall(challenge))
         realm = params.get("realm")
         if not realm or not realm.startswith(("http://", "https://")):
@@ -158,7 +179,6 @@ class Upstream:
         expires = doc.get("expires_in", 60)
         lifetime = float(expires) if isinstance(expires, int | float) and expires > 0 else 60.0
         self._tokens[scope] = (token, time.monotonic() + max(lifetime - _TOKEN_MARGIN, 1.0))
-        return token
 
     async def request(
         self, method: str, path: str, scope: str, headers: dict[str, str] | None = None
@@ -184,7 +204,8 @@ class Upstream:
             kind = challenge.split(" ", 1)[0].lower()
             try:
                 if kind == "bearer":
-                    await self._token(challenge, scope)
+                    refused = auth[7:] if auth and auth.startswith("Bearer ") else None
+                    await self._token(challenge, scope, refused)
                 elif kind == "basic" and self.credentials is not None and not self._basic:
                     self._basic = True
                 else:

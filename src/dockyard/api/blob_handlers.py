@@ -1,0 +1,45 @@
+"""Blob reads and deletes: ``/v2/<name>/blobs/<digest>`` (end-2, end-10)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dockyard.api.request_params import digest_param, services
+from dockyard.storage.errors import BlobUnknown, NameUnknown
+from dockyard.web.mirror import miss_hook
+from dockyard.web.request_keys import may_create, read_filter
+
+
+async def get_blob(request: web.Request) -> web.StreamResponse:
+    """GET/HEAD a blob, served zero-copy with sendfile; one Range gives 206 (or 416)."""
+    name, svc = services(request)
+    digest = digest_param(request.match_info["digest"])
+    # Only a HEAD links in a blob another repository holds: it is how clients ask "may I
+    # skip this upload?", while a GET after a DELETE must stay a 404. Only for a caller
+    # who may push here (for anyone else a HEAD is a read, and a read changes nothing),
+    # and only from repositories the caller may read.
+    link = request.method == "HEAD" and may_create(request, name)
+    # Bytes that no longer match the digest are never served (see storage.integrity).
+    try:
+        path, _size = await svc.blobs.checked(
+            name, digest, link=link, source_ok=read_filter(request)
+        )
+    except (BlobUnknown, NameUnknown):
+        mirror = miss_hook(request)
+        fetched = await mirror.blob(request, svc, name, digest) if mirror else None
+        if fetched is None:
+            raise
+        return fetched
+    headers = {
+        "Docker-Content-Digest": str(digest),
+        "Content-Type": "application/octet-stream",
+        "Cache-Control": "max-age=31536000",
+    }
+    return web.FileResponse(path, headers=headers)
+
+
+async def delete_blob(request: web.Request) -> web.Response:
+    name, svc = services(request)
+    digest = digest_param(request.match_info["digest"])
+    await svc.blobs.delete(name, digest)
+    return web.Response(status=202, headers={"Docker-Content-Digest": str(digest)})

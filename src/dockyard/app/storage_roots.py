@@ -1,0 +1,47 @@
+"""The storage roots a config describes (the default one and one per ``subPaths`` entry),
+and the store built on them.
+
+One function reads the roots, used both to build the store at start-up and to compare a
+reloaded config with the running one, so the two can never read the config differently.
+It imports no HTTP code: ``dockyard gc``, ``scrub`` and ``sync`` build their store here
+without loading the server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dockyard.config import Config
+from dockyard.storage.root import RootSettings
+from dockyard.storage.store import Store
+
+
+def root_settings(config: Config) -> tuple[RootSettings, dict[str, RootSettings]]:
+    """(default root, ``subPaths`` prefix -> root) with every path made absolute."""
+    storage = config.storage
+
+    def settings(root: Path, dedupe: bool, gc: bool, gc_delay: float) -> RootSettings:
+        return RootSettings(
+            root.absolute(),
+            dedupe=dedupe,
+            gc=gc,
+            gc_delay=gc_delay,
+            gc_interval=storage.gc_interval,
+            retention_delay=storage.retention.delay,
+        )
+
+    default = settings(storage.root_directory, storage.dedupe, storage.gc, storage.gc_delay)
+    subs = {
+        prefix: settings(sub.root_directory, sub.dedupe, sub.gc, sub.gc_delay)
+        for prefix, sub in storage.sub_paths.items()
+    }
+    return default, subs
+
+
+def build_store(config: Config, *, read_only: bool = False) -> Store:
+    """The store a config describes: the default root and one root per ``subPaths`` entry.
+
+    ``read_only`` for a look that must write nothing (``gc --dry-run``).
+    """
+    default, subs = root_settings(config)
+    return Store(default, subs, read_only=read_only)

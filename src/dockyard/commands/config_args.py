@@ -1,0 +1,66 @@
+"""What every subcommand that reads a config shares."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dockyard.app.preflight import EXIT_CONFIG, missing_roots, problems
+from dockyard.config import Config, ConfigError, load_config
+
+__all__ = [
+    "EXIT_CONFIG",
+    "add_root_flag",
+    "load_or_report",
+    "report",
+    "roots_exist",
+    "servable",
+    "with_root",
+]
+
+
+def report(found: list[str]) -> bool:
+    """Print ``found`` as one line on stderr; True when there was nothing to print."""
+    if found:
+        print(f"dockyard: {'; '.join(found)}", file=sys.stderr)
+    return not found
+
+
+def load_or_report(path: Path | None) -> Config | None:
+    """The config at ``path`` (embedded defaults for None); None after printing why not."""
+    try:
+        config, warnings = load_config(path)
+    except ConfigError as exc:
+        print(f"dockyard: invalid config: {exc}", file=sys.stderr)
+        return None
+    for warning in warnings:
+        print(f"dockyard: warning: {warning}", file=sys.stderr)
+    return config
+
+
+def servable(config: Config, root_flag: bool = False) -> bool:
+    """The checks ``serve`` makes before it starts (``verify`` makes them too); printed."""
+    return report(problems(config, root_flag))
+
+
+def roots_exist(config: Config, root_flag: bool = False) -> bool:
+    """The offline commands work on roots that exist: a missing one is printed, not made."""
+    return report(missing_roots(config, root_flag))
+
+
+def add_root_flag(parser: argparse.ArgumentParser) -> None:
+    """``CONFIG`` optional and ``--root DIR``, as ``serve`` takes them."""
+    parser.add_argument(
+        "config", nargs="?", type=Path, help="zot-format config, JSON or YAML (default: none)"
+    )
+    parser.add_argument(
+        "--root", type=Path, help="storage root, over the config's (default ./dockyard-data)"
+    )
+
+
+def with_root(config: Config, root: Path | None) -> Config:
+    """``config`` with ``--root`` applied (the flag wins over the file)."""
+    if root is not None:
+        config.storage.root_directory = root
+    return config

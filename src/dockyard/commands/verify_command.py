@@ -1,0 +1,27 @@
+"""``dockyard verify CONFIG``: check a config as ``serve`` would, exit 0 or 2.
+
+The same checks ``serve`` makes before it starts: the config's keys and values, then the
+files and folders it names (see ``dockyard.app.preflight``). Nothing is created.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from dockyard.commands.config_args import EXIT_CONFIG, load_or_report, servable
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_or_report(args.config)
+    if config is None or not servable(config):
+        return EXIT_CONFIG
+    print(f"dockyard: {args.config} is valid")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("verify", help="check a config file and exit 0 (valid) or 2")
+    p.add_argument("config", type=Path)
+    p.set_defaults(func=run)
