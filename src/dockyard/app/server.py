@@ -29,7 +29,7 @@ from dockyard.app.storage_roots import build_store
 from dockyard.config import Config
 from dockyard.ext import search
 from dockyard.ext.sync import install_sync
-from dockyard.storage.gc import stop_walker
+from dockyard.storage.workers import stop_walker
 from dockyard.util.plural import count
 from dockyard.web.app_keys import STORE
 from dockyard.web.routing import add_routes

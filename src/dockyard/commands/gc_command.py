@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from dockyard.app.storage_roots import build_store
-    from dockyard.storage.gc import stop_walker
+    from dockyard.storage.workers import stop_walker
 
     loaded = load_or_report(args.config)
     if loaded is None:

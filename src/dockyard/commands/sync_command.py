@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from dockyard.config.sync import DEFAULT_SYNC_WAIT
     from dockyard.ext.sync import build_mirror
     from dockyard.ext.sync.credentials import CredentialsError
-    from dockyard.storage.gc import stop_walker
+    from dockyard.storage.workers import stop_walker
 
     config = load_or_report(args.config)
     if config is None:

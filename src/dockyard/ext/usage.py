@@ -6,6 +6,10 @@ start-up; after that only repositories that a request changed (a push, a delete,
 a GC pass) are walked again, at most once a second each, and a full walk every
 ``FULL_EVERY`` seconds catches what changed behind the server's back (``dockyard gc``,
 a hand edit). Dedupe savings are kept incrementally from each repository's inodes.
+
+Nothing here that grows with a repository runs on the event loop: the walks run in
+storage's worker processes (``storage.workers``; a thread would still hold the GIL for
+the walk's pure-Python part), and the inode bookkeeping in a thread.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 
 from dockyard.storage.repo_usage import RepoUsage, repo_usage
 from dockyard.storage.store import Store
+from dockyard.storage.workers import in_walker
 
 log = logging.getLogger("dockyard.metrics")
 
@@ -61,33 +66,42 @@ class UsageTracker:
             yield root, totals.apparent - totals.unique
 
     def _set(self, root: Path, repo: str, usage: RepoUsage | None) -> None:
+        """Swap ``repo``'s figures for ``usage``; in a thread, as it goes over every inode.
+
+        Only the tracker's own task calls it, one at a time. Scrapes on the loop read
+        ``_repos`` and ``_totals``: each changes by one dict assignment, a new totals
+        object built aside, so a scrape never sees half an update.
+        """
         inodes = self._inodes.setdefault(root, {})
-        totals = self._totals.setdefault(root, _RootTotals())
-        old = self._repos.pop((root, repo), None)
+        old_totals = self._totals.get(root, _RootTotals())
+        apparent, unique = old_totals.apparent, old_totals.unique
+        old = self._repos.get((root, repo))
         if old is not None:
-            totals.apparent -= old.apparent
+            apparent -= old.apparent
             for ino in old.inodes:
                 ref = inodes[ino]
                 ref[0] -= 1
                 if not ref[0]:
-                    totals.unique -= ref[1]
+                    unique -= ref[1]
                     del inodes[ino]
-        if usage is None:
-            return
-        self._repos[(root, repo)] = usage
-        totals.apparent += usage.apparent
-        for ino, size in usage.inodes.items():
-            ref = inodes.setdefault(ino, [0, size])
-            if not ref[0]:
-                totals.unique += size
-            ref[0] += 1
+        if usage is not None:
+            apparent += usage.apparent
+            for ino, size in usage.inodes.items():
+                ref = inodes.setdefault(ino, [0, size])
+                if not ref[0]:
+                    unique += size
+                ref[0] += 1
+            self._repos[(root, repo)] = usage
+        else:
+            self._repos.pop((root, repo), None)
+        self._totals[root] = _RootTotals(apparent, unique)
 
     async def _walk(self, repos: list[str]) -> None:
         for repo in repos:
             root = self.store.for_repo(repo).root
-            usage = await asyncio.to_thread(repo_usage, root.backend, root.repo_dir(repo))
+            usage = await in_walker(repo_usage, root.backend, root.repo_dir(repo))
             exists = usage.apparent or usage.uploads or root.repo_dir(repo).is_dir()
-            self._set(root.path, repo, usage if exists else None)
+            await asyncio.to_thread(self._set, root.path, repo, usage if exists else None)
 
     async def _walk_all(self) -> None:
         await self.store.catalog.load()

@@ -20,54 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import time
-from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any, TypeVar
 
 from dockyard.oci.digest import Digest
 from dockyard.storage import gc_walk
 from dockyard.storage.paths import UPLOADS_DIR, owner_record_of
 from dockyard.storage.root import StorageRoot
+from dockyard.storage.workers import in_walker
 
 log = logging.getLogger("dockyard.gc")
-T = TypeVar("T")
-
-_executor: Executor | None = None
-
-
-def _lowest_priority() -> None:
-    """GC runs on spare CPU only (SCHED_IDLE): on a busy machine, serving comes first."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        os.nice(19)
-
-
-def walker() -> Executor:
-    """The one worker process GC walks run in, started on first use, at lowest priority."""
-    global _executor
-    if _executor is None:
-        context = multiprocessing.get_context("forkserver")
-        _executor = ProcessPoolExecutor(
-            max_workers=1, mp_context=context, initializer=_lowest_priority
-        )
-    return _executor
-
-
-def stop_walker() -> None:
-    global _executor
-    if _executor is not None:
-        _executor.shutdown(wait=False, cancel_futures=True)
-        _executor = None
-
-
-async def _in_walker(fn: Callable[..., T], *args: Any) -> T:
-    return await asyncio.get_running_loop().run_in_executor(walker(), partial(fn, *args))
 
 
 @dataclass
@@ -135,7 +98,7 @@ class Collector:
         try:
             without: frozenset[str] = frozenset()
             if retention:
-                _, expired = await _in_walker(
+                _, expired = await in_walker(
                     gc_walk.expired_untagged, repo_dir, now, self.retention_delay
                 )
                 if dry_run:
@@ -145,13 +108,13 @@ class Collector:
                     dropped = await self._drop_from_index(repo, frozenset(expired))
                     report.manifests += [(repo, d) for d in dropped]
             for _ in range(3):
-                stamp, picked = await _in_walker(
+                stamp, picked = await in_walker(
                     gc_walk.orphans, repo_dir, now, self.gc_delay, without
                 )
                 async with self.root.locks.hold(repo):
                     if self.root.layout.stamp(repo_dir) != stamp:
                         continue  # a push landed meanwhile: decide again
-                    removed = await _in_walker(
+                    removed = await in_walker(
                         gc_walk.delete_orphans, repo_dir, picked, self.gc_delay, dry_run
                     )
                 if not dry_run and removed:
@@ -184,7 +147,7 @@ class Collector:
         repo_dir = self.root.repo_dir(repo)
         async with self.root.locks.hold(repo):
             try:
-                dropped = await _in_walker(gc_walk.drop_untagged, repo_dir, digests)
+                dropped = await in_walker(gc_walk.drop_untagged, repo_dir, digests)
             finally:
                 self.root.layout.forget(repo_dir)
             for digest in dropped:
@@ -212,7 +175,7 @@ class Collector:
 
         The walk over the root runs in the worker process, the delete in a thread.
         """
-        stale = await _in_walker(gc_walk.stale_stamps, self.root.path)
+        stale = await in_walker(gc_walk.stale_stamps, self.root.path)
         if stale:
             await asyncio.to_thread(self.root.stamps.forget_many, stale)
         return len(stale)

@@ -1,8 +1,8 @@
 """What one repository occupies: blob bytes, which stored copies, open upload sessions.
 
 A plain function over a repository folder (stat calls only, never a read), for the
-metrics extension to run in a thread. Identities (inodes) are returned so a caller can
-tell how many of those bytes are shared with other repositories through dedupe.
+metrics extension to run in a worker process. Identities (inodes) are returned so a
+caller can tell how many of those bytes are shared with other repositories through dedupe.
 """
 
 from __future__ import annotations

@@ -1,9 +1,13 @@
-"""The worker process that storage's heavy walks run in, at the lowest CPU priority.
+"""The worker processes that storage's heavy walks run in, at the lowest CPU priority.
 
-GC's reachability walks and scrub's hashing parse JSON and read whole stores: in the
-server's own process that would hold the GIL from every request. They run here instead,
-in one process started on first use at ``SCHED_IDLE``, so they take spare CPU only, and a
-walk queued behind scrub waits for one file at most.
+GC's reachability walks, scrub's hashing and the usage figures' stat walks parse JSON,
+read or stat whole repositories: in the server's own process that pure-Python work would
+hold the GIL from every request, even from a thread (a usage walk of an 80,000-file
+repository in a thread added 100 ms stalls to requests for other repositories). They run
+here instead, in processes started on first use at ``SCHED_IDLE``, so they take spare CPU
+only. There are two, so one long step (GC unlinking a large repository's orphans) never
+holds up a short one (the usage walk of a repository just pushed); a walk queued behind
+scrub waits for one file at most.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
-from functools import partial
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+#: How many walks run at once: one long step never queues a short one behind it.
+WORKERS = 2
 
 _executor: Executor | None = None
 
@@ -30,18 +36,18 @@ def _lowest_priority() -> None:
 
 
 def walker() -> Executor:
-    """The one worker process, started on first use, at lowest priority."""
+    """The worker processes, started on first use, at lowest priority."""
     global _executor
     if _executor is None:
         context = multiprocessing.get_context("forkserver")
         _executor = ProcessPoolExecutor(
-            max_workers=1, mp_context=context, initializer=_lowest_priority
+            max_workers=WORKERS, mp_context=context, initializer=_lowest_priority
         )
     return _executor
 
 
 def stop_walker() -> None:
-    """Stop the worker process (shutdown); queued work is cancelled."""
+    """Stop the worker processes (shutdown); queued work is cancelled."""
     global _executor
     if _executor is not None:
         _executor.shutdown(wait=False, cancel_futures=True)
@@ -49,5 +55,10 @@ def stop_walker() -> None:
 
 
 async def in_walker(fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn(*args)`` in the worker process; both must pickle."""
-    return await asyncio.get_running_loop().run_in_executor(walker(), partial(fn, *args))
+    """Run ``fn(*args)`` in a worker process; both must pickle.
+
+    The hand-over happens in a thread: a submit may start a process (and, the first time,
+    the forkserver), which takes long enough to stall every request if done on the loop.
+    """
+    future = await asyncio.to_thread(walker().submit, fn, *args)
+    return await asyncio.wrap_future(future)
