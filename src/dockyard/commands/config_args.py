@@ -13,10 +13,9 @@ __all__ = [
     "EXIT_CONFIG",
     "add_root_flag",
     "load_or_report",
+    "offline_config",
     "report",
-    "roots_exist",
     "servable",
-    "with_root",
 ]
 
 
@@ -44,11 +43,6 @@ def servable(config: Config, root_flag: bool = False) -> bool:
     return report(problems(config, root_flag))
 
 
-def roots_exist(config: Config, root_flag: bool = False) -> bool:
-    """The offline commands work on roots that exist: a missing one is printed, not made."""
-    return report(missing_roots(config, root_flag))
-
-
 def add_root_flag(parser: argparse.ArgumentParser) -> None:
     """``CONFIG`` optional and ``--root DIR``, as ``serve`` takes them."""
     parser.add_argument(
@@ -59,8 +53,13 @@ def add_root_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def with_root(config: Config, root: Path | None) -> Config:
-    """``config`` with ``--root`` applied (the flag wins over the file)."""
+def offline_config(path: Path | None, root: Path | None) -> Config | None:
+    """The config an offline command (``gc``, ``scrub``) works on: loaded, ``--root``
+    applied (the flag wins over the file), and every root existing, since an offline
+    command never makes one. None after printing why not."""
+    config = load_or_report(path)
+    if config is None:
+        return None
     if root is not None:
         config.storage.root_directory = root
-    return config
+    return config if report(missing_roots(config, root is not None)) else None

@@ -12,13 +12,7 @@ import asyncio
 import sys
 from typing import Any
 
-from dockyard.commands.config_args import (
-    EXIT_CONFIG,
-    add_root_flag,
-    load_or_report,
-    roots_exist,
-    with_root,
-)
+from dockyard.commands.config_args import EXIT_CONFIG, add_root_flag, offline_config
 from dockyard.storage.gc import GcReport
 from dockyard.util.plural import count
 
@@ -46,11 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from dockyard.app.storage_roots import build_store
     from dockyard.storage.workers import stop_walker
 
-    loaded = load_or_report(args.config)
-    if loaded is None:
-        return EXIT_CONFIG
-    config = with_root(loaded, args.root)
-    if not roots_exist(config, root_flag=args.root is not None):
+    config = offline_config(args.config, args.root)
+    if config is None:
         return EXIT_CONFIG
 
     async def collect() -> GcReport:

@@ -17,13 +17,7 @@ import asyncio
 import sys
 from typing import Any
 
-from dockyard.commands.config_args import (
-    EXIT_CONFIG,
-    add_root_flag,
-    load_or_report,
-    roots_exist,
-    with_root,
-)
+from dockyard.commands.config_args import EXIT_CONFIG, add_root_flag, offline_config
 from dockyard.storage.scrubber import ScrubReport
 from dockyard.util.plural import count
 
@@ -51,11 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from dockyard.storage.scrubber import Scrubber
     from dockyard.storage.workers import stop_walker
 
-    loaded = load_or_report(args.config)
-    if loaded is None:
-        return EXIT_CONFIG
-    config = with_root(loaded, args.root)
-    if not roots_exist(config, root_flag=args.root is not None):
+    config = offline_config(args.config, args.root)
+    if config is None:
         return EXIT_CONFIG
     repos: list[str] | None = None
     if args.repo:
