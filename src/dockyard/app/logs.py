@@ -59,12 +59,22 @@ access_log = logging.getLogger("dockyard.access")
 FLUSH_EVERY = 0.1
 
 
+#: Set in each worker process to its slot (0 .. N-1) by ``app/supervisor.py``.
+WORKER_ENV = "DOCKYARD_WORKER"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time, level, logger, message, plus the record's fields.
 
     Structured fields travel in ``extra={"fields": {...}}``; they are merged into the top
     level of the object so a filter reads ``.status``, not ``.fields.status``.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: With worker processes, each line names the worker that wrote it.
+        slot = os.environ.get(WORKER_ENV)
+        self.worker = int(slot) if slot and slot.isdigit() else None
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
@@ -73,6 +83,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self.worker is not None:
+            doc["worker"] = self.worker
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             doc.update(fields)
@@ -153,6 +165,16 @@ def set_level(name: str) -> None:
 #: per request (urandom per request was a visible cost on the manifest GET hot path).
 _ID_PREFIX = os.urandom(8).hex()
 _ID_COUNTER = itertools.count()
+
+
+def _new_id_prefix() -> None:
+    """A forked worker draws its own prefix: inherited, two workers would hand out the
+    same ids."""
+    global _ID_PREFIX
+    _ID_PREFIX = os.urandom(8).hex()
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
 
 
 def request_id(request: web.BaseRequest) -> str:

@@ -44,6 +44,7 @@ Overrides = Callable[[Config], Config]
 RESTART_KEYS = (
     "http.address",
     "http.port",
+    "http.workers",
     "extensions.metrics",
     "extensions.search",
     "extensions.ui",

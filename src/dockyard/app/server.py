@@ -7,7 +7,7 @@ import logging
 import signal
 import socket
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -88,6 +88,7 @@ async def _serve(
     path: Path | None,
     overrides: Overrides | None,
     sockets: list[socket.socket],
+    ready: Callable[[], None] | None = None,
 ) -> None:
     try:
         app = build_app(config, path, overrides)
@@ -111,6 +112,8 @@ async def _serve(
     scheme = "https" if ssl_context else "http"
     address = f"{scheme}://{config.http.address}:{config.http.port}"
     log.info("dockyard serving %s on %s", root, address)
+    if ready is not None:
+        ready()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -134,6 +137,7 @@ def serve(
     path: Path | None = None,
     overrides: Overrides | None = None,
     sockets: list[socket.socket] | None = None,
+    ready: Callable[[], None] | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM; reload the config on SIGHUP or when ``path`` changes.
 
@@ -150,7 +154,7 @@ def serve(
             why = exc.strerror or exc
             raise StartupError(f"log.output: cannot open {config.log.output}: {why}") from exc
         tune_allocator()
-        asyncio.run(_serve(config, path, overrides, sockets))
+        asyncio.run(_serve(config, path, overrides, sockets, ready))
     finally:
         close_all(sockets)
 

@@ -22,9 +22,16 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 256:
+        raise argparse.ArgumentTypeError(f"must be a number from 1 to 256, got {text!r}")
+    return int(text)
+
+
 def run(args: argparse.Namespace) -> int:
     from dockyard.app.listen import close_all
     from dockyard.app.server import listen, serve
+    from dockyard.app.supervisor import supervise, worker_count
 
     config = load_or_report(args.config)
     if config is None:
@@ -38,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
             config.http.port = args.port
         if args.root is not None:
             config.storage.root_directory = args.root
+        if args.workers is not None:
+            config.http.workers = args.workers
         return config
 
     config = overrides(config)
@@ -51,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
         except StartupError:
             close_all(sockets)
             raise
+        workers = worker_count(config)
+        if workers > 1:
+            return supervise(config, args.config, overrides, sockets, workers)
         serve(config, args.config, overrides, sockets)
     except StartupError as exc:
         print(f"dockyard: {exc}", file=sys.stderr)
@@ -64,4 +76,9 @@ def register(sub: Any) -> None:
     p.add_argument("--address", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=_port, help="listen port (default 5000)")
     p.add_argument("--root", type=Path, help="storage root (default ./dockyard-data)")
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        help="worker processes (default: http.workers, else one per CPU)",
+    )
     p.set_defaults(func=run)

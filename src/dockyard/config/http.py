@@ -72,6 +72,9 @@ class Http(ZotSection):
     ratelimit: RateLimit | None = None
     #: The realm named in Basic challenges.
     realm: str = "dockyard"
+    #: Worker processes serving the one listener; None: one per CPU. dockyard's own key
+    #: (zot is one Go process, which uses every core by itself).
+    workers: int | None = Field(None, ge=1, le=256)
 
     @field_validator("port", mode="before")
     @classmethod
