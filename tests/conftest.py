@@ -41,6 +41,11 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)
     #: For a server on HTTPS: the client context that trusts it (and may hold a client cert).
     tls: ssl.SSLContext | None = None
+    #: ``--workers`` added unless the args name it; None: dockyard's default (one per CPU).
+    #: The suite pins one: its tests read one process's state (its open files, its log
+    #: lines, its counters) and run two at a time on two cores; tests/workers/ starts
+    #: several workers on purpose.
+    workers: int | None = 1
 
     @property
     def url(self) -> str:
@@ -55,6 +60,8 @@ class Server:
     def start(self, timeout: float = 20.0) -> None:
         self.log = self.root.parent / f"server-{self.port}-{uuid.uuid4().hex[:6]}.log"
         cmd = [sys.executable, "-m", "dockyard", "serve", *self.args]
+        if self.workers is not None and "--workers" not in self.args:
+            cmd += ["--workers", str(self.workers)]
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **self.env}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 from cli_helpers import assert_one_line_error
-from conftest import free_port, start_server
+from conftest import Server, free_port
 from ops_helpers import ops_doc, wait_for, write_json_atomically
 from spec_helpers import start_upload
 from workers_helpers import fresh, log_docs, start_workers, worker_pids, workers_of
@@ -34,7 +34,10 @@ def test_every_worker_answers_on_the_one_port(tmp_path: Path) -> None:
 
 
 def test_default_is_one_worker_per_cpu(tmp_path: Path) -> None:
-    server = start_server(tmp_path / "data")
+    port = free_port()
+    args = ["--port", str(port), "--root", str(tmp_path / "data")]
+    server = Server(root=tmp_path / "data", port=port, args=args, workers=None)
+    server.start()
     try:
         cpus = len(os.sched_getaffinity(0))
         want = cpus if cpus > 1 else 0  # one worker: the single process, no children

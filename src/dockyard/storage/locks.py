@@ -2,22 +2,67 @@
 
 A single store-wide lock is what makes zot stall every repository while it walks one
 (zot #2964, #4349); here each repository has its own, taken only to publish.
+
+With worker processes (``http.workers``) a lock must hold across processes too. Each
+key is then an asyncio lock first (the waiters of one process queue on it, in order)
+and then an ``flock`` on a lock file of its own under the root's private folder. The
+``flock`` is taken by non-blocking polling, so the event loop never blocks and a
+cancelled waiter leaves nothing behind; it is released when its file descriptor closes,
+so a worker killed with ``-9`` releases its locks with it. Lock files are never
+deleted: removing one while another process waits on it would let two holders in.
+flock is local to one machine, like the rest of the local backend's storage root; an
+object-store backend would use a lease in its shared cache (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
+
+from dockyard.storage.paths import lock_path
+
+#: First and longest pause between two tries of a contended flock.
+_FIRST_PAUSE = 0.0005
+_LONGEST_PAUSE = 0.02
+
+
+def try_flock(fd: int, shared: bool = False) -> bool:
+    """Take an flock on ``fd`` without waiting; False when another holder has it."""
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+async def flock(fd: int) -> None:
+    """Take an exclusive flock on ``fd``, polling so the event loop never blocks."""
+    pause = _FIRST_PAUSE
+    while not try_flock(fd):
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, _LONGEST_PAUSE)
+
+
+def open_lock_file(path: Path) -> int:
+    """A descriptor of ``path``, created (0600) if missing; small and local: no thread."""
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
 
 class KeyedLocks:
-    """One asyncio lock per key, dropped again once nobody holds or waits for it."""
+    """One asyncio lock per key, dropped again once nobody holds or waits for it; with
+    ``root``, each is also an flock that other processes serving the root respect."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
         self._users: dict[str, int] = {}
+        #: The storage root whose private folder holds the lock files; None: this
+        #: process is the only one (a single worker, ``gc --dry-run``).
+        self.root = root
         #: Told how long each acquisition waited (metrics); None costs nothing.
         self.on_wait: Callable[[float], None] | None = None
 
@@ -28,9 +73,18 @@ class KeyedLocks:
         try:
             started = time.perf_counter()
             async with lock:
-                if self.on_wait is not None:
-                    self.on_wait(time.perf_counter() - started)
-                yield
+                fd = None
+                if self.root is not None:
+                    fd = open_lock_file(lock_path(self.root, key))
+                try:
+                    if fd is not None:
+                        await flock(fd)
+                    if self.on_wait is not None:
+                        self.on_wait(time.perf_counter() - started)
+                    yield
+                finally:
+                    if fd is not None:
+                        os.close(fd)  # releases the flock
         finally:
             self._users[key] -= 1
             if not self._users[key]:

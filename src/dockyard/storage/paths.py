@@ -12,6 +12,7 @@ folder::
     ROOT/_dockyard/verified.db                  verified stamps
     ROOT/_dockyard/quarantine/<repo>/<alg>/<hex>.<ns>   blobs that failed their digest
     ROOT/_dockyard/.readyz-<pid>-<token>        the readiness probe's scratch file
+    ROOT/_dockyard/locks/<sha256 of key>        a repository's cross-process lock file
 
 Paths are built from a root (or a repository folder under it) so that a backend which is
 not a filesystem maps each one to a key by its part below the root: the same names work
@@ -20,6 +21,7 @@ as object keys under a bucket prefix.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -34,6 +36,7 @@ PRIVATE_DIR = "_dockyard"
 DEDUPE_DB = "cache.db"
 STAMPS_DB = "verified.db"
 QUARANTINE_DIR = "quarantine"
+LOCKS_DIR = "locks"
 #: Folders inside a repository that are never repositories themselves.
 NOT_REPOSITORIES = frozenset({BLOBS_DIR, UPLOADS_DIR})
 
@@ -106,3 +109,13 @@ def quarantine_path(root: Path, repo: str, digest: Digest, time_ns: int) -> Path
 
 def probe_path(root: Path, pid: int, token: str) -> Path:
     return root / PRIVATE_DIR / f".readyz-{pid}-{token}"
+
+
+def locks_dir(root: Path) -> Path:
+    return root / PRIVATE_DIR / LOCKS_DIR
+
+
+def lock_path(root: Path, key: str) -> Path:
+    """The lock file of ``key`` (a repository name): named by its hash, so any key makes
+    one flat, fixed-length file name."""
+    return locks_dir(root) / hashlib.sha256(key.encode()).hexdigest()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.oci.manifest import Manifest
+from dockyard.private import private_folder
 from dockyard.storage.backend import StorageBackend
 from dockyard.storage.blobs import BlobFiles
 from dockyard.storage.dedupe.locations import BlobLocations
@@ -16,6 +17,7 @@ from dockyard.storage.events import NO_EVENTS, Fanout, StorageEvents
 from dockyard.storage.layout import LayoutIO, RepoIndex, read_manifest
 from dockyard.storage.localfs import LOCAL
 from dockyard.storage.locks import KeyedLocks
+from dockyard.storage.paths import locks_dir
 from dockyard.storage.referrers import Referrers
 from dockyard.storage.stamps import VerifiedStamps
 from dockyard.storage.upload_pool import UploadPool
@@ -62,7 +64,10 @@ class StorageRoot:
         self.files.stamps = self.stamps
         self.events: StorageEvents = NO_EVENTS
         self.uploads = Uploads(self.path, backend, upload_pool)
-        self.locks = KeyedLocks()
+        #: Cross-process (flock) unless read-only: worker processes share the root.
+        self.locks = KeyedLocks(None if read_only else self.path)
+        if not read_only:
+            private_folder(locks_dir(self.path))
         self.referrers = Referrers(self.load_manifest)
         self._on_new_repo = on_new_repo
 
