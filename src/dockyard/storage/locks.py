@@ -90,3 +90,64 @@ class KeyedLocks:
             if not self._users[key]:
                 del self._users[key]
                 del self._locks[key]
+
+
+class FileLock:
+    """An exclusive lock on one existing file (an upload session's), across processes:
+    an asyncio lock for the waiters of this process, then an flock of the file itself.
+
+    The file can be renamed away (published) or unlinked (cancelled, collected) by
+    another process while this one waits: :meth:`acquire` then answers None, so the
+    caller treats the file as gone rather than writing to a file nobody will read.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = asyncio.Lock()
+        self._fd: int | None = None
+
+    def locked(self) -> bool:
+        """True while a request of this process holds (or takes) the lock."""
+        return self._lock.locked()
+
+    async def acquire(self) -> os.stat_result | None:
+        """Lock; the locked file's stat, or None (and not locked) when it is gone."""
+        await self._lock.acquire()
+        fd = None
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            await flock(fd)
+            held = os.fstat(fd)
+            now = os.stat(self.path)
+            if (now.st_ino, now.st_dev) != (held.st_ino, held.st_dev) or held.st_nlink == 0:
+                raise FileNotFoundError(self.path)
+        except FileNotFoundError:
+            if fd is not None:
+                os.close(fd)
+            self._lock.release()
+            return None
+        except BaseException:
+            if fd is not None:
+                os.close(fd)
+            self._lock.release()
+            raise
+        self._fd = fd
+        return held
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the flock
+            self._fd = None
+        self._lock.release()
+
+
+def locked_elsewhere(path: Path) -> bool:
+    """True when some process (this one included) holds ``path``'s :class:`FileLock`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return not try_flock(fd, shared=True)
+    finally:
+        os.close(fd)

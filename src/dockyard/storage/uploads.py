@@ -1,9 +1,21 @@
 """Upload sessions: private, lock-free files that bytes stream into while being hashed.
 
 A session is ``ROOT/<repo>/.uploads/<uuid>``. Only its own client writes to it, so
-appending takes no repository lock; a per-session lock only keeps two requests of the same
-client from interleaving. The hash state stays in memory between requests, so finishing an
-upload never re-reads the file; after a restart it is rebuilt from the file once.
+appending takes no repository lock; a per-session lock (an flock of the session file, so
+it holds across worker processes) only keeps two requests of the same client from
+interleaving.
+
+Any worker process takes any request of a session: the file is the truth. Under the
+session lock its size is the session's offset, whoever appended last. The hash state in
+memory is an optimisation: it covers a prefix of the file (``Session.hashed`` bytes), and
+that prefix never changes, because under the lock a file only grows (a failed chunk is
+truncated back to the size the lock was taken at, never below). So a worker hashes a
+chunk as it streams only while its state covers the whole file; once another worker has
+appended, it writes without hashing, and at the final PUT it hashes just the bytes its
+state does not cover, read back from the file. Each byte is hashed at most once while
+streaming and at most once at the PUT: under two passes, and one when a client keeps its
+connection (one worker). A session this worker never saw (another worker opened it, or
+the server restarted) starts with an empty state: nothing is hashed until it is needed.
 
 A session belongs to whoever opened it. Its owner (an opaque name handed in by the API
 layer) is kept in ``.uploads/.<uuid>.owner`` so that it survives a restart; a session of
@@ -22,7 +34,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from dockyard.oci.digest import Digest, Hasher, new_hasher
 from dockyard.storage.backend import Appender, StorageBackend
@@ -33,6 +45,7 @@ from dockyard.storage.errors import (
     StorageFull,
     is_disk_full,
 )
+from dockyard.storage.locks import FileLock, locked_elsewhere
 from dockyard.storage.paths import owner_record_path, upload_path
 from dockyard.storage.upload_pool import UploadPool
 
@@ -70,16 +83,56 @@ def _may_use(owner: SessionOwner, caller: Caller) -> bool:
 
 @dataclass
 class Session:
-    """One upload in progress: its file, how many bytes it holds, and their hash so far."""
+    """One upload in progress: its file, how many bytes it holds, and the hash of the
+    first ``hashed`` of them (all of them, unless another worker appended)."""
 
     repo: str
     id: str
     path: Path
     size: int
     hasher: Hasher
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     touched: float = field(default_factory=time.time)
     owner: SessionOwner = None
+    hashed: int = 0
+    lock: SessionLock = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.lock = SessionLock(self)
+
+
+class SessionLock:
+    """``async with session.lock``: the session's cross-process lock. On entry the
+    session's size is read from its file (another worker may have appended); a session
+    whose file went meanwhile (published, cancelled, collected) is BlobUploadUnknown."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._file = FileLock(session.path)
+
+    def locked(self) -> bool:
+        return self._file.locked()
+
+    async def __aenter__(self) -> None:
+        session = self.session
+        held = await self._file.acquire()
+        if held is None:
+            raise BlobUploadUnknown(f"upload {session.id!r} is unknown", {"session": session.id})
+        session.size = held.st_size
+        if session.hashed > session.size:  # never expected: the file only grows
+            session.hasher, session.hashed = new_hasher(), 0
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._file.release()
+
+
+class _NoHash:
+    """Stands in for the hash while this worker's state does not cover the file."""
+
+    def update(self, data: bytes | bytearray) -> None:
+        pass
+
+    def copy(self) -> _NoHash:
+        return self
 
 
 def _write_owner(backend: StorageBackend, path: Path, owner: str) -> None:
@@ -105,7 +158,7 @@ def _unlink(backend: StorageBackend, path: Path) -> None:
         backend.delete(doomed)
 
 
-def _write_and_hash(out: Appender, data: bytes | bytearray, hasher: Hasher) -> None:
+def _write_and_hash(out: Appender, data: bytes | bytearray, hasher: Hasher | _NoHash) -> None:
     """Append ``data`` and fold it into the hash (both release the GIL on large buffers).
 
     One thread does both, one after the other: splitting them over two threads helped a
@@ -116,31 +169,35 @@ def _write_and_hash(out: Appender, data: bytes | bytearray, hasher: Hasher) -> N
     hasher.update(data)
 
 
-def _rehash(backend: StorageBackend, path: Path, algorithm: str = "sha256") -> tuple[int, Hasher]:
-    hasher = new_hasher(algorithm)
+def _rehash(
+    backend: StorageBackend,
+    path: Path,
+    algorithm: str = "sha256",
+    hasher: Hasher | None = None,
+    offset: int = 0,
+) -> tuple[int, Hasher]:
+    """Hash the file from ``offset`` on, into ``hasher`` (new when None); the bytes read."""
+    hasher = new_hasher(algorithm) if hasher is None else hasher
     size = 0
-    with backend.open_read(path) as f:
+    with backend.open_read(path, offset) as f:
         while chunk := f.read(BATCH):
             hasher.update(chunk)
             size += len(chunk)
     return size, hasher
 
 
-def _load(
-    backend: StorageBackend, path: Path, caller: Caller
-) -> tuple[SessionOwner, int, Hasher] | None:
-    """A session's owner, size and hash from disk after a restart; None when it is absent
-    or not ``caller``'s. The owner is read first, so nobody else's request makes the
-    server hash the file.
-    """
+def _load(backend: StorageBackend, path: Path, caller: Caller) -> tuple[SessionOwner, int] | None:
+    """A session's owner and size from disk (another worker's session, or one from before
+    a restart); None when it is absent or not ``caller``'s. Nothing is hashed here: the
+    hash is caught up at the PUT, if this worker is the one that gets it."""
     owner = _read_owner(backend, path)
     if not _may_use(owner, caller):
         return None
     try:
-        size, hasher = _rehash(backend, path)
-    except (FileNotFoundError, NotADirectoryError):
+        st = backend.stat(path)
+    except NotADirectoryError:
         return None
-    return owner, size, hasher
+    return None if st is None else (owner, st.st_size)
 
 
 class Uploads:
@@ -183,10 +240,17 @@ class Uploads:
             found = await asyncio.to_thread(_load, self.backend, path, caller)
             if found is None:
                 raise unknown
-            owner, size, hasher = found
+            owner, size = found
             session = self._sessions.setdefault(
-                (repo, session_id), Session(repo, session_id, path, size, hasher, owner=owner)
+                (repo, session_id), Session(repo, session_id, path, size, new_hasher(), owner=owner)
             )
+        elif not session.lock.locked():
+            # Another worker may have appended, published or cancelled since: one stat.
+            st = self.backend.stat(session.path)
+            if st is None:
+                self._sessions.pop((repo, session_id), None)
+                raise unknown
+            session.size = st.st_size
         if not _may_use(session.owner, caller):
             raise unknown
         return session
@@ -236,7 +300,10 @@ class Uploads:
                 f"chunk starts at {start} but the upload holds {session.size} bytes",
                 session.size,
             )
-        before_size, before_hash = session.size, session.hasher.copy()
+        # Hash as it streams only while this worker's state covers the whole file.
+        current = session.hashed == session.size
+        hasher: Hasher | _NoHash = session.hasher if current else _NoHash()
+        before_size, before_hash = session.size, hasher.copy()
         threads = self.pool.io
         out = self.backend.open_append(session.path)
         added = 0
@@ -252,12 +319,12 @@ class Uploads:
                     if pending is not None:
                         await asyncio.wrap_future(pending)
                     data, batch = batch, bytearray()  # hand over, no copy
-                    pending = threads.submit(_write_and_hash, out, data, session.hasher)
+                    pending = threads.submit(_write_and_hash, out, data, hasher)
                     added += len(data)
             if batch:
                 if pending is not None:
                     await asyncio.wrap_future(pending)
-                pending = threads.submit(_write_and_hash, out, batch, session.hasher)
+                pending = threads.submit(_write_and_hash, out, batch, hasher)
                 added += len(batch)
             if pending is not None:
                 await asyncio.wrap_future(pending)
@@ -272,22 +339,32 @@ class Uploads:
             if pending is not None:
                 concurrent.futures.wait([pending])  # at most one batch write, a few ms
             out.truncate(before_size)
-            session.hasher = before_hash
+            if current:
+                session.hasher = cast(Hasher, before_hash)
             if is_disk_full(exc):
                 raise StorageFull("no space left for the upload; nothing was published") from exc
             raise
         finally:
             out.close()
         session.size = before_size + added
+        if current:
+            session.hashed = session.size
         session.touched = time.time()
         return added
 
     def matches(self, session: Session, digest: Digest) -> bool:
+        """Whether the session's bytes hash to ``digest`` (called under its lock). The
+        bytes this worker's state does not cover are read back and hashed here, once."""
         if digest.algorithm != "sha256":
             return (
                 _rehash(self.backend, session.path, digest.algorithm)[1].hexdigest() == digest.hex
             )
-        return session.hasher.hexdigest() == digest.hex
+        if session.hashed < session.size:
+            read, _ = _rehash(
+                self.backend, session.path, hasher=session.hasher, offset=session.hashed
+            )
+            session.hashed += read
+        return session.hashed == session.size and session.hasher.hexdigest() == digest.hex
 
     def forget(self, session: Session) -> None:
         """Drop the session; its file has been published or is removed here."""
@@ -295,9 +372,11 @@ class Uploads:
         _unlink(self.backend, session.path)
 
     def busy(self, repo: str, session_id: str) -> bool:
-        """True while a request is writing to the session."""
+        """True while a request, of any worker process, is writing to the session."""
         session = self._sessions.get((repo, session_id))
-        return session is not None and session.lock.locked()
+        if session is not None and session.lock.locked():
+            return True
+        return locked_elsewhere(self._path(repo, session_id))
 
     def discard(self, repo: str, session_id: str) -> None:
         """Remove an abandoned session, live or only on disk."""
