@@ -25,9 +25,10 @@ LAYOUT_NAMES = {"blobs", ".uploads", "index.json", "oci-layout", "_dockyard", "c
 #: GC's and the stamps' files, switched to paths and the backend in a later round.
 LATER = {"gc.py", "gc_walk.py", "stamps.py"}
 #: Modules that call the filesystem directly: the backend itself, integrity's hash of
-#: an open file (stat'ed around the read), the flock files of cross-process locks (local
-#: by nature, like the private SQLite files), besides ``LATER``.
-DIRECT_FS = {"localfs.py", "integrity.py", "locks.py", *LATER}
+#: an open file (stat'ed around the read), the flock files of cross-process locks, the
+#: change counter and the new-repositories log the catalog reads (local by nature, like
+#: the private SQLite files), besides ``LATER``.
+DIRECT_FS = {"localfs.py", "integrity.py", "locks.py", "changes.py", "catalog.py", *LATER}
 #: Filesystem calls of modules ``os``, ``shutil`` and ``tempfile``.
 FS_MODULES = {"os", "shutil", "tempfile"}
 OS_PURE = {"getpid", "fspath", "sched_setscheduler", "sched_param", "nice"}  # not files

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 from dockyard.oci.names import InvalidName, validate_name
+from dockyard.private import FILE_MODE, private_folder
 from dockyard.storage.backend import StorageBackend
 from dockyard.storage.localfs import LOCAL
-from dockyard.storage.paths import INDEX_FILE, NOT_REPOSITORIES
+from dockyard.storage.paths import INDEX_FILE, NOT_REPOSITORIES, repositories_log
 
 
 def find_repositories(root: Path, backend: StorageBackend = LOCAL) -> list[str]:
@@ -42,35 +44,73 @@ class Catalog:
 
     Each root comes with the rule of which names it serves (``subPaths`` routing), so a
     folder left in the wrong root is not listed as if it were served.
+
+    Worker processes share the roots: a repository one of them creates is appended (one
+    line, ``O_APPEND``, before its first write is acknowledged) to the root's log of new
+    repositories, and every catalog reads the lines past what it has seen, a ``stat``
+    per root per look, never a walk. The walk records where each log ended before it
+    started, so a repository created during the walk is read from the log again.
     """
 
     def __init__(self, roots: list[tuple[Path, Callable[[str], bool]]]) -> None:
         self._roots = roots
         self._names: list[str] | None = None
+        #: Per root: how far its log of new repositories has been read.
+        self._read: dict[Path, int] = {}
 
-    def _walk(self) -> list[str]:
+    def _walk(self) -> tuple[list[str], dict[Path, int]]:
+        ends = {root: _size(repositories_log(root)) for root, _ in self._roots}
         names: set[str] = set()
         for root, serves in self._roots:
             names.update(n for n in find_repositories(root) if serves(n))
-        return sorted(names)
+        return sorted(names), ends
 
     def _loaded(self) -> list[str]:
         if self._names is None:
-            self._names = self._walk()
+            self._names, self._read = self._walk()
+        self._catch_up()
         return self._names
+
+    def _catch_up(self) -> None:
+        """Add the names other workers logged since the last look."""
+        for root, serves in self._roots:
+            log = repositories_log(root)
+            at = self._read.get(root, 0)
+            if _size(log) <= at:
+                continue
+            with contextlib.suppress(OSError), open(log, "rb") as f:
+                f.seek(at)
+                data = f.read()
+                whole = data[: data.rfind(b"\n") + 1]  # a line still being written waits
+                self._read[root] = at + len(whole)
+                for line in whole.decode(errors="replace").splitlines():
+                    with contextlib.suppress(InvalidName):
+                        if serves(validate_name(line)):
+                            self._insert(line)
 
     async def load(self) -> None:
         """Walk the roots in a thread, so a large store never stalls the event loop."""
         if self._names is None:
-            names = await asyncio.to_thread(self._walk)
+            names, ends = await asyncio.to_thread(self._walk)
             if self._names is None:
-                self._names = names
+                self._names, self._read = names, ends
 
-    def add(self, name: str) -> None:
-        names = self._loaded()
+    def _insert(self, name: str) -> None:
+        assert self._names is not None
+        names = self._names
         at = bisect.bisect_left(names, name)
         if at == len(names) or names[at] != name:
             names.insert(at, name)
+
+    def add(self, name: str) -> None:
+        """A repository this process created: listed here at once, and logged for the
+        other workers."""
+        for root, serves in self._roots:
+            if serves(name):
+                _append_line(repositories_log(root), name)
+                break
+        if self._names is not None:
+            self._insert(name)
 
     def names(self) -> list[str]:
         """The sorted names; callers must not change the list."""
@@ -78,3 +118,23 @@ class Catalog:
 
     def all(self) -> list[str]:
         return list(self._loaded())
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _append_line(path: Path, line: str) -> None:
+    """One ``write`` in ``O_APPEND``: lines of several processes never interleave."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    except FileNotFoundError:  # a read-only look, or the private folder is not there yet
+        private_folder(path.parent)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    try:
+        os.write(fd, f"{line}\n".encode())
+    finally:
+        os.close(fd)

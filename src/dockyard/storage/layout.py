@@ -18,6 +18,7 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from dockyard.storage.backend import StorageBackend
+from dockyard.storage.changes import ChangeCounter
 from dockyard.storage.errors import IndexUnreadable
 from dockyard.storage.localfs import LOCAL
 from dockyard.storage.paths import blob_path, blobs_dir, index_path, oci_layout_path
@@ -155,6 +156,8 @@ class _Cached:
     stamp: tuple[int, int, int]
     index: RepoIndex
     checked: float
+    #: The root's change counter when the stamp was checked (see ``storage.changes``).
+    seen: bytes
 
 
 #: How long a cached index is trusted before its file is stat'ed again. Writes through
@@ -167,12 +170,15 @@ class LayoutIO:
     """Reads and writes ``index.json`` files, caching each parse until the file changes.
 
     The cache key is the file's (inode, size, mtime): every write is a rename, which gives
-    a new inode, so a reader always sees a complete index, and a change made by another
-    process (``dockyard gc``, a hand edit) is picked up within ``REVALIDATE_SECONDS``.
+    a new inode, so a reader always sees a complete index. A write by another worker
+    process bumps the root's change counter, so the next read of any worker stats the file
+    again; a change by a process that does not (``dockyard gc``, a hand edit) is picked up
+    within ``REVALIDATE_SECONDS``.
     """
 
-    def __init__(self, backend: StorageBackend) -> None:
+    def __init__(self, backend: StorageBackend, changes: ChangeCounter | None = None) -> None:
         self.backend = backend
+        self.changes = changes or ChangeCounter(None)
         self._cache: dict[Path, _Cached] = {}
 
     def read(self, repo_dir: Path) -> RepoIndex | None:
@@ -180,17 +186,19 @@ class LayoutIO:
         path = index_path(repo_dir)
         now = time.monotonic()
         cached = self._cache.get(path)
-        if cached is not None and now - cached.checked < REVALIDATE_SECONDS:
+        seen = self.changes.seen()  # before the stat: a change after it is seen next time
+        if cached is not None and now - cached.checked < REVALIDATE_SECONDS and cached.seen == seen:
             return cached.index
         stamp = index_stamp(self.backend, repo_dir)
         if stamp is None:
             self._cache.pop(path, None)
             return None
         if cached is not None and cached.stamp == stamp:
-            cached.checked = now
+            cached.checked, cached.seen = now, seen
         else:
             try:
-                cached = _Cached(stamp, RepoIndex.load(self.backend.read_bytes(path)), now)
+                index = RepoIndex.load(self.backend.read_bytes(path))
+                cached = _Cached(stamp, index, now, seen)
             except (ValueError, OSError) as exc:
                 raise IndexUnreadable(
                     f"{path.parent.name}/index.json cannot be read ({exc}); repair or restore it",
@@ -209,8 +217,10 @@ class LayoutIO:
         self.forget(repo_dir)
 
     def forget(self, repo_dir: Path) -> None:
-        """Drop the cached parse: the file was rewritten (here, or by GC's worker)."""
+        """Drop the cached parse and tell the other workers: the file was rewritten (here,
+        or by GC's worker)."""
         self._cache.pop(index_path(repo_dir), None)
+        self.changes.bump()
 
     def init(self, repo_dir: Path) -> bool:
         """Create an empty layout if none is there; True when it was created."""

@@ -273,4 +273,4 @@ class RepoManifests:
             # Walked only the first time the repository is queried, never per request.
             return [(d["digest"], int(d.get("size", 0))) for d in index.manifests]
 
-        return self.root.referrers.query(repo, str(subject), listed, artifact_type)
+        return self.root.referrers.query(repo, str(subject), listed, artifact_type, index)

@@ -13,6 +13,8 @@ folder::
     ROOT/_dockyard/quarantine/<repo>/<alg>/<hex>.<ns>   blobs that failed their digest
     ROOT/_dockyard/.readyz-<pid>-<token>        the readiness probe's scratch file
     ROOT/_dockyard/locks/<sha256 of key>        a repository's cross-process lock file
+    ROOT/_dockyard/changes                      the change counter workers share
+    ROOT/_dockyard/repositories                 names of new repositories, one a line
 
 Paths are built from a root (or a repository folder under it) so that a backend which is
 not a filesystem maps each one to a key by its part below the root: the same names work
@@ -37,6 +39,8 @@ DEDUPE_DB = "cache.db"
 STAMPS_DB = "verified.db"
 QUARANTINE_DIR = "quarantine"
 LOCKS_DIR = "locks"
+CHANGES_FILE = "changes"
+REPOSITORIES_LOG = "repositories"
 #: Folders inside a repository that are never repositories themselves.
 NOT_REPOSITORIES = frozenset({BLOBS_DIR, UPLOADS_DIR})
 
@@ -119,3 +123,11 @@ def lock_path(root: Path, key: str) -> Path:
     """The lock file of ``key`` (a repository name): named by its hash, so any key makes
     one flat, fixed-length file name."""
     return locks_dir(root) / hashlib.sha256(key.encode()).hexdigest()
+
+
+def changes_path(root: Path) -> Path:
+    return root / PRIVATE_DIR / CHANGES_FILE
+
+
+def repositories_log(root: Path) -> Path:
+    return root / PRIVATE_DIR / REPOSITORIES_LOG

@@ -1,7 +1,10 @@
 """Subject -> referrers, per repository, so a referrers query never scans every manifest.
 
 A repository's map is built once, on its first query, from the manifests its
-``index.json`` lists; after that every manifest put or delete keeps it current.
+``index.json`` lists; after that every manifest put or delete keeps it current. Another
+worker process's puts and deletes show as a new version of the index: the map then
+catches up with the difference between the digests it accounted for and those listed
+(a set difference; only the new manifests are read), never a rebuild.
 """
 
 from __future__ import annotations
@@ -37,35 +40,54 @@ class Referrers:
         self._maps: dict[str, SubjectMap] = {}
         #: repo -> referrer digest -> its subject, so a removal touches one entry only.
         self._subject_of: dict[str, dict[str, str]] = {}
+        #: repo -> every listed digest the map accounts for (referrer or not).
+        self._known: dict[str, set[str]] = {}
+        #: repo -> the index version (a parsed ``index.json``) the map was last synced to.
+        self._version: dict[str, object] = {}
 
-    def _map(self, repo: str, listed: Listed) -> SubjectMap:
-        existing = self._maps.get(repo)
-        if existing is not None:
-            return existing
-        built: SubjectMap = {}
-        subject_of: dict[str, str] = {}
-        for digest, size in listed():
+    def _map(self, repo: str, listed: Listed, version: object) -> SubjectMap:
+        maps = self._maps.get(repo)
+        if maps is None:
+            maps = self._maps[repo] = {}
+            self._subject_of[repo] = {}
+            self._known[repo] = set()
+        elif self._version.get(repo) is version:
+            return maps
+        current = dict(listed())
+        known = self._known[repo]
+        for digest in known - current.keys():
+            self.removed(repo, digest)
+        for digest in current.keys() - known:
             manifest = self._load(repo, digest)
-            if manifest is not None and manifest.subject is not None:
-                subject = str(manifest.subject.digest)
-                built.setdefault(subject, {})[digest] = referrer_descriptor(digest, size, manifest)
-                subject_of[digest] = subject
-        self._maps[repo] = built
-        self._subject_of[repo] = subject_of
-        return built
+            if manifest is not None:
+                self.added(repo, digest, current[digest], manifest)
+            known.add(digest)
+        self._version[repo] = version
+        return maps
 
     def query(
-        self, repo: str, subject: str, listed: Listed, artifact_type: str | None
+        self,
+        repo: str,
+        subject: str,
+        listed: Listed,
+        artifact_type: str | None,
+        version: object = None,
     ) -> list[dict[str, Any]]:
-        """Descriptors of the manifests whose subject is ``subject``, filtered by type."""
-        result = list(self._map(repo, listed).get(subject, {}).values())
+        """Descriptors of the manifests whose subject is ``subject``, filtered by type.
+
+        ``version`` identifies the index ``listed`` reads (the cached parse): while it is
+        the one the map was synced to, nothing is listed or read."""
+        result = list(self._map(repo, listed, version).get(subject, {}).values())
         if artifact_type is not None:
             result = [d for d in result if d.get("artifactType") == artifact_type]
         return sorted(result, key=lambda d: str(d["digest"]))
 
     def added(self, repo: str, digest: str, size: int, manifest: Manifest) -> None:
         maps = self._maps.get(repo)
-        if maps is not None and manifest.subject is not None:
+        if maps is None:
+            return
+        self._known[repo].add(digest)
+        if manifest.subject is not None:
             subject = str(manifest.subject.digest)
             maps.setdefault(subject, {})[digest] = referrer_descriptor(digest, size, manifest)
             self._subject_of[repo][digest] = subject
@@ -75,6 +97,7 @@ class Referrers:
         maps = self._maps.get(repo)
         if maps is None:
             return
+        self._known[repo].discard(digest)
         subject = self._subject_of[repo].pop(digest, None)
         if subject is None:
             return

@@ -10,6 +10,7 @@ from dockyard.oci.manifest import Manifest
 from dockyard.private import private_folder
 from dockyard.storage.backend import StorageBackend
 from dockyard.storage.blobs import BlobFiles
+from dockyard.storage.changes import ChangeCounter
 from dockyard.storage.dedupe.locations import BlobLocations
 from dockyard.storage.dedupe.sharing import Dedupe
 from dockyard.storage.errors import NameUnknown
@@ -17,7 +18,7 @@ from dockyard.storage.events import NO_EVENTS, Fanout, StorageEvents
 from dockyard.storage.layout import LayoutIO, RepoIndex, read_manifest
 from dockyard.storage.localfs import LOCAL
 from dockyard.storage.locks import KeyedLocks
-from dockyard.storage.paths import locks_dir
+from dockyard.storage.paths import changes_path, locks_dir
 from dockyard.storage.referrers import Referrers
 from dockyard.storage.stamps import VerifiedStamps
 from dockyard.storage.upload_pool import UploadPool
@@ -55,7 +56,9 @@ class StorageRoot:
         self.backend = backend
         if not read_only:
             backend.make_dirs(self.path)
-        self.layout = LayoutIO(backend)
+        #: Bumped by every ``index.json`` write, read by every cache of the root.
+        self.changes = ChangeCounter(None if read_only else changes_path(self.path))
+        self.layout = LayoutIO(backend, self.changes)
         #: Dedupe of this root (see ``storage.dedupe``); its map is ``locations``.
         self.dedupe = Dedupe(self.path, backend, settings.dedupe and not read_only)
         self.files = BlobFiles(self.path, backend, self.dedupe)
@@ -80,6 +83,7 @@ class StorageRoot:
         """Close the root's databases (the store is shutting down)."""
         self.dedupe.close()
         self.stamps.close()
+        self.changes.close()
 
     def observe(self, events: StorageEvents) -> None:
         """Report this root's work (lock waits, GC, quarantines, changes) to ``events``.
