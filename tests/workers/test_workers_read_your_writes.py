@@ -6,11 +6,13 @@ both), so a worker that did not validate its cache would answer from it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 from conftest import Server
+from search_helpers import SEARCH, search_config
 from spec_helpers import MANIFEST_ACCEPT, image_manifest, push_manifest
 from workers_helpers import Answer, on_each_worker, start_workers
 
@@ -69,5 +71,32 @@ def test_every_worker_sees_each_write_on_the_next_request(tmp_path: Path) -> Non
             assert resp.status == 404
         for resp in _everywhere(server, "HEAD", f"/v2/{other}/manifests/{base.digest}"):
             assert resp.status == 200
+    finally:
+        server.stop()
+
+
+def test_search_on_every_worker_sees_a_push_and_a_delete(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    config = search_config(tmp_path / "config.json", ui=False)
+    server = start_workers(root, 2, config=config)
+    repo = "ryw/searched"
+    query = json.dumps(
+        {"query": f'{{ ImageList(repo: "{repo}") {{ Page {{ TotalCount }} Results {{ Tag }} }} }}'}
+    ).encode()
+    headers = {"Content-Type": "application/json"}
+
+    def tags() -> list[list[str]]:
+        answers = on_each_worker(server, "POST", SEARCH, body=query, headers=headers)
+        return [sorted(r["Tag"] for r in a.json()["data"]["ImageList"]["Results"]) for a in answers]
+
+    try:
+        assert tags() == [[], []]  # both indexes built, and asked once
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            pushed = push_manifest(c, repo, image_manifest(c, repo), "v1")
+            push_manifest(c, repo, pushed, "v2")
+        assert tags() == [["v1", "v2"], ["v1", "v2"]]
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            assert c.delete(f"/v2/{repo}/manifests/v1").status_code == 202
+        assert tags() == [["v2"], ["v2"]]
     finally:
         server.stop()

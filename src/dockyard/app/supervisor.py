@@ -42,6 +42,7 @@ from dockyard.app.logs import WORKER_ENV, setup_logging
 from dockyard.app.preflight import EXIT_START, StartupError
 from dockyard.app.reload import Overrides
 from dockyard.config import Config, ConfigError, load_config
+from dockyard.storage.changes import set_writer
 
 log = logging.getLogger("dockyard.workers")
 
@@ -101,6 +102,7 @@ def _worker_main(
     from dockyard.app.server import serve
 
     os.environ[WORKER_ENV] = str(slot)
+    set_writer(slot)  # its own slot of each root's change counter
     # prometheus_client chose its value class when it was imported, before the folder
     # was named: choose again, before this worker creates its first metric.
     values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
