@@ -1,7 +1,10 @@
 """Browser sessions of the web UI: a random id in an HttpOnly cookie, never a password.
 
-A session is created by logging in with a password (``POST /ui/session``) and lives in
-this process's memory only: a restart logs everyone out. It carries its own CSRF token,
+A session is created by logging in with a password (``POST /ui/session``) and is kept in
+SQLite under the storage root's private folder (``_dockyard/sessions.db``), by the hash
+of its id: every worker process finds it, whichever one the browser's next request
+reaches, and a restart keeps it. The cookie's value is never stored, so the file alone
+opens no session. It carries its own CSRF token,
 which every write made with the cookie must echo in the ``X-Dockyard-CSRF`` header: a
 page on another site can make the browser send the cookie (it cannot with SameSite=Strict
 in current browsers, but older ones exist), never read the token.
@@ -9,19 +12,41 @@ in current browsers, but older ones exist), never read the token.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
 import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.identity import Identity
+from dockyard.dbfile import SharedDB
 
 COOKIE = "dockyard_session"
 CSRF_HEADER = "X-Dockyard-CSRF"
+#: The database file under the storage root.
+DB_FILE = "sessions.db"
 #: Idle time after which a session ends.
 IDLE_SECONDS = 12 * 3600.0
 _MAX_SESSIONS = 10_000
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ui_sessions (
+    id_hash    TEXT PRIMARY KEY,
+    user       TEXT NOT NULL,
+    method     TEXT NOT NULL,
+    groups     TEXT NOT NULL,
+    csrf       TEXT NOT NULL,
+    last_seen  REAL NOT NULL,
+    credential BLOB
+);
+CREATE INDEX IF NOT EXISTS ui_sessions_seen ON ui_sessions (last_seen);
+"""
+#: ``last_seen`` is written at most this often per session, so a page view costs no write.
+SEEN_EVERY = 60.0
 
 
 @dataclass
@@ -36,36 +61,68 @@ class Session:
         return sent is not None and hmac.compare_digest(sent.encode(), self.csrf.encode())
 
 
-class Sessions:
-    """Session id -> session; expired ones are dropped when seen or when the map is full."""
+def _key(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
 
-    def __init__(self, idle: float = IDLE_SECONDS) -> None:
+
+class Sessions:
+    """Session id -> session, in SQLite (``path``; None: in memory, this process only).
+    Expired ones are dropped when seen or when the table is full."""
+
+    def __init__(self, path: Path | None = None, idle: float = IDLE_SECONDS) -> None:
         self.idle = idle
-        self._by_id: dict[str, Session] = {}
+        self._db = SharedDB(path, _SCHEMA)
 
     def create(self, identity: Identity, credential: bytes | None = None) -> tuple[str, Session]:
-        if len(self._by_id) >= _MAX_SESSIONS:
-            self._expire()
-            if len(self._by_id) >= _MAX_SESSIONS:  # still full: drop the oldest
-                oldest = min(self._by_id, key=lambda k: self._by_id[k].last_seen)
-                del self._by_id[oldest]
+        assert identity.user is not None, "only a logged-in user has a session"
         sid = secrets.token_urlsafe(32)
-        session = Session(identity, secrets.token_urlsafe(32), time.monotonic(), credential)
-        self._by_id[sid] = session
+        now = time.time()
+        session = Session(identity, secrets.token_urlsafe(32), now, credential)
+        with self._db.tx() as db:
+            (count,) = db.execute("SELECT COUNT(*) FROM ui_sessions").fetchone()
+            if count >= _MAX_SESSIONS:
+                db.execute("DELETE FROM ui_sessions WHERE last_seen < ?", (now - self.idle,))
+                (count,) = db.execute("SELECT COUNT(*) FROM ui_sessions").fetchone()
+                if count >= _MAX_SESSIONS:  # still full: drop the oldest
+                    db.execute(
+                        "DELETE FROM ui_sessions WHERE id_hash IN "
+                        "(SELECT id_hash FROM ui_sessions ORDER BY last_seen LIMIT 1)"
+                    )
+            db.execute(
+                "INSERT INTO ui_sessions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _key(sid),
+                    identity.user,
+                    identity.method,
+                    json.dumps(sorted(identity.groups)),
+                    session.csrf,
+                    now,
+                    credential,
+                ),
+            )
         return sid, session
 
     def get(self, sid: str | None) -> Session | None:
         if not sid:
             return None
-        session = self._by_id.get(sid)
-        if session is None:
-            return None
-        now = time.monotonic()
-        if now - session.last_seen > self.idle:
-            del self._by_id[sid]
-            return None
-        session.last_seen = now
-        return session
+        key = _key(sid)
+        with self._db.tx() as db:
+            row = db.execute(
+                "SELECT user, method, groups, csrf, last_seen, credential FROM ui_sessions "
+                "WHERE id_hash = ?",
+                (key,),
+            ).fetchone()
+            if row is None:
+                return None
+            user, method, groups, csrf, last_seen, credential = row
+            now = time.time()
+            if now - last_seen > self.idle:
+                db.execute("DELETE FROM ui_sessions WHERE id_hash = ?", (key,))
+                return None
+            if now - last_seen > SEEN_EVERY:
+                db.execute("UPDATE ui_sessions SET last_seen = ? WHERE id_hash = ?", (now, key))
+        identity = Identity(user=user, method=method, groups=frozenset(json.loads(groups)))
+        return Session(identity, csrf, now, credential)
 
     def current(self, sid: str | None, htpasswd: Htpasswd | None) -> Session | None:
         """The live session of this cookie value, if its user's password is unchanged.
@@ -84,9 +141,8 @@ class Sessions:
 
     def end(self, sid: str | None) -> None:
         if sid:
-            self._by_id.pop(sid, None)
+            with self._db.tx() as db:
+                db.execute("DELETE FROM ui_sessions WHERE id_hash = ?", (_key(sid),))
 
-    def _expire(self) -> None:
-        now = time.monotonic()
-        for sid in [k for k, s in self._by_id.items() if now - s.last_seen > self.idle]:
-            del self._by_id[sid]
+    def close(self) -> None:
+        self._db.close()

@@ -9,11 +9,14 @@ password.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from importlib.resources import files
 
 from aiohttp import web
 
-from dockyard.auth.sessions import Sessions
+from dockyard.auth.sessions import DB_FILE, Sessions
+from dockyard.storage.paths import private_dir
+from dockyard.web.app_keys import STORE
 from dockyard.web.routing import Access, Route, add_routes
 
 from . import session
@@ -71,7 +74,14 @@ def install(app: web.Application, guard: session.LoginGuard | None) -> None:
     app[session.GUARD] = guard
     sessions = None
     if guard is not None:
-        sessions = Sessions()
+        # Under the default root's private folder: every worker process shares it.
+        sessions = Sessions(private_dir(app[STORE].default.root.path) / DB_FILE)
         guard.sessions = sessions
+
+        async def close(app: web.Application) -> AsyncIterator[None]:
+            yield
+            sessions.close()
+
+        app.cleanup_ctx.append(close)
     app[session.SESSIONS] = sessions
     add_routes(app, ROUTES + session.ROUTES)
