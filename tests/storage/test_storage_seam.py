@@ -28,7 +28,15 @@ LATER = {"gc.py", "gc_walk.py", "stamps.py"}
 #: an open file (stat'ed around the read), the flock files of cross-process locks, the
 #: change counter and the new-repositories log the catalog reads (local by nature, like
 #: the private SQLite files), besides ``LATER``.
-DIRECT_FS = {"localfs.py", "integrity.py", "locks.py", "changes.py", "catalog.py", *LATER}
+DIRECT_FS = {
+    "localfs.py",
+    "integrity.py",
+    "locks.py",
+    "changes.py",
+    "catalog.py",
+    "lease.py",
+    *LATER,
+}
 #: Filesystem calls of modules ``os``, ``shutil`` and ``tempfile``.
 FS_MODULES = {"os", "shutil", "tempfile"}
 OS_PURE = {"getpid", "fspath", "sched_setscheduler", "sched_param", "nice"}  # not files

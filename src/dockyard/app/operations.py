@@ -82,7 +82,7 @@ async def operations_background(app: web.Application) -> AsyncIterator[None]:
     """
     tasks: list[asyncio.Task[Any]] = [
         asyncio.create_task(_start_up(app), name="startup"),
-        asyncio.create_task(app[SCRUB].run_forever(), name="scrub"),
+        asyncio.create_task(app[STORE].lease.run(app[SCRUB].run_forever), name="scrub"),
         asyncio.create_task(app[RELOADER].watch(), name="config-watch"),
         asyncio.create_task(_flush_logs_forever(), name="log-flush"),
     ]

@@ -35,6 +35,7 @@ from dockyard.auth.keypurge import KeyPurger
 from dockyard.config import Config
 from dockyard.config.auth import DEFAULT_FAIL_LIMIT
 from dockyard.ext import search
+from dockyard.web.app_keys import STORE
 from dockyard.web.routing import add_routes
 
 log = logging.getLogger("dockyard.auth")
@@ -122,6 +123,7 @@ def install_security(app: web.Application, config: Config) -> Security:
         add_routes(app, API_KEY_ROUTES)
         keys = authenticator.keys
         purger = KeyPurger(keys, lambda: guard.auth, _purge_interval(config))
+        purger.lease = app[STORE].lease
         app.cleanup_ctx.append(purger.lifetime)
         app.on_cleanup.append(lambda _: _close(keys))
     app[RELOAD_HOOKS].append(_reloader(guard, limiter, pool, purger))

@@ -68,10 +68,11 @@ def build_app(
 async def _background(app: web.Application) -> AsyncIterator[None]:
     """Work that runs beside serving, never before it: periodic GC, dedupe of adopted roots."""
     store = app[STORE]
+    # In the worker holding the lease only (see storage.lease): one walk, not one a worker.
     tasks = [
-        asyncio.create_task(store.adopt_all(), name="dedupe-adopt"),
+        asyncio.create_task(store.lease.run(store.adopt_all), name="dedupe-adopt"),
         # Always running: it idles while GC is off, which a config reload may change.
-        asyncio.create_task(store.collect_forever(), name="gc"),
+        asyncio.create_task(store.lease.run(store.collect_forever), name="gc"),
     ]
     yield
     for task in tasks:

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from dockyard.auth.apikey_store import ApiKeyStore
 from dockyard.auth.authenticator import Authenticator
+from dockyard.storage.lease import Lease
 
 log = logging.getLogger("dockyard.auth")
 
@@ -33,6 +34,8 @@ class KeyPurger:
         self.keys = keys
         self.current = current
         self.every = every
+        #: With worker processes: purge only in the one holding the background lease.
+        self.lease: Lease | None = None
         self._missing_before: set[str] = set()
 
     async def purge_once(self) -> int:
@@ -57,7 +60,9 @@ class KeyPurger:
 
     async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
         """An aiohttp ``cleanup_ctx``: passes run while the app serves."""
-        task = asyncio.create_task(self._forever(), name="apikey-purge")
+        lease = self.lease
+        job = self._forever() if lease is None else lease.run(self._forever)
+        task = asyncio.create_task(job, name="apikey-purge")
         yield
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from dockyard.oci.digest import Digest
 from dockyard.storage import gc_walk
-from dockyard.storage.paths import UPLOADS_DIR, owner_record_of
+from dockyard.storage.paths import GC_PASS_KEY, UPLOADS_DIR, owner_record_of
 from dockyard.storage.root import StorageRoot
 from dockyard.storage.workers import in_walker
 
@@ -88,7 +88,15 @@ class Collector:
     async def collect(
         self, repo: str, *, retention: bool = True, uploads: bool = False, dry_run: bool = False
     ) -> GcReport:
-        """One pass over ``repo``: retention of untagged manifests, then orphan blobs."""
+        """One pass over ``repo``: retention of untagged manifests, then orphan blobs.
+
+        Passes over a root run one at a time, across worker processes too (the periodic
+        pass of the worker holding the lease, and inline passes after deletes in any
+        worker): each holds the root's GC lock."""
+        async with self.root.locks.hold(GC_PASS_KEY):
+            return await self._collect(repo, retention, uploads, dry_run)
+
+    async def _collect(self, repo: str, retention: bool, uploads: bool, dry_run: bool) -> GcReport:
         report = GcReport()
         now = time.time()
         started = time.monotonic()

@@ -15,6 +15,7 @@ folder::
     ROOT/_dockyard/locks/<sha256 of key>        a repository's cross-process lock file
     ROOT/_dockyard/changes                      the change counter workers share
     ROOT/_dockyard/repositories                 names of new repositories, one a line
+    ROOT/_dockyard/leader                       the background-work lease (an flock)
 
 Paths are built from a root (or a repository folder under it) so that a backend which is
 not a filesystem maps each one to a key by its part below the root: the same names work
@@ -41,6 +42,9 @@ QUARANTINE_DIR = "quarantine"
 LOCKS_DIR = "locks"
 CHANGES_FILE = "changes"
 REPOSITORIES_LOG = "repositories"
+LEADER_FILE = "leader"
+#: The lock key of a root's GC passes: not a repository name (none starts with "/").
+GC_PASS_KEY = "/gc"
 #: Folders inside a repository that are never repositories themselves.
 NOT_REPOSITORIES = frozenset({BLOBS_DIR, UPLOADS_DIR})
 
@@ -131,3 +135,7 @@ def changes_path(root: Path) -> Path:
 
 def repositories_log(root: Path) -> Path:
     return root / PRIVATE_DIR / REPOSITORIES_LOG
+
+
+def leader_path(root: Path) -> Path:
+    return root / PRIVATE_DIR / LEADER_FILE

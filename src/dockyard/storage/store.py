@@ -16,7 +16,9 @@ from dockyard.storage.catalog import Catalog
 from dockyard.storage.dedupe.adopt import ADOPTED, adopt_root
 from dockyard.storage.events import StorageEvents
 from dockyard.storage.gc import Collector, GcReport
+from dockyard.storage.lease import Lease
 from dockyard.storage.manifests import RepoManifests
+from dockyard.storage.paths import leader_path
 from dockyard.storage.repo_blobs import RepoBlobs
 from dockyard.storage.root import RootSettings, StorageRoot
 from dockyard.storage.upload_pool import UploadPool
@@ -70,6 +72,8 @@ class Store:
         self.sub_paths = {prefix: self._services(s) for prefix, s in sub_paths.items()}
         #: Set when settings change while serving (config reload): wakes the periodic GC.
         self.settings_changed = asyncio.Event()
+        #: Which worker process runs the periodic jobs (see ``storage.lease``).
+        self.lease = Lease(None if read_only else leader_path(default.root))
 
     def observe(self, events: StorageEvents) -> None:
         """Report the work of every root to ``events`` (the metrics extension)."""
@@ -90,6 +94,7 @@ class Store:
     def close(self) -> None:
         """Release what the store holds: upload threads, the roots' databases."""
         self.upload_pool.close()
+        self.lease.release()
         for services in self.roots():
             services.root.close()
 

@@ -72,7 +72,8 @@ def install_sync(app: web.Application, config: Config) -> None:
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
     mirror = app[SYNC]
-    task = asyncio.create_task(mirror.periodic.run_forever(), name="sync")
+    # Periodic passes in the worker holding the background lease only.
+    task = asyncio.create_task(app[STORE].lease.run(mirror.periodic.run_forever), name="sync")
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

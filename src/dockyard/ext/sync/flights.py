@@ -126,7 +126,7 @@ class BlobFlight:
             if self.size is not None and self.written != self.size:
                 raise UpstreamError(f"{where}: ended at {self.written} of {self.size} bytes")
             await asyncio.to_thread(os.fsync, fd)
-            session.size = self.written
+            session.size = session.hashed = self.written  # hashed as it was written
             try:
                 await self.svc.blobs.finish(session, self.digest)
             except StorageError as exc:
