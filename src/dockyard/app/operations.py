@@ -65,7 +65,8 @@ def install_operations(
     if config.extensions.metrics_on:
         assert config.extensions.metrics is not None
         m = metrics.install(app, config.extensions.metrics)
-        m.sources += [runner.metrics, reloader.metrics]
+        m.sources.append(reloader.metrics)
+        m.leader_sources.append(runner.metrics)  # the scrub runs in the lease holder
 
 
 async def _close_when_draining(request: web.Request, response: web.StreamResponse) -> None:

@@ -42,12 +42,11 @@ from dockyard.app.logs import WORKER_ENV, setup_logging
 from dockyard.app.preflight import EXIT_START, StartupError
 from dockyard.app.reload import Overrides
 from dockyard.config import Config, ConfigError, load_config
+from dockyard.ext.metrics import MULTIPROC_ENV
 from dockyard.storage.changes import set_writer
 
 log = logging.getLogger("dockyard.workers")
 
-#: The environment variable prometheus_client reads for its multiprocess folder.
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Signals the supervisor takes synchronously (blocked, then waited for).
 _SIGNALS = (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
 #: Worker deaths before readiness in a row after which the supervisor gives up.

@@ -10,12 +10,22 @@ Installed only when the config switches it on. Three sources feed one registry:
   so storage never imports prometheus;
 - values read at scrape time from caches that are already in memory (storage bytes per
   repository, dedupe savings, upload sessions, the last scrub, config reloads).
+
+With worker processes (``http.workers``), prometheus_client's multiprocess mode keeps the
+counters, histograms and the in-flight gauge in files of a folder the supervisor creates
+(``PROMETHEUS_MULTIPROC_DIR``), so a scrape on any worker sums every worker's requests,
+bytes, GC passes and lock waits. The figures of the jobs only the lease holder runs (the
+usage walk, the scrub) are that worker's: it writes them to the same folder every
+``SNAPSHOT_EVERY`` seconds, and the other workers serve that copy. Config reloads and
+mirroring counts are the answering worker's own (each worker reloads on every SIGHUP).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -32,11 +42,13 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from dockyard.config.extensions import Metrics as MetricsConfig
 from dockyard.ext.usage import UsageTracker
 from dockyard.storage.events import StorageEvents
+from dockyard.storage.lease import Lease
 from dockyard.web.app_keys import AFTER_RESPONSE, STORE
 from dockyard.web.routing import Access, Route, add_routes
 from dockyard.web.transfer import bytes_received, bytes_sent
@@ -54,6 +66,12 @@ _CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 #: More metric families read at scrape time (the scrub extension, config reloads).
 ScrapeSource = Callable[[], Iterator[Metric]]
+#: The folder of prometheus_client's multiprocess mode (set by the worker supervisor).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: The lease holder's scrape-time families, in that folder, for the other workers.
+LEADER_SNAPSHOT = "leader.prom"
+#: Seconds between two writes of that snapshot (when it changed).
+SNAPSHOT_EVERY = 2.0
 
 
 def route_label(request: web.BaseRequest) -> str:
@@ -69,9 +87,12 @@ def route_label(request: web.BaseRequest) -> str:
 class Metrics(StorageEvents):
     """The metric objects of one server, and the storage hooks that feed them."""
 
-    def __init__(self, usage: UsageTracker) -> None:
+    def __init__(self, usage: UsageTracker, lease: Lease | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.usage = usage
+        self.lease = lease
+        #: Set with worker processes: where every worker's values are (see the docstring).
+        self.multiproc_dir = os.environ.get(MULTIPROC_ENV) or None
         r = self.registry
         self.requests = Counter(
             "dockyard_http_requests",
@@ -99,6 +120,7 @@ class Metrics(StorageEvents):
             "dockyard_uploads_in_flight",
             "Upload requests (POST, PATCH, PUT of blobs) streaming a body right now",
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.gc_runs = Counter("dockyard_gc_runs", "GC passes over one repository", registry=r)
         self.gc_removed = Counter(
@@ -123,12 +145,65 @@ class Metrics(StorageEvents):
             "their digest",
             registry=r,
         )
-        #: More scrape-time families: the scrub extension, the config reloader add theirs.
+        #: More scrape-time families: the config reloader and mirroring add theirs.
         self.sources: list[ScrapeSource] = []
+        #: Families of jobs only the lease holder runs (the scrub).
+        self.leader_sources: list[ScrapeSource] = []
+        self._leader_registry = CollectorRegistry(auto_describe=False)
+        self._leader_registry.register(_LeaderFamilies(self))
+        self._snapshot = b""
         #: (method, route, status) -> the labelled children a request updates. Bounded by
         #: the routes and statuses there are, not by requests.
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram, Counter, Counter]] = {}
         r.register(_ScrapeTime(self))
+        #: With workers: every worker's counters and histograms, and this one's sources.
+        self.scrape_registry: CollectorRegistry | None = None
+        if self.multiproc_dir is not None:
+            self.scrape_registry = CollectorRegistry(auto_describe=False)
+            MultiProcessCollector(self.scrape_registry, path=self.multiproc_dir)  # type: ignore[no-untyped-call]
+            self.scrape_registry.register(_WorkerFamilies(self))
+
+    # -- scrapes ----------------------------------------------------------------------------
+
+    def _leads(self) -> bool:
+        return self.lease is None or self.lease.held
+
+    async def exposition(self) -> bytes:
+        """The scrape's body: this process's figures, or, with workers, every worker's."""
+        if self.scrape_registry is None:
+            return generate_latest(self.registry)
+        body = generate_latest(self.scrape_registry)
+        if self._leads():
+            return body + generate_latest(self._leader_registry)
+        return body + await asyncio.to_thread(self._read_snapshot)
+
+    def _snapshot_path(self) -> Path:
+        assert self.multiproc_dir is not None
+        return Path(self.multiproc_dir) / LEADER_SNAPSHOT
+
+    def _read_snapshot(self) -> bytes:
+        with contextlib.suppress(OSError):
+            return self._snapshot_path().read_bytes()
+        return b""
+
+    def _write_snapshot(self) -> None:
+        text = generate_latest(self._leader_registry)
+        if text == self._snapshot:
+            return
+        path = self._snapshot_path()
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_bytes(text)
+        os.replace(tmp, path)
+        self._snapshot = text
+
+    async def publish_forever(self) -> None:
+        """In the lease holder, with workers: keep the other workers' copy current."""
+        while self.multiproc_dir is not None:
+            try:
+                await asyncio.to_thread(self._write_snapshot)
+            except OSError as exc:
+                log.warning("cannot write the metrics snapshot for the other workers: %s", exc)
+            await asyncio.sleep(SNAPSHOT_EVERY)
 
     # -- requests -------------------------------------------------------------------------
 
@@ -194,33 +269,54 @@ class _ScrapeTime(Collector):
         self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
-        usage = self.metrics.usage
-        per_repo = GaugeMetricFamily(
-            "dockyard_storage_bytes",
-            "Bytes of blob files (layers, configs, manifests) each repository holds",
-            labels=["root", "repo"],
-        )
-        sessions = GaugeMetricFamily(
-            "dockyard_upload_sessions",
-            "Upload sessions open on disk (started, neither finished nor cancelled)",
-            labels=["root"],
-        )
-        per_root: dict[str, int] = {}
-        for root, repo, repo_usage in usage.repos():
-            per_repo.add_metric([str(root), repo], repo_usage.apparent)
-            per_root[str(root)] = per_root.get(str(root), 0) + repo_usage.uploads
-        for root_name, count in per_root.items():
-            sessions.add_metric([root_name], count)
-        saved = GaugeMetricFamily(
-            "dockyard_dedupe_saved_bytes",
-            "Bytes not stored twice because identical blobs share one inode",
-            labels=["root"],
-        )
-        for root, count in usage.saved():
-            saved.add_metric([str(root)], count)
-        yield from (per_repo, sessions, saved)
+        yield from _usage_families(self.metrics.usage)
+        for source in self.metrics.sources + self.metrics.leader_sources:
+            yield from source()
+
+
+class _WorkerFamilies(_ScrapeTime):
+    """With workers: the answering worker's own scrape-time families."""
+
+    def collect(self) -> Iterator[Metric]:
         for source in self.metrics.sources:
             yield from source()
+
+
+class _LeaderFamilies(_ScrapeTime):
+    """With workers: the families of the lease holder's jobs (usage walk, scrub)."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from _usage_families(self.metrics.usage)
+        for source in self.metrics.leader_sources:
+            yield from source()
+
+
+def _usage_families(usage: UsageTracker) -> Iterator[Metric]:
+    """Storage bytes per repository, open upload sessions, dedupe savings."""
+    per_repo = GaugeMetricFamily(
+        "dockyard_storage_bytes",
+        "Bytes of blob files (layers, configs, manifests) each repository holds",
+        labels=["root", "repo"],
+    )
+    sessions = GaugeMetricFamily(
+        "dockyard_upload_sessions",
+        "Upload sessions open on disk (started, neither finished nor cancelled)",
+        labels=["root"],
+    )
+    per_root: dict[str, int] = {}
+    for root, repo, repo_usage in usage.repos():
+        per_repo.add_metric([str(root), repo], repo_usage.apparent)
+        per_root[str(root)] = per_root.get(str(root), 0) + repo_usage.uploads
+    for root_name, count in per_root.items():
+        sessions.add_metric([root_name], count)
+    saved = GaugeMetricFamily(
+        "dockyard_dedupe_saved_bytes",
+        "Bytes not stored twice because identical blobs share one inode",
+        labels=["root"],
+    )
+    for root, count in usage.saved():
+        saved.add_metric([str(root)], count)
+    yield from (per_repo, sessions, saved)
 
 
 def _own_listener(
@@ -274,7 +370,7 @@ async def uploads_in_flight(request: web.Request, handler: Any) -> web.StreamRes
 
 
 async def _scrape(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
+    body = await request.app[METRICS].exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -284,7 +380,7 @@ def install(app: web.Application, config: MetricsConfig) -> Metrics:
     disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
     store = app[STORE]
     usage = UsageTracker(store)
-    metrics = Metrics(usage)
+    metrics = Metrics(usage, store.lease)
     app[METRICS] = metrics
     store.observe(metrics)
     app[AFTER_RESPONSE].append(metrics.observe_request)
@@ -296,10 +392,15 @@ def install(app: web.Application, config: MetricsConfig) -> Metrics:
         app.cleanup_ctx.append(_own_listener(metrics, path, config.address, config.port))
 
     async def keep_usage(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(usage.run(), name="storage-usage")
+        # The walk is the lease holder's, as the other background jobs: once, not per worker.
+        tasks = [
+            asyncio.create_task(store.lease.run(usage.run), name="storage-usage"),
+            asyncio.create_task(store.lease.run(metrics.publish_forever), name="metrics-copy"),
+        ]
         yield
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     app.cleanup_ctx.append(keep_usage)
     return metrics

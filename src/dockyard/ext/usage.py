@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from dockyard.storage.change_watch import ChangeWatch
 from dockyard.storage.repo_usage import RepoUsage, repo_usage
 from dockyard.storage.store import Store
 from dockyard.storage.workers import in_walker
@@ -50,6 +51,8 @@ class UsageTracker:
         self._totals: dict[Path, _RootTotals] = {}
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
+        #: The writes of other worker processes, which never call ``mark`` here.
+        self._watch = ChangeWatch(store)
 
     def mark(self, repo: str) -> None:
         """``repo`` changed: walk it again soon."""
@@ -98,6 +101,7 @@ class UsageTracker:
 
     async def _walk(self, repos: list[str]) -> None:
         for repo in repos:
+            self._watch.record(repo)
             root = self.store.for_repo(repo).root
             usage = await in_walker(repo_usage, root.backend, root.repo_dir(repo))
             exists = usage.apparent or usage.uploads or root.repo_dir(repo).is_dir()
@@ -112,14 +116,22 @@ class UsageTracker:
     async def run(self) -> None:
         """Fill the cache, then keep it current until cancelled."""
         await self._walk_all()
+        self._watch.moved()  # the walk saw everything up to here
         loop = asyncio.get_running_loop()
         next_full = loop.time() + FULL_EVERY
         while True:
+            wait = max(0.0, min(next_full - loop.time(), DEBOUNCE))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_full - loop.time()))
-            await asyncio.sleep(DEBOUNCE)
-            self._wake.clear()
+                await asyncio.wait_for(self._wake.wait(), wait)
             try:
+                moved = self._watch.moved()  # other workers' writes: no mark reaches here
+                if moved:
+                    names = self.store.catalog.all()
+                    self._dirty.update(await asyncio.to_thread(self._watch.stale, names, moved))
+                if not self._dirty and loop.time() < next_full:
+                    continue
+                await asyncio.sleep(DEBOUNCE)
+                self._wake.clear()
                 if loop.time() >= next_full:
                     next_full = loop.time() + FULL_EVERY
                     self._dirty.clear()

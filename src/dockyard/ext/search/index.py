@@ -15,8 +15,8 @@ import gc
 import logging
 from pathlib import Path
 
+from dockyard.storage.change_watch import ChangeWatch
 from dockyard.storage.events import StorageEvents
-from dockyard.storage.layout import index_stamp
 from dockyard.storage.store import Store
 
 from .records import RepoMeta
@@ -45,10 +45,8 @@ class SearchIndex(StorageEvents):
         #: Set (then replaced) each time the published map moves forward.
         self._progress = asyncio.Event()
         self.ready = False
-        #: Worker processes: each root's change counter at the last look, and the
-        #: ``index.json`` stamp each record was read at (see ``_catch_up``).
-        self._seen: dict[Path, bytes] = {}
-        self._stamps: dict[str, tuple[int, int, int] | None] = {}
+        #: The writes of other worker processes (see ``_catch_up``).
+        self._watch = ChangeWatch(store)
 
     # -- storage events (on the event loop) --------------------------------------------
 
@@ -76,38 +74,13 @@ class SearchIndex(StorageEvents):
             await self._progress.wait()
 
     async def _catch_up(self) -> None:
-        """Report the repositories another worker process changed.
-
-        Their writes reach this process as a move of the root's change counter, not as
-        storage events. Only when it moved are the ``index.json`` stamps compared with
-        those the records were read at: a stat per repository, in a thread, once per
-        burst of changes, never a read of what did not change.
-        """
-        moved = []
-        for services in self.store.roots():
-            root = services.root
-            seen = root.changes.seen()
-            if self._seen.get(root.path) != seen:
-                self._seen[root.path] = seen  # before the look: a later change moves it again
-                moved.append(root.path)
+        """Report the repositories another worker process changed (see ``ChangeWatch``)."""
+        moved = self._watch.moved()
         if not moved:
             return
-        names = self.store.catalog.all()
-        for name in await asyncio.to_thread(self._stale, names, set(moved)):
+        names = [n for n in self.store.catalog.all() if n not in self._dirty]
+        for name in await asyncio.to_thread(self._watch.stale, names, moved):
             self.repo_changed(self.store.for_repo(name).root.path, name)
-
-    def _stale(self, names: list[str], roots: set[Path]) -> list[str]:
-        """In a thread: the repositories whose ``index.json`` is not the one indexed."""
-        stale = []
-        for name in names:
-            root = self.store.for_repo(name).root
-            if (
-                root.path in roots
-                and name not in self._dirty
-                and index_stamp(root.backend, root.repo_dir(name)) != self._stamps.get(name)
-            ):
-                stale.append(name)
-        return stale
 
     def _advance(self, applied: int) -> None:
         self._applied = applied
@@ -125,8 +98,7 @@ class SearchIndex(StorageEvents):
         repos = dict(base)
         for name in names:
             root = self.store.for_repo(name).root
-            # Stat before the read: a change in between is found again by the next look.
-            self._stamps[name] = index_stamp(root.backend, root.repo_dir(name))
+            self._watch.record(name)
             try:
                 meta = load_repo(root, name, base.get(name))
             except Exception:  # one broken repository must not stop the index
