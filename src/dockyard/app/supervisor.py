@@ -163,6 +163,7 @@ class Supervisor:
         if threading.active_count() > 1:  # never expected: forking a threaded parent deadlocks
             log.warning("forking with %d threads running", threading.active_count())
         read_fd, write_fd = os.pipe()
+        _flush_logs()  # else the child would write the parent's buffered lines again
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
