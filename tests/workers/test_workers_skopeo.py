@@ -28,7 +28,13 @@ def test_skopeo_push_and_pull_with_workers(tmp_path: Path) -> None:
 
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(round_trip, range(4)))
-        served = {d.get("worker") for d in log_docs(server) if d.get("logger") == "dockyard.access"}
-        assert served == {0, 1}, "the clients' connections all went to one worker"
+
+        def served() -> set[object]:
+            return {
+                d.get("worker") for d in log_docs(server) if d.get("logger") == "dockyard.access"
+            }
+
+        # Access lines are flushed within a second: wait for both workers' lines.
+        wait_for(lambda: served() == {0, 1}, 10, "the clients' connections to reach both workers")
     finally:
         server.stop()
