@@ -150,7 +150,9 @@ class Reloader:
         default, subs = root_settings(new)
         needs, deduped = apply_settings(self.store, default, subs)
         restart += needs
-        for services in deduped:
+        # Adoption walks the root: the worker running the background jobs does it (every
+        # worker reloads the same file).
+        for services in deduped if self.store.lease.held else []:
             task = asyncio.create_task(adopt_again(self.store, services), name="dedupe-adopt")
             self._background.add(task)
             task.add_done_callback(self._background.discard)

@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from dockyard.app.listen import close_all
     from dockyard.app.server import listen, serve
     from dockyard.app.supervisor import supervise, worker_count
+    from dockyard.storage.changes import set_writer
 
     config = load_or_report(args.config)
     if config is None:
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         workers = worker_count(config)
         if workers > 1:
             return supervise(config, args.config, overrides, sockets, workers)
+        set_writer(0)  # the one worker: slot 0 of each root's change counter
         serve(config, args.config, overrides, sockets)
     except StartupError as exc:
         print(f"dockyard: {exc}", file=sys.stderr)

@@ -12,9 +12,10 @@ again only when it moved.
 The counter is a small file under the private folder, mapped shared into every process
 (``ROOT/_dockyard/changes``). It has one 8-byte slot per writer (the worker's number), so
 each slot has a single writer and needs no lock; a reader compares the whole region
-(2 KiB: a memcmp) with the copy it saw last. A process that is not a worker (``dockyard
-gc``) writes nothing here: the caches still stat their files every
-``layout.REVALIDATE_SECONDS`` for such changes, as before.
+(2 KiB: a memcmp) with the copy it saw last. The command-line tools (``dockyard gc``,
+``scrub``, ``sync``) share one last slot; should two of them bump it at the same moment
+one bump may be lost, and the caches' ``stat`` every ``layout.REVALIDATE_SECONDS`` still
+finds their change.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ SLOTS = 256
 _SIZE = SLOTS * 8
 _SLOT = struct.Struct("<Q")
 
-#: This process's slot; a worker sets it (``set_writer``) before it opens a root.
-_writer = 0
+#: This process's slot; a server sets it (``set_writer``: its worker number) before it
+#: opens a root. Other processes (``dockyard gc``, ``scrub``, ``sync``) share the last.
+_writer = SLOTS - 1
 
 
 def set_writer(slot: int) -> None:
