@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from conftest import Server
+from conftest import Server, free_port
 from ops_helpers import ops_config, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from spec_helpers import MANIFEST_ACCEPT, image_manifest, push_image
@@ -93,5 +93,23 @@ def test_a_scrape_on_any_worker_sums_every_worker(tmp_path: Path) -> None:
                 20,
                 "the repository's storage bytes on every worker",
             )
+    finally:
+        server.stop()
+
+
+def test_metrics_on_their_own_port_with_workers(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    port = free_port()
+    metrics = {"enable": True, "address": "127.0.0.1", "port": port}
+    config = ops_config(tmp_path / "config.json", root, extensions={"metrics": metrics})
+    server = start_workers(root, 2, config=config)  # both workers serve the scrape port
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            push_image(c, "metrics/own-port", "v1")
+        for _ in range(6):
+            with httpx.Client(timeout=30) as c:
+                scraped = c.get(f"http://127.0.0.1:{port}/metrics")
+            assert scraped.status_code == 200
+            assert 'route="/v2/{name}/manifests/{reference}"' in scraped.text
     finally:
         server.stop()

@@ -331,7 +331,9 @@ def _own_listener(
         scrape_app.router.add_get(path, _scrape)
         runner = web.AppRunner(scrape_app, access_log=None, handle_signals=False)
         await runner.setup()
-        await web.TCPSite(runner, address, port).start()
+        # With workers, each binds the port (SO_REUSEPORT): any of them answers for all.
+        reuse = metrics.multiproc_dir is not None
+        await web.TCPSite(runner, address, port, reuse_port=reuse or None).start()
         log.info("metrics served on http://%s:%d%s", address, port, path)
         yield
         await runner.cleanup()
