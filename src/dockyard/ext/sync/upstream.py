@@ -206,7 +206,14 @@ class Upstream:
                 if kind == "bearer":
                     refused = auth[7:] if auth and auth.startswith("Bearer ") else None
                     await self._token(challenge, scope, refused)
-                elif kind == "basic" and self.credentials is not None and not self._basic:
+                elif (
+                    kind == "basic"
+                    and self.credentials is not None
+                    and not (auth or "").startswith("Basic ")
+                ):
+                    # Retry whenever this request went without: another request may have
+                    # switched Basic on meanwhile (concurrent first requests, as a blob GET
+                    # reaching a worker process that never asked this upstream before).
                     self._basic = True
                 else:
                     return resp
