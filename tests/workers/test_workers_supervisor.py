@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -114,6 +115,17 @@ def test_sigterm_drains_every_worker_and_exits_0(tmp_path: Path) -> None:
     time.sleep(0.5)
     assert server.proc is not None
     server.proc.send_signal(signal.SIGTERM)
+
+    def refused() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+
+    # The port refuses new connections while the upload is still in flight.
+    wait_for(refused, 5, "the listener to close in every process")
+    assert thread.is_alive(), "the upload ended before the listener closed"
     thread.join(30)
     assert sent and sent[0].status_code == 202, sent
     assert server.proc.wait(30) == 0

@@ -240,6 +240,11 @@ class Supervisor:
             self.stopping = True
             grace = self.config.http.shutdown_timeout
             self.stop_deadline = time.monotonic() + grace + STOP_MARGIN
+            # No worker will be forked again: let go of the listener, so that once every
+            # worker has closed its copy the port refuses new connections at once.
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.close()
             self._signal_all(signal.SIGTERM)
 
     def _take_signal(self, timeout: float) -> None:
