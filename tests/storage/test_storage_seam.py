@@ -22,11 +22,9 @@ STORAGE = Path(dockyard.storage.__file__).parent
 #: Layout names that only ``storage/paths.py`` may spell.
 LAYOUT_NAMES = {"blobs", ".uploads", "index.json", "oci-layout", "_dockyard", "cache.db",
                 "verified.db", "quarantine"}  # fmt: skip
-#: GC's and the stamps' files, switched to paths and the backend in a later round.
-LATER = {"gc.py", "gc_walk.py", "stamps.py"}
 #: Modules that call the filesystem directly: the backend itself, and integrity's hash of
-#: an open file (stat'ed around the read), besides ``LATER``.
-DIRECT_FS = {"localfs.py", "integrity.py", *LATER}
+#: an open file (stat'ed around the read).
+DIRECT_FS = {"localfs.py", "integrity.py"}
 #: Filesystem calls of modules ``os``, ``shutil`` and ``tempfile``.
 FS_MODULES = {"os", "shutil", "tempfile"}
 OS_PURE = {"getpid", "fspath", "sched_setscheduler", "sched_param", "nice"}  # not files
@@ -36,7 +34,7 @@ PATH_ONLY = {"mkdir", "iterdir", "touch", "unlink", "write_text", "write_bytes",
 
 
 def _modules() -> list[Path]:
-    return sorted(p for p in STORAGE.rglob("*.py") if p.name != "paths.py" and p.name not in LATER)
+    return sorted(p for p in STORAGE.rglob("*.py") if p.name != "paths.py")
 
 
 def test_layout_names_are_spelled_only_in_paths_module() -> None:
