@@ -27,7 +27,7 @@ LAYOUT_NAMES = {"blobs", ".uploads", "index.json", "oci-layout", "_dockyard", "c
 DIRECT_FS = {"localfs.py", "integrity.py"}
 #: Filesystem calls of modules ``os``, ``shutil`` and ``tempfile``.
 FS_MODULES = {"os", "shutil", "tempfile"}
-OS_PURE = {"getpid", "fspath", "sched_setscheduler", "sched_param", "nice"}  # not files
+OS_PURE = {"getpid", "fspath", "sched_setscheduler", "sched_param", "nice", "stat_result"}
 #: Methods only a ``pathlib.Path`` has (the backend has none of these names).
 PATH_ONLY = {"mkdir", "iterdir", "touch", "unlink", "write_text", "write_bytes", "is_dir",
              "is_file", "rmdir", "glob", "rglob", "read_text", "chmod"}  # fmt: skip
