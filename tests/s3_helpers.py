@@ -21,6 +21,8 @@ import httpx
 import pytest
 from conftest import free_port
 
+from dockyard.storage.s3backend import S3Settings
+
 ACCESS_KEY, SECRET_KEY, REGION = "dockyard-test", "dockyard-test-secret", "us-east-1"
 
 
@@ -36,6 +38,10 @@ class S3Server:
             aws_secret_access_key=SECRET_KEY,
             region_name=REGION,
         )
+
+    def settings(self, bucket: str, prefix: str = "") -> S3Settings:
+        return S3Settings(bucket, prefix, REGION, self.endpoint, access_key=ACCESS_KEY,
+                          secret_key=SECRET_KEY)  # fmt: skip
 
     def new_bucket(self) -> str:
         name = f"registry-{uuid.uuid4().hex[:12]}"

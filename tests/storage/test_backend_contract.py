@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from s3_helpers import S3Server, s3_server  # noqa: F401 - the fixture
+from s3_helpers import ACCESS_KEY, SECRET_KEY, S3Server, s3_server  # noqa: F401 - the fixture
 
 from dockyard.storage.backend import LinkUnsupported, StorageBackend
 from dockyard.storage.localfs import LocalBackend
-from dockyard.storage.s3backend import MIN_PART, SEGMENT, ConcurrentAppend, S3Backend
+from dockyard.storage.s3backend import MIN_PART, SEGMENT, ConcurrentAppend, S3Backend, S3Settings
 
 Factory = Callable[[], StorageBackend]
 
@@ -32,7 +33,7 @@ def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, Fact
         return root, LocalBackend
     server: S3Server = request.getfixturevalue("s3_server")
     bucket, root = server.new_bucket(), Path("/srv/dockyard")
-    return root, lambda: S3Backend(server.client(), bucket, "/dockyard/", root)
+    return root, lambda: S3Backend(server.settings(bucket, "/dockyard/"), root)
 
 
 def _blob(size: int, seed: int = 0) -> bytes:
@@ -175,8 +176,8 @@ def test_copy_and_link(replicas: tuple[Path, Factory]) -> None:
 
 def test_two_writers_of_one_upload_never_both_win(s3_server: S3Server) -> None:  # noqa: F811
     bucket, root = s3_server.new_bucket(), Path("/srv/dockyard")
-    a = S3Backend(s3_server.client(), bucket, "dockyard", root)
-    b = S3Backend(s3_server.client(), bucket, "dockyard", root)
+    a = S3Backend(s3_server.settings(bucket, "dockyard"), root)
+    b = S3Backend(s3_server.settings(bucket, "dockyard"), root)
     upload = root / "r" / ".uploads" / "u5"
     a.create(upload)
     first, second = a.open_append(upload), b.open_append(upload)
@@ -190,9 +191,31 @@ def test_two_writers_of_one_upload_never_both_win(s3_server: S3Server) -> None: 
 
 def test_keys_keep_the_oci_layout_under_the_prefix(s3_server: S3Server) -> None:  # noqa: F811
     bucket, root = s3_server.new_bucket(), Path("/srv/dockyard")
-    backend = S3Backend(s3_server.client(), bucket, "/dockyard/", root)
+    backend = S3Backend(s3_server.settings(bucket, "/dockyard/"), root)
     backend.write_atomic(root / "team" / "app" / "oci-layout", b"{}")
     keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]]
     assert keys == ["dockyard/team/app/oci-layout"]
     with pytest.raises(ValueError):
         backend.key(Path("/elsewhere/x"))
+
+
+def test_a_backend_travels_to_a_worker_process_as_its_settings(s3_server: S3Server) -> None:  # noqa: F811
+    """GC and scrub run in worker processes: the backend pickles without its client."""
+    bucket, root = s3_server.new_bucket(), Path("/srv/dockyard")
+    host = s3_server.endpoint.removeprefix("http://")
+    settings = S3Settings(bucket, "dockyard", "us-east-1", host, secure=False,
+                          access_key=ACCESS_KEY, secret_key=SECRET_KEY)  # fmt: skip
+    backend = S3Backend(settings, root)
+    backend.write_atomic(root / "r" / "index.json", b"{}")
+    copy = pickle.loads(pickle.dumps(backend))
+    assert copy.read_bytes(root / "r" / "index.json") == b"{}"
+    assert len(pickle.dumps(backend)) < 2048
+
+
+def test_regionendpoint_with_or_without_a_scheme() -> None:
+    assert S3Settings("b", endpoint="s3.example:9000").endpoint_url() == "https://s3.example:9000"
+    plain = S3Settings("b", endpoint="s3.example:9000", secure=False)
+    assert plain.endpoint_url() == "http://s3.example:9000"
+    assert S3Settings("b", endpoint="http://h:1", secure=True).endpoint_url() == "http://h:1"
+    assert S3Settings("b").endpoint_url() is None
+    assert "secret" not in repr(S3Settings("b", access_key="k", secret_key="secret"))

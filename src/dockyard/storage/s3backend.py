@@ -40,6 +40,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+import boto3
+from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from dockyard.storage.backend import Entry, LinkUnsupported
@@ -251,14 +253,64 @@ class S3Appender:
         self._unsynced, self._pending = [], bytearray()
 
 
-class S3Backend:
-    """Objects in one bucket under ``prefix``, named by paths under ``root``."""
+@dataclass(frozen=True)
+class S3Settings:
+    """Where the bucket is and how to reach it (zot's ``storageDriver`` keys)."""
 
-    def __init__(self, client: S3Client, bucket: str, prefix: str, root: Path) -> None:
-        self._client = client
-        self.bucket = bucket
-        self.prefix = prefix.strip("/")
+    bucket: str
+    #: ``rootdirectory``: the key prefix the layout lives under.
+    prefix: str = ""
+    region: str | None = None
+    #: ``regionendpoint``, with or without a scheme; without one, ``secure`` decides.
+    endpoint: str | None = None
+    secure: bool = True
+    skip_verify: bool = False
+    #: Absent keys leave boto3 its usual chain: AWS_* variables, credential files, roles.
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+
+    def endpoint_url(self) -> str | None:
+        if not self.endpoint:
+            return None
+        if "://" in self.endpoint:
+            return self.endpoint
+        return f"{'https' if self.secure else 'http'}://{self.endpoint}"
+
+    def client(self) -> S3Client:
+        keys: dict[str, str] = {}
+        if self.access_key and self.secret_key:
+            keys = {"aws_access_key_id": self.access_key, "aws_secret_access_key": self.secret_key}
+        # A pool as large as the upload threads, and the SDK's standard retries (throttling,
+        # 5xx, connection resets) so one hiccup does not fail a client's request.
+        config = BotoConfig(max_pool_connections=64, retries={"mode": "standard"})
+        client: S3Client = boto3.session.Session().client(
+            "s3",
+            region_name=self.region,
+            endpoint_url=self.endpoint_url(),
+            use_ssl=self.secure,
+            verify=not self.skip_verify,
+            config=config,
+            **keys,
+        )
+        return client
+
+
+class S3Backend:
+    """Objects in one bucket under ``prefix``, named by paths under ``root``.
+
+    Built from :class:`S3Settings`, it pickles as those settings (a client holds sockets),
+    so GC's and scrub's worker processes get a backend of their own.
+    """
+
+    def __init__(self, settings: S3Settings, root: Path, client: S3Client | None = None) -> None:
+        self.settings = settings
+        self._client = client if client is not None else settings.client()
+        self.bucket = settings.bucket
+        self.prefix = settings.prefix.strip("/")
         self.root = root
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (S3Backend, (self.settings, self.root))
 
     # --- names ---------------------------------------------------------------------------
 
