@@ -1,6 +1,6 @@
 """The streamed push path: a long PATCH of known length, read in large pieces.
 
-dockyard asks the kernel to gather ~256 KiB before waking it for a body of known length
+dockyard asks the kernel to gather ~512 KiB before waking it for a body of known length
 (``SO_RCVLOWAT``). These tests hold what that must never break: the last bytes of a body
 are never held back, the next request on the same connection is answered, and a chunk
 acknowledged with a 202 survives a kill -9 of the server.
