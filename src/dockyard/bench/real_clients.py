@@ -56,6 +56,7 @@ class ClientRun:
     bytes: int
     server_cpu_s: float | None
     client_cpu_s: float
+    repo: str
     error: str | None = None
 
     @property
@@ -213,7 +214,7 @@ def run_rounds(
                         wall, server, own, error = _timed(cmd, client.env, watches[target.index])
                         run = ClientRun(
                             client_name, phase, rnd, target.index, position, wall,
-                            image.size if error is None else 0, server, own, error,
+                            image.size if error is None else 0, server, own, repo, error,
                         )  # fmt: skip
                         runs.append(run)
                         if progress:
@@ -310,7 +311,11 @@ def to_json(
     return {
         **meta,
         "mode": "real-clients",
-        "image": {"size": image.size, "manifest": image.manifest_digest},
+        "image": {
+            "size": image.size,
+            "manifest": image.manifest_digest,
+            "layer": image.layer_digest,
+        },
         "targets": [asdict(t) for t in targets],
         "errors": sum(1 for r in runs if r.error),
         "runs": [{**asdict(r), "cpu_per_gib": r.cpu_per_gib} for r in runs],
