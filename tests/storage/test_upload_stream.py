@@ -151,3 +151,28 @@ def test_chunks_of_a_streamed_push_land_in_order(registry: Server, repo: str) ->
         done = c.put(with_params(url, {"digest": sha256_digest(whole)}))
         assert done.status_code == 201, done.text
         assert c.get(f"/v2/{repo}/blobs/{sha256_digest(whole)}").content == whole
+
+
+def test_a_long_chunk_refused_before_its_body_leaves_the_connection_usable(
+    registry: Server, repo: str
+) -> None:
+    """A long PATCH at the wrong offset gets 416 without its body being read; the next
+    request on the same connection is still answered (see also the full-disk test, where
+    the body is cut midway by ENOSPC)."""
+    with client_of(registry) as c:
+        url = start_upload(c, repo)
+        data = os.urandom(BODY)
+        wrong = c.patch(
+            url,
+            content=data,
+            headers={
+                "Content-Range": f"5-{BODY + 4}",
+                "Content-Type": "application/octet-stream",
+            },
+        )
+        assert wrong.status_code == 416, wrong.text
+        status = c.get(url)  # same client, same kept-alive connection when the server kept it
+        assert status.status_code == 204 and status.headers["Range"] == "0-0"
+        right = c.patch(url, content=data, headers={"Content-Type": "application/octet-stream"})
+        assert right.status_code == 202, right.text
+        assert right.headers["Range"] == f"0-{BODY - 1}"

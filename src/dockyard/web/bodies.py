@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 
@@ -68,20 +69,41 @@ class _LowWater:
 
 
 async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
-    """The request body as it arrives, never held whole in memory; a long body of known
-    length in pieces of ~``RECEIVE_PIECE`` bytes (see ``_LowWater``)."""
+    """The request body as it arrives, never held whole in memory."""
+    while True:
+        chunk = await request.content.readany()
+        if not chunk:
+            return
+        yield chunk
+
+
+async def _large_pieces(request: web.Request, low_water: _LowWater) -> AsyncIterator[bytes]:
+    while True:
+        low_water.before_read()
+        chunk = await request.content.readany()
+        if not chunk:
+            return
+        yield chunk
+
+
+@contextlib.asynccontextmanager
+async def streamed_body(request: web.Request) -> AsyncIterator[AsyncIterator[bytes]]:
+    """An upload's body as it arrives; a long body of known length in pieces of
+    ~``RECEIVE_PIECE`` bytes (see ``_LowWater``).
+
+    The socket settings are undone when the block ends, however it ends. An abandoned
+    generator's ``finally`` is no place for that: a failed upload's traceback keeps the
+    generator alive until the cyclic GC runs, and meanwhile the connection's next request
+    (a few hundred bytes, under the mark) would never wake the loop.
+    """
     low_water = _LowWater.of(request)
+    if low_water is None:
+        yield body_chunks(request)
+        return
     try:
-        while True:
-            if low_water is not None:
-                low_water.before_read()
-            chunk = await request.content.readany()
-            if not chunk:
-                return
-            yield chunk
+        yield _large_pieces(request, low_water)
     finally:
-        if low_water is not None:
-            low_water.reset()
+        low_water.reset()
 
 
 async def read_limited(request: web.Request, limit: int) -> bytes | None:
