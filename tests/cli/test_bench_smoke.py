@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +147,37 @@ def test_real_client_mode_refuses_unknown_clients_and_mixed_modes() -> None:
     assert done.returncode == 2 and "two modes" in done.stderr
     done = bench("http://127.0.0.1:1", "--size-mib", "4")
     assert done.returncode == 2 and "--size-mib" in done.stderr
+
+
+def test_real_client_mode_stops_when_a_target_keeps_the_image(tmp_path: Path) -> None:
+    """docker-registry without deletes: the round's image cannot be removed, so the next
+    push would skip its blobs; the run stops with a message that says so."""
+    port = free_port()
+    config = tmp_path / "docker.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'root'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    proc = subprocess.Popen(
+        ["/usr/bin/docker-registry", "serve", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{url}/v2/", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        images = str(tmp_path / "images")
+        args = ["--client", "skopeo", "--size-mib", "1", "--repeat", "2", "--image-dir", images]
+        done = bench(url, *args, timeout=120)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "must be deleted" in done.stderr and "405" in done.stderr
+        assert "Traceback" not in done.stderr
+    finally:
+        proc.terminate()
+        proc.wait(10)

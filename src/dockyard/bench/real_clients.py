@@ -169,15 +169,22 @@ def _timed(
     return wall, server, _children_cpu() - child0, error
 
 
+class CleanupFailed(Exception):
+    """A target would not delete a round's image: the next push would skip its blobs and
+    its figures would mean nothing, so the run stops."""
+
+
 def _delete(url: str, path: str) -> None:
-    """DELETE ``url + path``; a 404 (already gone) is fine, anything else is reported."""
+    """DELETE ``url + path``; a 404 (already gone) is fine, anything else stops the run."""
     request = urllib.request.Request(url + path, method="DELETE")
     try:
         with urllib.request.urlopen(request, timeout=60):
             pass
     except urllib.error.HTTPError as exc:
         if exc.code != 404:
-            raise RuntimeError(f"DELETE {path}: {exc.code}") from exc
+            raise CleanupFailed(f"{url}: DELETE {path} answered {exc.code}") from exc
+    except OSError as exc:
+        raise CleanupFailed(f"{url}: DELETE {path} failed: {exc}") from exc
 
 
 def remove_image(url: str, repo: str, image: LayerImage) -> None:

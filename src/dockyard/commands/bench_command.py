@@ -134,7 +134,17 @@ def _run_real_clients(args: argparse.Namespace, targets: list[Any], repeat: int)
             print(line, file=sys.stderr, flush=True)
 
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as work:
-        runs = real_clients.run_rounds(targets, args.client, image, repeat, Path(work), progress)
+        try:
+            runs = real_clients.run_rounds(
+                targets, args.client, image, repeat, Path(work), progress
+            )
+        except real_clients.CleanupFailed as exc:
+            print(
+                f"dockyard bench: {exc}; each round's image must be deleted so the next "
+                "push sends every byte (docker-registry: storage.delete.enabled: true)",
+                file=sys.stderr,
+            )
+            return EXIT_ERRORS
     summaries = real_clients.summarize(runs, targets)
     print(real_clients.render(summaries, targets, image))
     meta: dict[str, Any] = {
