@@ -22,31 +22,22 @@ STORAGE = Path(dockyard.storage.__file__).parent
 #: Layout names that only ``storage/paths.py`` may spell.
 LAYOUT_NAMES = {"blobs", ".uploads", "index.json", "oci-layout", "_dockyard", "cache.db",
                 "verified.db", "quarantine"}  # fmt: skip
-#: GC's and the stamps' files, switched to paths and the backend in a later round.
-LATER = {"gc.py", "gc_walk.py", "stamps.py"}
 #: Modules that call the filesystem directly: the backend itself, integrity's hash of
-#: an open file (stat'ed around the read), the flock files of cross-process locks, the
-#: change counter and the new-repositories log the catalog reads (local by nature, like
-#: the private SQLite files), besides ``LATER``.
-DIRECT_FS = {
-    "localfs.py",
-    "integrity.py",
-    "locks.py",
-    "changes.py",
-    "catalog.py",
-    "lease.py",
-    *LATER,
-}
+#: an open file (stat'ed around the read), and the coordination files of worker
+#: processes (local by nature, like the private SQLite files): the flock files of
+#: cross-process locks and the lease, the change counter, the catalog's log of new
+#: repositories.
+DIRECT_FS = {"localfs.py", "integrity.py", "locks.py", "changes.py", "catalog.py", "lease.py"}
 #: Filesystem calls of modules ``os``, ``shutil`` and ``tempfile``.
 FS_MODULES = {"os", "shutil", "tempfile"}
-OS_PURE = {"getpid", "fspath", "sched_setscheduler", "sched_param", "nice"}  # not files
+OS_PURE = {"getpid", "fspath", "sched_setscheduler", "sched_param", "nice", "stat_result"}
 #: Methods only a ``pathlib.Path`` has (the backend has none of these names).
 PATH_ONLY = {"mkdir", "iterdir", "touch", "unlink", "write_text", "write_bytes", "is_dir",
              "is_file", "rmdir", "glob", "rglob", "read_text", "chmod"}  # fmt: skip
 
 
 def _modules() -> list[Path]:
-    return sorted(p for p in STORAGE.rglob("*.py") if p.name != "paths.py" and p.name not in LATER)
+    return sorted(p for p in STORAGE.rglob("*.py") if p.name != "paths.py")
 
 
 def test_layout_names_are_spelled_only_in_paths_module() -> None:

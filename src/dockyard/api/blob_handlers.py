@@ -8,6 +8,7 @@ from dockyard.api.request_params import digest_param, services
 from dockyard.storage.errors import BlobUnknown, NameUnknown
 from dockyard.web.mirror import miss_hook
 from dockyard.web.request_keys import may_create, read_filter
+from dockyard.web.transfer import prepare_large_send
 
 
 async def get_blob(request: web.Request) -> web.StreamResponse:
@@ -21,7 +22,7 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     link = request.method == "HEAD" and may_create(request, name)
     # Bytes that no longer match the digest are never served (see storage.integrity).
     try:
-        path, _size = await svc.blobs.checked(
+        path, size = await svc.blobs.checked(
             name, digest, link=link, source_ok=read_filter(request)
         )
     except (BlobUnknown, NameUnknown):
@@ -35,6 +36,7 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         "Content-Type": "application/octet-stream",
         "Cache-Control": "max-age=31536000",
     }
+    prepare_large_send(request, size)
     return web.FileResponse(path, headers=headers)
 
 

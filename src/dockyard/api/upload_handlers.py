@@ -17,7 +17,7 @@ from dockyard.oci.names import validate_name
 from dockyard.storage.errors import BlobUploadInvalid
 from dockyard.storage.repo_blobs import RepoBlobs
 from dockyard.storage.uploads import ANYONE, Caller, Session
-from dockyard.web.bodies import body_chunks
+from dockyard.web.bodies import streamed_body
 from dockyard.web.request_keys import identity, read_filter
 from dockyard.web.spec_errors import ApiError
 
@@ -75,7 +75,8 @@ async def start_upload(request: web.Request) -> web.Response:
         digest = digest_param(query["digest"])
         async with session.lock:
             try:
-                await svc.blobs.append(session, body_chunks(request))
+                async with streamed_body(request) as body:
+                    await svc.blobs.append(session, body)
             except BaseException:
                 svc.root.uploads.forget(session)
                 raise
@@ -89,8 +90,8 @@ async def patch_upload(request: web.Request) -> web.Response:
     name, svc = services(request)
     session = await _own_session(request, name, svc.blobs)
     start, length = _content_range(request)
-    async with session.lock:
-        await svc.blobs.append(session, body_chunks(request), start, length)
+    async with session.lock, streamed_body(request) as body:
+        await svc.blobs.append(session, body, start, length)
     return web.Response(status=202, headers=_session_headers(name, session))
 
 
@@ -104,7 +105,8 @@ async def put_upload(request: web.Request) -> web.Response:
     digest = digest_param(raw)
     start, length = _content_range(request)
     async with session.lock:
-        await svc.blobs.append(session, body_chunks(request), start, length)
+        async with streamed_body(request) as body:
+            await svc.blobs.append(session, body, start, length)
         await svc.blobs.finish(session, digest)
     return web.Response(status=201, headers=_blob_headers(name, str(digest)))
 

@@ -46,10 +46,9 @@ LEVELS = {
 }
 
 REQUEST_ID_HEADER = "X-Request-Id"
-#: Request keys other layers share: the id set here, the user name an auth layer may set
-#: (else the ``Identity`` the auth middleware leaves under ``dockyard.identity`` is read).
+#: Request keys other layers share: the id set here; the user comes from the ``Identity``
+#: the auth middleware leaves under ``dockyard.identity``.
 REQUEST_ID_KEY = "dockyard.request_id"
-USER_KEY = "dockyard.user"
 #: Why the request was refused as the client's fault (see ``refusals.py``), in our own words.
 REFUSED_KEY = "dockyard.refused"
 #: An incoming id is kept only if it cannot forge a log line or bloat one.
@@ -261,9 +260,7 @@ class AccessLogger(AbstractAccessLogger):
                 logging.getLogger("dockyard").exception("after-response observer failed")
         if not access_log.isEnabledFor(logging.INFO):
             return
-        user = request.get(USER_KEY)
-        if user is None:  # the auth middleware's Identity, when it ran
-            user = getattr(request.get(IDENTITY), "user", None)
+        user = getattr(request.get(IDENTITY), "user", None)  # when the auth middleware ran
         # Unrouted: the parser refused the request, perhaps in its request line, so the
         # method and path aiohttp shows are placeholders, not what the client sent.
         method, path = (request.method, request.path) if app is not None else (None, None)

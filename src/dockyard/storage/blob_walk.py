@@ -1,8 +1,9 @@
 """The one walk over a repository's blob files (``blobs/<alg>/<hex>``).
 
-Adoption (dedupe), scrub and the usage figures all need the same thing: every file that is
-a blob, with its digest, size and identity. Temp files and strays (names that are not a
-digest) are never blobs. Blocking: run it in a thread or GC's worker process.
+GC's orphan search, adoption (dedupe), scrub and the usage figures all need the same
+thing: every file that is a blob, with its digest, size, identity and age. Temp files and
+strays (names that are not a digest) are never blobs. Blocking: run it in a thread or a
+worker process.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class BlobFile:
     ino: int
     #: How many names the stored bytes have (1: this repository's copy is the only one).
     nlink: int
+    #: When this name last changed (a link, rename or unlink bumps it): GC's age.
+    changed: float
 
 
 def blob_files(backend: StorageBackend, repo_dir: Path) -> list[BlobFile]:
@@ -40,5 +43,7 @@ def blob_files(backend: StorageBackend, repo_dir: Path) -> list[BlobFile]:
             st = backend.stat(entry.path)
             if st is None:
                 continue
-            found.append(BlobFile(str(digest), entry.path, st.st_size, st.st_ino, st.st_nlink))
+            found.append(
+                BlobFile(str(digest), entry.path, st.st_size, st.st_ino, st.st_nlink, st.st_ctime)
+            )
     return found

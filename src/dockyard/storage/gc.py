@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 
 from dockyard.oci.digest import Digest
 from dockyard.storage import gc_walk
-from dockyard.storage.paths import GC_PASS_KEY, UPLOADS_DIR, owner_record_of
+from dockyard.storage.layout import index_stamp
+from dockyard.storage.paths import GC_PASS_KEY, owner_record_of, uploads_dir
 from dockyard.storage.root import StorageRoot
 from dockyard.storage.workers import in_walker
 
@@ -66,19 +66,23 @@ class Collector:
         self._pending: dict[str, asyncio.Task[GcReport]] = {}
 
     def _idle_uploads(self, repo: str, now: float, dry_run: bool) -> list[tuple[str, str]]:
-        folder = self.root.repo_dir(repo) / UPLOADS_DIR
+        backend, folder = self.root.backend, uploads_dir(self.root.repo_dir(repo))
+        entries = backend.list(folder)
+        names = {entry.name for entry in entries}
         removed = []
-        for path in folder.iterdir() if folder.is_dir() else ():
-            session_id = owner_record_of(path.name)
+        for entry in entries:
+            session_id = owner_record_of(entry.name)
             if session_id is None:
-                session_id = path.name
-            elif (folder / session_id).exists():
+                session_id = entry.name
+            elif session_id in names:
                 continue  # an owner record goes with its session, below
             try:
-                idle = now - os.stat(path).st_mtime
+                st = backend.stat(entry.path)
             except OSError:
                 continue
-            if idle < self.gc_delay or self.root.uploads.busy(repo, session_id):
+            if st is None or now - st.st_mtime < self.gc_delay:
+                continue
+            if self.root.uploads.busy(repo, session_id):
                 continue
             if not dry_run:
                 self.root.uploads.discard(repo, session_id)
@@ -100,14 +104,14 @@ class Collector:
         report = GcReport()
         now = time.time()
         started = time.monotonic()
-        repo_dir = self.root.repo_dir(repo)
+        repo_dir, backend = self.root.repo_dir(repo), self.root.backend
         if uploads:
             report.uploads += await asyncio.to_thread(self._idle_uploads, repo, now, dry_run)
         try:
             without: frozenset[str] = frozenset()
             if retention:
                 _, expired = await in_walker(
-                    gc_walk.expired_untagged, repo_dir, now, self.retention_delay
+                    gc_walk.expired_untagged, backend, repo_dir, now, self.retention_delay
                 )
                 if dry_run:
                     report.manifests += [(repo, d) for d in expired]
@@ -117,13 +121,13 @@ class Collector:
                     report.manifests += [(repo, d) for d in dropped]
             for _ in range(3):
                 stamp, picked = await in_walker(
-                    gc_walk.orphans, repo_dir, now, self.gc_delay, without
+                    gc_walk.orphans, backend, repo_dir, now, self.gc_delay, without
                 )
                 async with self.root.locks.hold(repo):
-                    if self.root.layout.stamp(repo_dir) != stamp:
+                    if index_stamp(backend, repo_dir) != stamp:
                         continue  # a push landed meanwhile: decide again
                     removed = await in_walker(
-                        gc_walk.delete_orphans, repo_dir, picked, self.gc_delay, dry_run
+                        gc_walk.delete_orphans, backend, repo_dir, picked, self.gc_delay, dry_run
                     )
                 if not dry_run and removed:
                     await asyncio.to_thread(self._forget_removed, repo, removed)
@@ -152,10 +156,10 @@ class Collector:
 
     async def _drop_from_index(self, repo: str, digests: frozenset[str]) -> list[str]:
         """Unlist expired untagged manifests; the rewrite runs in the worker process."""
-        repo_dir = self.root.repo_dir(repo)
+        repo_dir, backend = self.root.repo_dir(repo), self.root.backend
         async with self.root.locks.hold(repo):
             try:
-                dropped = await in_walker(gc_walk.drop_untagged, repo_dir, digests)
+                dropped = await in_walker(gc_walk.drop_untagged, backend, repo_dir, digests)
             finally:
                 self.root.layout.forget(repo_dir)
             for digest in dropped:
@@ -183,7 +187,7 @@ class Collector:
 
         The walk over the root runs in the worker process, the delete in a thread.
         """
-        stale = await in_walker(gc_walk.stale_stamps, self.root.path)
+        stale = await in_walker(gc_walk.stale_stamps, self.root.backend, self.root.path)
         if stale:
             await asyncio.to_thread(self.root.stamps.forget_many, stale)
         return len(stale)

@@ -1,40 +1,42 @@
 """The heavy half of GC, as plain functions over one repository folder.
 
-They read manifests and stat files and nothing else of the server's state, so they run in
-a worker process: a walk over a repository with tens of thousands of manifests parses
-JSON for seconds, and in the server's own process that would take the GIL from every
-request being served (measured: p99 of manifest GETs 38x worse during such a walk).
+They read manifests and stat files through the storage backend and nothing else of the
+server's state, so they run in a worker process: a walk over a repository with tens of
+thousands of manifests parses JSON for seconds, and in the server's own process that
+would take the GIL from every request being served. The backend (stateless) travels with
+each call.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 from dockyard.oci.digest import Digest, InvalidDigest
-from dockyard.storage.layout import LayoutIO, RepoIndex, read_manifest
-from dockyard.storage.localfs import atomic_write
-from dockyard.storage.paths import INDEX_FILE, blob_path
-from dockyard.storage.paths import PRIVATE_DIR as CACHE_DIR
-from dockyard.storage.stamps import STAMPS_FILE
+from dockyard.storage.backend import StorageBackend
+from dockyard.storage.blob_walk import blob_files
+from dockyard.storage.layout import RepoIndex, index_stamp, read_manifest
+from dockyard.storage.paths import BLOBS_DIR, PRIVATE_DIR, blob_path, index_path, stamps_db
 
 
 class Undecidable(Exception):
     """A listed manifest cannot be read: what it references is unknown, so keep all."""
 
 
-def _age(path: Path, now: float) -> float | None:
-    """Seconds since the inode last changed; None when it cannot be told (keep it)."""
+def _age(backend: StorageBackend, path: Path, now: float) -> float | None:
+    """Seconds since the name last changed; None when it cannot be told (keep it)."""
     try:
-        return now - os.stat(path).st_ctime
+        st = backend.stat(path)
     except OSError:
         return None
+    return None if st is None else now - st.st_ctime
 
 
-def reachable_from(repo_dir: Path, digests: list[str], seen: set[str]) -> None:
+def reachable_from(
+    backend: StorageBackend, repo_dir: Path, digests: list[str], seen: set[str]
+) -> None:
     """Add every manifest and blob reachable from ``digests`` to ``seen``."""
     stack = list(digests)
     while stack:
@@ -42,10 +44,10 @@ def reachable_from(repo_dir: Path, digests: list[str], seen: set[str]) -> None:
         if digest in seen:
             continue
         seen.add(digest)
-        manifest = read_manifest(repo_dir, digest)
+        manifest = read_manifest(repo_dir, digest, backend)
         if manifest is None:
             try:
-                exists = blob_path(repo_dir, Digest.parse(digest)).exists()
+                exists = backend.exists(blob_path(repo_dir, Digest.parse(digest)))
             except InvalidDigest:
                 exists = False
             if exists:
@@ -60,46 +62,48 @@ def reachable_from(repo_dir: Path, digests: list[str], seen: set[str]) -> None:
 Stamp = tuple[int, int, int]
 
 
-def read_index(repo_dir: Path) -> tuple[Stamp, list[dict[str, Any]]]:
+def read_index(backend: StorageBackend, repo_dir: Path) -> tuple[Stamp, list[dict[str, Any]]]:
     """The repository's index entries and the file stamp they were read at.
 
     Read here rather than passed in: pickling tens of thousands of entries would run in the
     server process and hold its GIL, the very stall this module exists to avoid.
     """
-    stamp = LayoutIO.stamp(repo_dir)
+    stamp = index_stamp(backend, repo_dir)
     if stamp is None:
-        raise FileNotFoundError(repo_dir / INDEX_FILE)
-    return stamp, RepoIndex.load((repo_dir / INDEX_FILE).read_bytes()).manifests
+        raise FileNotFoundError(index_path(repo_dir))
+    return stamp, RepoIndex.load(backend.read_bytes(index_path(repo_dir))).manifests
 
 
-def expired_untagged(repo_dir: Path, now: float, delay: float) -> tuple[Stamp, list[str]]:
+def expired_untagged(
+    backend: StorageBackend, repo_dir: Path, now: float, delay: float
+) -> tuple[Stamp, list[str]]:
     """Untagged manifests older than the retention delay that nothing kept needs.
 
     Kept: everything reachable from a tag, referrers (signatures, SBOMs) whose subject is
     kept, and untagged manifests younger than the delay with what they reach.
     """
-    stamp, manifests = read_index(repo_dir)
+    stamp, manifests = read_index(backend, repo_dir)
     tagged = [d["digest"] for d in manifests if RepoIndex.tag_of(d)]
     untagged = [d["digest"] for d in manifests if not RepoIndex.tag_of(d)]
     kept: set[str] = set()
-    reachable_from(repo_dir, tagged, kept)
+    reachable_from(backend, repo_dir, tagged, kept)
     changed = True
     while changed:
         changed = False
         for digest in untagged:
             if digest in kept:
                 continue
-            manifest = read_manifest(repo_dir, digest)
+            manifest = read_manifest(repo_dir, digest, backend)
             subject = str(manifest.subject.digest) if manifest and manifest.subject else None
-            age = _age(blob_path(repo_dir, Digest.parse(digest)), now)
+            age = _age(backend, blob_path(repo_dir, Digest.parse(digest)), now)
             young = age is None or age < delay
             if young or (subject is not None and subject in kept):
-                reachable_from(repo_dir, [digest], kept)
+                reachable_from(backend, repo_dir, [digest], kept)
                 changed = True
     return stamp, [d for d in untagged if d not in kept]
 
 
-def drop_untagged(repo_dir: Path, digests: frozenset[str]) -> list[str]:
+def drop_untagged(backend: StorageBackend, repo_dir: Path, digests: frozenset[str]) -> list[str]:
     """Rewrite ``index.json`` without the entries of ``digests``; return those dropped.
 
     Called under the repository's lock (no other writer), on the index as it is now: a
@@ -108,40 +112,34 @@ def drop_untagged(repo_dir: Path, digests: frozenset[str]) -> list[str]:
     before: 0.7 s and 1.4 s stalls of every request, when this ran on the event loop).
     The write is crash-safe as every index write: temp file, fsync, rename.
     """
-    index = RepoIndex.load((repo_dir / INDEX_FILE).read_bytes())
+    index = RepoIndex.load(backend.read_bytes(index_path(repo_dir)))
     tagged = {d["digest"] for d in index.manifests if RepoIndex.tag_of(d)}
     drop = digests - tagged
     kept = [d for d in index.manifests if d["digest"] not in drop]
     if len(kept) == len(index.manifests):
         return []
     dropped = sorted({d["digest"] for d in index.manifests} & drop)
-    atomic_write(repo_dir / INDEX_FILE, RepoIndex(kept, index.extra).dump())
+    backend.write_atomic(index_path(repo_dir), RepoIndex(kept, index.extra).dump())
     return dropped
 
 
 def orphans(
-    repo_dir: Path, now: float, gc_delay: float, without: frozenset[str] = frozenset()
+    backend: StorageBackend,
+    repo_dir: Path,
+    now: float,
+    gc_delay: float,
+    without: frozenset[str] = frozenset(),
 ) -> tuple[Stamp, list[str]]:
     """Blob files nothing listed reaches (``without`` left out), older than the delay."""
-    stamp, listed = read_index(repo_dir)
+    stamp, listed = read_index(backend, repo_dir)
     manifests = [d for d in listed if d["digest"] not in without]
     reachable: set[str] = set()
-    reachable_from(repo_dir, [d["digest"] for d in manifests], reachable)
-    found: list[str] = []
-    blobs_dir = repo_dir / "blobs"
-    for alg_dir in blobs_dir.iterdir() if blobs_dir.is_dir() else ():
-        for path in alg_dir.iterdir() if alg_dir.is_dir() else ():
-            digest = f"{alg_dir.name}:{path.name}"
-            if digest in reachable:
-                continue
-            try:
-                Digest.parse(digest)
-            except InvalidDigest:
-                continue  # temp files and strays are not blobs
-            age = _age(path, now)
-            if age is not None and age >= gc_delay:
-                found.append(digest)
-    return stamp, found
+    reachable_from(backend, repo_dir, [d["digest"] for d in manifests], reachable)
+    return stamp, [
+        blob.digest
+        for blob in blob_files(backend, repo_dir)
+        if blob.digest not in reachable and now - blob.changed >= gc_delay
+    ]
 
 
 #: What ``delete_orphans`` reports per blob: digest, bytes freed, and the inode when
@@ -150,7 +148,7 @@ Removed = tuple[str, int, int | None]
 
 
 def delete_orphans(
-    repo_dir: Path, digests: list[str], gc_delay: float, dry_run: bool
+    backend: StorageBackend, repo_dir: Path, digests: list[str], gc_delay: float, dry_run: bool
 ) -> list[Removed]:
     """Unlink the picked orphans still old enough; say what each one freed."""
     now = time.time()
@@ -158,56 +156,52 @@ def delete_orphans(
     for digest in digests:
         path = blob_path(repo_dir, Digest.parse(digest))
         try:
-            st = os.stat(path)
+            st = backend.stat(path)
         except OSError:
             continue
-        if now - st.st_ctime < gc_delay:
+        if st is None or now - st.st_ctime < gc_delay:
             continue  # linked again since it was picked
         last = st.st_nlink == 1
-        if not dry_run:
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                continue
+        if not dry_run and not backend.delete(path):
+            continue
         removed.append((digest, st.st_size if last else 0, st.st_ino if last else None))
     return removed
 
 
-def live_inodes(root: Path) -> set[int]:
-    """Inodes of every blob file under the root (``<repo>/blobs/<alg>/<hex>``).
+def live_inodes(backend: StorageBackend, root: Path) -> set[int]:
+    """Identities of every blob file under the root (``<repo>/blobs/<alg>/<hex>``).
 
-    ``DirEntry.inode()`` comes with the listing, so this costs no stat per file.
+    The listing carries each name's identity, so this costs no stat per file.
     """
     found: set[int] = set()
     stack = [root]
     while stack:
         folder = stack.pop()
         try:
-            with os.scandir(folder) as listing:
-                entries = list(listing)
+            entries = backend.list(folder)
         except OSError:
             continue  # vanished meanwhile: nothing of it is live
-        in_blobs = folder.parent.name == "blobs"
+        in_blobs = folder.parent.name == BLOBS_DIR
         for entry in entries:
             if entry.name.startswith("."):
                 continue  # .uploads, temp files: not blobs
-            if folder == root and entry.name == CACHE_DIR:
+            if folder == root and entry.name == PRIVATE_DIR:
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(Path(entry.path))
+            if entry.is_dir:
+                stack.append(entry.path)
             elif in_blobs:
-                found.add(entry.inode())
+                found.add(entry.ino)
     return found
 
 
-def stale_stamps(root: Path) -> list[tuple[int, str]]:
+def stale_stamps(backend: StorageBackend, root: Path) -> list[tuple[int, str]]:
     """(inode, digest) of the verified stamps whose file no longer exists under the root.
 
     The stamps are read before the walk, so a blob published meanwhile (stamped after its
     file is in place) is never taken for stale. Only the stale keys go back to the server:
     after the first pass they are as many as files vanished since, not the whole store.
     """
-    path = root / CACHE_DIR / STAMPS_FILE
+    path = stamps_db(root)  # SQLite: local by nature, beside the root (see private.py)
     if not path.exists():
         return []
     try:
@@ -218,5 +212,5 @@ def stale_stamps(root: Path) -> list[tuple[int, str]]:
             db.close()
     except sqlite3.Error:
         return []  # a lost prune costs nothing; the next pass tries again
-    live = live_inodes(root)
+    live = live_inodes(backend, root)
     return [(int(ino), str(digest)) for ino, digest in known if ino not in live]

@@ -20,11 +20,10 @@ from dockyard.oci.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from dockyard.storage.backend import StorageBackend
 from dockyard.storage.changes import ChangeCounter
 from dockyard.storage.errors import IndexUnreadable
-from dockyard.storage.localfs import LOCAL
 from dockyard.storage.paths import blob_path, blobs_dir, index_path, oci_layout_path
 
 
-def read_manifest(repo_dir: Path, digest: str, backend: StorageBackend = LOCAL) -> Manifest | None:
+def read_manifest(repo_dir: Path, digest: str, backend: StorageBackend) -> Manifest | None:
     """Parse a stored manifest, or None when it is absent or not a manifest."""
     try:
         path = blob_path(repo_dir, Digest.parse(digest))
@@ -206,11 +205,6 @@ class LayoutIO:
                 ) from exc
             self._cache[path] = cached
         return cached.index
-
-    @staticmethod
-    def stamp(repo_dir: Path) -> tuple[int, int, int] | None:
-        """``index_stamp`` on the local filesystem (GC's worker calls it so, for now)."""
-        return index_stamp(LOCAL, repo_dir)
 
     def write(self, repo_dir: Path, index: RepoIndex) -> None:
         self.backend.write_atomic(index_path(repo_dir), index.dump())

@@ -101,7 +101,7 @@ def plan_repo(backend: StorageBackend, repo: str, repo_dir_text: str) -> RepoPla
     repo_dir = Path(repo_dir_text)
     plan = RepoPlan()
     try:
-        _, listed = gc_walk.read_index(repo_dir)
+        _, listed = gc_walk.read_index(backend, repo_dir)
     except FileNotFoundError:
         listed = []
     except (ValueError, OSError) as exc:

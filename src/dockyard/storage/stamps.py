@@ -24,11 +24,10 @@ import sqlite3
 from pathlib import Path
 
 from dockyard.dbfile import SharedDB
-from dockyard.storage.paths import PRIVATE_DIR as CACHE_DIR
+from dockyard.storage.paths import stamps_db
 
 log = logging.getLogger("dockyard.integrity")
 
-STAMPS_FILE = "verified.db"
 #: Stamps kept in memory besides SQLite; the hot blobs of a busy registry fit easily.
 _MEMORY_ENTRIES = 65536
 
@@ -53,7 +52,7 @@ class VerifiedStamps:
 
     def __init__(self, root: Path, *, in_memory: bool = False) -> None:
         """``in_memory``: nothing is written under ``root`` (a read-only look at it)."""
-        shared = SharedDB(None if in_memory else root / CACHE_DIR / STAMPS_FILE, _SCHEMA)
+        shared = SharedDB(None if in_memory else stamps_db(root), _SCHEMA)
         self._db, self._lock = shared.conn, shared.lock
         self._memory: dict[int, Stamp] = {}
 

@@ -169,6 +169,23 @@ def _write_and_hash(out: Appender, data: bytes | bytearray, hasher: Hasher | _No
     hasher.update(data)
 
 
+def _joined(pieces: list[bytes]) -> bytes:
+    """One buffer for a write: a single piece as it is (a body read in large pieces, see
+    ``web.bodies``, is never copied here), several joined."""
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+async def _settled(pending: concurrent.futures.Future[None] | None) -> None:
+    """Wait for a batch's write; one already done (the usual case) raises its error, if
+    any, without an asyncio future and a wake-up of the loop from the thread."""
+    if pending is None:
+        return
+    if pending.done():
+        pending.result()
+    else:
+        await asyncio.wrap_future(pending)
+
+
 def _rehash(
     backend: StorageBackend,
     path: Path,
@@ -312,22 +329,21 @@ class Uploads:
         # cancelled task), the file is never truncated or closed under a running write.
         pending: concurrent.futures.Future[None] | None = None
         try:
-            batch = bytearray()
+            pieces: list[bytes] = []
+            gathered = 0
             async for chunk in body:
-                batch += chunk
-                if len(batch) >= BATCH:
-                    if pending is not None:
-                        await asyncio.wrap_future(pending)
-                    data, batch = batch, bytearray()  # hand over, no copy
-                    pending = threads.submit(_write_and_hash, out, data, hasher)
-                    added += len(data)
-            if batch:
-                if pending is not None:
-                    await asyncio.wrap_future(pending)
-                pending = threads.submit(_write_and_hash, out, batch, hasher)
-                added += len(batch)
-            if pending is not None:
-                await asyncio.wrap_future(pending)
+                pieces.append(chunk)
+                gathered += len(chunk)
+                if gathered >= BATCH:
+                    await _settled(pending)
+                    pending = threads.submit(_write_and_hash, out, _joined(pieces), hasher)
+                    added += gathered
+                    pieces, gathered = [], 0
+            if pieces:
+                await _settled(pending)
+                pending = threads.submit(_write_and_hash, out, _joined(pieces), hasher)
+                added += gathered
+            await _settled(pending)
             if length is not None and added != length:
                 raise BlobUploadInvalid(
                     f"Content-Range declares {length} bytes but the body had {added}",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Protocol
 
 from dockyard.dbfile import SharedDB
 from dockyard.storage.paths import dedupe_db
@@ -24,6 +25,30 @@ CREATE TABLE IF NOT EXISTS blob_paths (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+class LocationMap(Protocol):
+    """What dedupe needs of the map, wherever it lives: SQLite under a local root
+    (:class:`BlobLocations`), or Redis shared by replicas (``redis_locations``)."""
+
+    root: Path
+
+    def add(self, digest: str, path: Path) -> None: ...
+
+    def remove(self, digest: str, path: Path) -> None: ...
+
+    def remove_many(self, records: list[tuple[str, Path]]) -> None: ...
+
+    def paths(self, digest: str) -> list[Path]:
+        """The recorded names of ``digest``, in path order (possibly stale)."""
+
+    def has_digest(self, digest: str) -> bool: ...
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class BlobLocations:

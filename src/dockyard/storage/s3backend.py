@@ -1,0 +1,555 @@
+"""S3 (or any S3-compatible object store) behind the backend interface.
+
+Paths under the storage root map to keys under a prefix (zot's and distribution's
+``rootdirectory``), so the bucket holds the same OCI layout as a local root:
+``<prefix>/<repo>/index.json``, ``<prefix>/<repo>/blobs/sha256/<hex>``.
+
+What a filesystem gives for free is built here from S3's own guarantees:
+
+- **Whole objects.** A PUT or a completed copy appears whole or not at all, so
+  ``write_atomic`` is one PUT and ``move_into_place`` a server-side copy, then a delete.
+- **Appendable uploads.** S3 cannot append, and the parts of an unfinished multipart
+  upload cannot be read back (a session moved to another replica could not re-hash them).
+  An upload is therefore a small state object at its own key, listing *segments*: plain
+  objects under ``.<name>.parts/``. Segments of at least :data:`MIN_PART` bytes are sealed;
+  only the last may be smaller, and the next sync rewrites it with the new bytes. Every
+  byte acknowledged by ``sync`` is in a segment the state names, so any replica can read,
+  continue or roll back the session. Publishing composes the segments into the final
+  object with a multipart upload of server-side part copies: no byte goes through dockyard
+  again.
+- **Compare-and-swap.** The state object is replaced with ``If-Match`` on the ETag it was
+  read at, so two writers of one session can never both win: the loser gets
+  :class:`ConcurrentAppend`.
+- **No hard links.** ``link`` and ``replace_with_link`` raise :class:`LinkUnsupported`, so
+  storage keeps a copy of its own (a server-side copy). Deduplication on S3 is the shared
+  cache's job, not the backend's.
+
+Each call is blocking, as the interface says: the server runs them in threads. The boto3
+client is thread-safe; the backend holds only it and its names.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat as stat_mode
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
+
+from dockyard.storage.backend import Entry, LinkUnsupported
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+#: S3's smallest part of a multipart upload (all but the last): a segment is sealed at it.
+MIN_PART = 5 * 1024 * 1024
+#: Bytes buffered before a segment goes out even without a sync: bounds an upload's memory.
+SEGMENT = 8 * 1024 * 1024
+#: S3's largest single copy (CopyObject); larger objects are copied in parts.
+MAX_COPY = 5 * 1024**3
+#: Object metadata that marks an appendable upload's state object.
+_APPENDABLE = "dockyard-appendable"
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+
+
+class ConcurrentAppend(OSError):
+    """Another writer changed the upload since this one read it: nothing was replaced."""
+
+
+def _missing(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in _MISSING
+
+
+def _precondition_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in {"PreconditionFailed", "412"}
+
+
+def _identity(etag: str) -> int:
+    """A stable number for an object's content version, standing in for an inode."""
+    digits = "".join(c for c in etag if c in "0123456789abcdef")
+    return int(digits[:15] or "0", 16)
+
+
+def _stat_result(
+    size: int, modified: datetime, etag: str, *, folder: bool = False
+) -> os.stat_result:
+    mode = (stat_mode.S_IFDIR | 0o755) if folder else (stat_mode.S_IFREG | 0o644)
+    seconds = modified.timestamp()
+    ns = int(seconds * 1e9)
+    whole = int(seconds)
+    times = (whole, whole, whole, seconds, seconds, seconds, ns, ns, ns)
+    return os.stat_result((mode, _identity(etag), 0, 1, 0, 0, size, *times))
+
+
+@dataclass
+class _Segment:
+    key: str
+    size: int
+
+
+#: An upload's segments in order (named so: ``S3Backend.list`` shadows the builtin there).
+_Segments = list[_Segment]
+
+
+@dataclass
+class _AppendState:
+    """What the state object of an upload says, and the ETag it was read at."""
+
+    segments: list[_Segment] = field(default_factory=list)
+    etag: str | None = None
+
+    @property
+    def size(self) -> int:
+        return sum(s.size for s in self.segments)
+
+    def dump(self) -> bytes:
+        return json.dumps({"segments": [[s.key, s.size] for s in self.segments]}).encode()
+
+    @classmethod
+    def load(cls, data: bytes, etag: str) -> _AppendState:
+        doc = json.loads(data)
+        return cls([_Segment(str(k), int(n)) for k, n in doc["segments"]], etag)
+
+
+class _SegmentReader(io.RawIOBase):
+    """Reads an upload's segments in order from ``offset``, one ranged GET at a time."""
+
+    def __init__(self, backend: S3Backend, segments: list[_Segment], offset: int) -> None:
+        self._backend = backend
+        self._pending = []
+        skip = offset
+        for segment in segments:
+            if skip >= segment.size:
+                skip -= segment.size
+                continue
+            self._pending.append((segment.key, skip))
+            skip = 0
+        self._body: Any = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while True:
+            if self._body is None:
+                if not self._pending:
+                    return 0
+                key, start = self._pending.pop(0)
+                self._body = self._backend._get_body(key, start)
+            data = self._body.read(len(view))
+            if data:
+                view[: len(data)] = data
+                return len(data)
+            self._body.close()
+            self._body = None
+
+    def close(self) -> None:
+        if self._body is not None:
+            self._body.close()
+            self._body = None
+        super().close()
+
+
+class S3Appender:
+    """Appends to an upload kept as segments; ``sync`` publishes them in the state object."""
+
+    def __init__(self, backend: S3Backend, key: str, state: _AppendState) -> None:
+        self._backend = backend
+        self._key = key
+        self._state = state
+        #: Segments written since the last sync, not yet named by the state object.
+        self._unsynced: list[_Segment] = []
+        self._pending = bytearray()
+        #: The bytes of the state's last segment when it is smaller than a part (it gets
+        #: rewritten with what follows), read lazily; None until this append needs it.
+        self._tail: bytes | None = None
+        #: The last small segment this appender wrote (key, bytes): no GET to reopen it.
+        self._written: tuple[str, bytes] | None = None
+
+    def _open_tail(self) -> None:
+        """Take a small last segment back into the buffer, so the next one is whole."""
+        if self._tail is not None:
+            return
+        segments = self._state.segments
+        if segments and segments[-1].size < MIN_PART:
+            last = segments[-1].key
+            known = self._written
+            self._tail = known[1] if known and known[0] == last else self._backend._get_bytes(last)
+            self._pending[:0] = self._tail
+        else:
+            self._tail = b""
+
+    def write(self, data: bytes | bytearray) -> None:
+        self._open_tail()
+        self._pending += data
+        while len(self._pending) >= SEGMENT:
+            self._put_segment(bytes(self._pending[:SEGMENT]))
+            del self._pending[:SEGMENT]
+
+    def _put_segment(self, data: bytes) -> None:
+        key = f"{self._backend._parts_prefix(self._key)}{uuid.uuid4().hex}"
+        self._backend._client.put_object(Bucket=self._backend.bucket, Key=key, Body=data)
+        self._unsynced.append(_Segment(key, len(data)))
+
+    def sync(self) -> None:
+        if not self._unsynced and not self._pending:
+            return
+        self._open_tail()
+        if self._pending:
+            data = bytes(self._pending)
+            self._put_segment(data)
+            self._pending.clear()
+            self._written = (self._unsynced[-1].key, data) if len(data) < MIN_PART else None
+        segments = list(self._state.segments)
+        replaced = []
+        if self._tail:
+            replaced.append(segments.pop())  # its bytes lead the first new segment
+        new = _AppendState(segments + self._unsynced, self._state.etag)
+        self._state = self._backend._put_state(self._key, new)
+        self._unsynced = []
+        self._tail = None
+        for segment in replaced:
+            self._backend._delete_key(segment.key)
+
+    def truncate(self, size: int) -> None:
+        """Drop everything past ``size``: unsynced bytes, and segments the state names."""
+        for segment in self._unsynced:
+            self._backend._delete_key(segment.key)
+        self._unsynced, self._pending, self._tail, self._written = [], bytearray(), None, None
+        kept: list[_Segment] = []
+        dropped: list[_Segment] = []
+        offset = 0
+        for segment in self._state.segments:
+            if offset + segment.size <= size:
+                kept.append(segment)
+            elif offset < size:
+                head = self._backend._get_bytes(segment.key)[: size - offset]
+                key = f"{self._backend._parts_prefix(self._key)}{uuid.uuid4().hex}"
+                self._backend._client.put_object(Bucket=self._backend.bucket, Key=key, Body=head)
+                kept.append(_Segment(key, len(head)))
+                dropped.append(segment)
+            else:
+                dropped.append(segment)
+            offset += segment.size
+        if not dropped:
+            return
+        self._state = self._backend._put_state(self._key, _AppendState(kept, self._state.etag))
+        for segment in dropped:
+            self._backend._delete_key(segment.key)
+
+    def close(self) -> None:
+        """Unsynced bytes were never acknowledged: they are dropped, as a crash would."""
+        for segment in self._unsynced:
+            self._backend._delete_key(segment.key)
+        self._unsynced, self._pending = [], bytearray()
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Where the bucket is and how to reach it (zot's ``storageDriver`` keys)."""
+
+    bucket: str
+    #: ``rootdirectory``: the key prefix the layout lives under.
+    prefix: str = ""
+    region: str | None = None
+    #: ``regionendpoint``, with or without a scheme; without one, ``secure`` decides.
+    endpoint: str | None = None
+    secure: bool = True
+    skip_verify: bool = False
+    #: Absent keys leave boto3 its usual chain: AWS_* variables, credential files, roles.
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+
+    def endpoint_url(self) -> str | None:
+        if not self.endpoint:
+            return None
+        if "://" in self.endpoint:
+            return self.endpoint
+        return f"{'https' if self.secure else 'http'}://{self.endpoint}"
+
+    def client(self) -> S3Client:
+        keys: dict[str, str] = {}
+        if self.access_key and self.secret_key:
+            keys = {"aws_access_key_id": self.access_key, "aws_secret_access_key": self.secret_key}
+        # A pool as large as the upload threads, and the SDK's standard retries (throttling,
+        # 5xx, connection resets) so one hiccup does not fail a client's request.
+        config = BotoConfig(max_pool_connections=64, retries={"mode": "standard"})
+        client: S3Client = boto3.session.Session().client(
+            "s3",
+            region_name=self.region,
+            endpoint_url=self.endpoint_url(),
+            use_ssl=self.secure,
+            verify=not self.skip_verify,
+            config=config,
+            **keys,
+        )
+        return client
+
+
+class S3Backend:
+    """Objects in one bucket under ``prefix``, named by paths under ``root``.
+
+    Built from :class:`S3Settings`, it pickles as those settings (a client holds sockets),
+    so GC's and scrub's worker processes get a backend of their own.
+    """
+
+    def __init__(self, settings: S3Settings, root: Path, client: S3Client | None = None) -> None:
+        self.settings = settings
+        self._client = client if client is not None else settings.client()
+        self.bucket = settings.bucket
+        self.prefix = settings.prefix.strip("/")
+        self.root = root
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (S3Backend, (self.settings, self.root))
+
+    # --- names ---------------------------------------------------------------------------
+
+    def key(self, path: Path) -> str:
+        """The object key of a path under the root (ValueError for any other path)."""
+        relative = path.relative_to(self.root).as_posix()
+        if relative == ".":
+            return self.prefix
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
+    def _folder_prefix(self, path: Path) -> str:
+        key = self.key(path)
+        return f"{key}/" if key else ""
+
+    def _parts_prefix(self, key: str) -> str:
+        folder, _, name = key.rpartition("/")
+        return f"{folder}/.{name}.parts/" if folder else f".{name}.parts/"
+
+    # --- raw object operations ------------------------------------------------------------
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        try:
+            return dict(self._client.head_object(Bucket=self.bucket, Key=key))
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+
+    def _get_body(self, key: str, start: int = 0) -> Any:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if start:
+            args["Range"] = f"bytes={start}-"
+        try:
+            return self._client.get_object(**args)["Body"]
+        except ClientError as exc:
+            if _missing(exc):
+                raise FileNotFoundError(key) from exc
+            raise
+
+    def _get_bytes(self, key: str) -> bytes:
+        body = self._get_body(key)
+        try:
+            return bytes(body.read())
+        finally:
+            body.close()
+
+    def _delete_key(self, key: str) -> None:
+        self._client.delete_object(Bucket=self.bucket, Key=key)
+
+    def _state_of(self, key: str, head: dict[str, Any] | None = None) -> _AppendState | None:
+        """The upload state stored at ``key``, or None when it is not an upload."""
+        head = head if head is not None else self._head(key)
+        if head is None or _APPENDABLE not in head.get("Metadata", {}):
+            return None
+        try:
+            obj = self._client.get_object(Bucket=self.bucket, Key=key, IfMatch=head["ETag"])
+        except ClientError as exc:
+            if _precondition_failed(exc) or _missing(exc):
+                raise ConcurrentAppend(f"upload {key} changed while it was read") from exc
+            raise
+        return _AppendState.load(obj["Body"].read(), head["ETag"])
+
+    def _put_state(self, key: str, state: _AppendState) -> _AppendState:
+        """Replace the state object if nobody else did since it was read."""
+        args: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "Body": state.dump(),
+            "Metadata": {_APPENDABLE: "1", "size": str(state.size)},
+        }
+        if state.etag is None:
+            args["IfNoneMatch"] = "*"
+        else:
+            args["IfMatch"] = state.etag
+        try:
+            reply = self._client.put_object(**args)
+        except ClientError as exc:
+            if _precondition_failed(exc):
+                raise ConcurrentAppend(f"upload {key} was changed by another writer") from exc
+            raise
+        return _AppendState(state.segments, reply["ETag"])
+
+    # --- the interface --------------------------------------------------------------------
+
+    def stat(self, path: Path) -> os.stat_result | None:
+        key = self.key(path)
+        head = self._head(key) if key else None
+        if head is not None:
+            size = int(head["ContentLength"])
+            if _APPENDABLE in head.get("Metadata", {}):
+                size = int(head["Metadata"].get("size", "0"))
+            return _stat_result(size, head["LastModified"], head["ETag"])
+        listing = self._client.list_objects_v2(
+            Bucket=self.bucket, Prefix=self._folder_prefix(path), MaxKeys=1
+        )
+        if listing.get("KeyCount", 0):
+            return _stat_result(0, datetime.fromtimestamp(0), "", folder=True)
+        return None
+
+    def exists(self, path: Path) -> bool:
+        return self.stat(path) is not None
+
+    def read_bytes(self, path: Path, limit: int | None = None) -> bytes:
+        with self.open_read(path) as f:
+            return f.read() if limit is None else f.read(limit + 1)
+
+    def open_read(self, path: Path, offset: int = 0) -> BinaryIO:
+        key = self.key(path)
+        head = self._head(key)
+        if head is None:
+            raise FileNotFoundError(path)
+        state = self._state_of(key, head)
+        segments = state.segments if state else [_Segment(key, int(head["ContentLength"]))]
+        return io.BufferedReader(_SegmentReader(self, segments, offset), 1024 * 1024)
+
+    def local_file(self, path: Path) -> Path | None:
+        return None  # nothing to sendfile: the API streams open_read
+
+    def write_atomic(self, path: Path, data: bytes) -> None:
+        self._client.put_object(Bucket=self.bucket, Key=self.key(path), Body=data)
+
+    def write(self, path: Path, data: bytes) -> None:
+        self.write_atomic(path, data)
+
+    def create(self, path: Path) -> None:
+        """An empty appendable upload; FileExistsError when the key is taken."""
+        try:
+            self._put_state(self.key(path), _AppendState())
+        except ConcurrentAppend as exc:
+            raise FileExistsError(path) from exc
+
+    def open_append(self, path: Path) -> S3Appender:
+        key = self.key(path)
+        state = self._state_of(key)
+        if state is None:
+            raise FileNotFoundError(path)
+        return S3Appender(self, key, state)
+
+    def move_into_place(self, src: Path, dest: Path) -> None:
+        self._copy_key(self.key(src), self.key(dest))
+        self.delete(src)
+
+    def link(self, src: Path, dest: Path) -> None:
+        raise LinkUnsupported(0, "object storage has no hard links", str(src))
+
+    def replace_with_link(self, src: Path, dest: Path) -> None:
+        raise LinkUnsupported(0, "object storage has no hard links", str(src))
+
+    def copy(self, src: Path, dest: Path) -> None:
+        self._copy_key(self.key(src), self.key(dest))
+
+    def move(self, src: Path, dest: Path) -> None:
+        self.move_into_place(src, dest)
+
+    def delete(self, path: Path) -> bool:
+        key = self.key(path)
+        head = self._head(key)
+        if head is None:
+            return False
+        state = self._state_of(key, head)
+        self._delete_key(key)
+        for segment in state.segments if state else ():
+            self._delete_key(segment.key)
+        return True
+
+    def make_dirs(self, path: Path) -> None:
+        """Folders are key prefixes: there is nothing to make."""
+
+    def list(self, folder: Path) -> list[Entry]:
+        prefix = self._folder_prefix(folder)
+        entries: list[Entry] = []
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
+            for common in page.get("CommonPrefixes", []):
+                name = common["Prefix"][len(prefix) :].rstrip("/")
+                entries.append(Entry(name, folder / name, True, 0))
+            for obj in page.get("Contents", []):
+                name = obj["Key"][len(prefix) :]
+                entries.append(Entry(name, folder / name, False, _identity(obj["ETag"])))
+        return entries
+
+    def sync_dir(self, folder: Path) -> None:
+        """Every PUT is durable when it returns: nothing to flush."""
+
+    # --- copies ---------------------------------------------------------------------------
+
+    def _copy_key(self, src: str, dest: str) -> None:
+        """Server-side copy; an upload's segments are composed into one object."""
+        head = self._head(src)
+        if head is None:
+            raise FileNotFoundError(src)
+        state = self._state_of(src, head)
+        if state is None:
+            size = int(head["ContentLength"])
+            if size <= MAX_COPY:
+                self._copy_object(src, dest)
+                return
+            segments = [_Segment(src, size)]
+        else:
+            segments = state.segments
+        self._compose(segments, dest)
+
+    def _copy_object(self, src: str, dest: str) -> None:
+        self._client.copy_object(
+            Bucket=self.bucket, Key=dest, CopySource={"Bucket": self.bucket, "Key": src}
+        )
+
+    def _compose(self, segments: _Segments, dest: str) -> None:
+        """One object from parts, copied server-side (each part at most 5 GiB)."""
+        if not segments or sum(s.size for s in segments) == 0:
+            self._client.put_object(Bucket=self.bucket, Key=dest, Body=b"")
+            return
+        if len(segments) == 1 and segments[0].size <= MAX_COPY:
+            self._copy_object(segments[0].key, dest)
+            return
+        upload = self._client.create_multipart_upload(Bucket=self.bucket, Key=dest)
+        upload_id = upload["UploadId"]
+        try:
+            parts = []
+            number = 1
+            for segment in segments:
+                for start in range(0, segment.size, MAX_COPY):
+                    end = min(start + MAX_COPY, segment.size) - 1
+                    reply = self._client.upload_part_copy(
+                        Bucket=self.bucket,
+                        Key=dest,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        CopySource={"Bucket": self.bucket, "Key": segment.key},
+                        CopySourceRange=f"bytes={start}-{end}",
+                    )
+                    parts.append({"PartNumber": number, "ETag": reply["CopyPartResult"]["ETag"]})
+                    number += 1
+            self._client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=dest,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
+            )
+        except BaseException:
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=dest, UploadId=upload_id)
+            raise

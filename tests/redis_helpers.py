@@ -1,0 +1,55 @@
+"""A real Redis for the scale-out tests: Debian's ``redis-server``, started on loopback.
+
+Nothing is persisted (no RDB, no AOF), so each test process starts empty; tests take a
+namespace of their own rather than flushing what another test uses.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+from conftest import free_port
+
+
+@dataclass
+class RedisServer:
+    url: str
+    proc: subprocess.Popen[bytes]
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is missing: scripts/test installs Debian's redis-server"
+    port = free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    args = ["--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(
+        [binary, *args, "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = RedisServer(f"redis://127.0.0.1:{port}/0", proc)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                server.client().ping()
+                break
+            except redis.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+        yield server
+    finally:
+        proc.terminate()
+        proc.wait(10)
