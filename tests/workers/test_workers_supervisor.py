@@ -17,7 +17,7 @@ import httpx
 from cli_helpers import assert_one_line_error
 from conftest import Server, free_port
 from ops_helpers import ops_doc, wait_for, write_json_atomically
-from spec_helpers import start_upload
+from spec_helpers import push_image, start_upload
 from workers_helpers import fresh, log_docs, start_workers, worker_pids, workers_of
 
 
@@ -162,3 +162,28 @@ def test_workers_that_keep_dying_at_start_stop_the_server(tmp_path: Path) -> Non
         assert any("keep dying" in str(d["message"]) for d in log_docs(server))
     finally:
         server.stop()
+
+
+def test_stopping_after_gc_leaves_nothing_but_json_in_the_log(tmp_path: Path) -> None:
+    """A delete starts GC's walker processes in a worker; SIGTERM then must not make
+    multiprocessing warn of leaked semaphores (a forked worker leaves through os._exit)."""
+    server = start_workers(tmp_path / "data", 2)
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        for worker in range(4):  # fresh connections: both workers likely collect
+            image = push_image(c, f"gc/w{worker}", "v1")
+            r = c.delete(f"/v2/gc/w{worker}/manifests/{image.digest}")
+            assert r.status_code == 202, r.text
+    pids = worker_pids(server)
+
+    def children(pid: int) -> list[str]:
+        tasks = Path(f"/proc/{pid}/task")
+        return [c for t in tasks.iterdir() for c in (t / "children").read_text().split()]
+
+    # The inline passes start the walker processes (with multiprocessing's forkserver).
+    wait_for(lambda: any(children(pid) for pid in pids), 30, "GC's walker processes")
+    time.sleep(2.0)
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(30) == 0
+    stray = [line for line in server.output().splitlines() if not line.startswith("{")]
+    assert stray == [], stray

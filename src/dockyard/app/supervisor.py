@@ -44,6 +44,7 @@ from dockyard.app.reload import Overrides
 from dockyard.config import Config, ConfigError, load_config
 from dockyard.ext.metrics import MULTIPROC_ENV
 from dockyard.storage.changes import set_writer
+from dockyard.storage.workers import wait_walker_stopped
 
 log = logging.getLogger("dockyard.workers")
 
@@ -55,6 +56,9 @@ MAX_START_FAILURES = 5
 STOP_MARGIN = 10.0
 #: Exit status of a worker that died of an exception nobody expected.
 EXIT_CRASH = 70
+#: How long a stopping worker gives storage's walker processes to end (a GC walk still
+#: running is left to die with the pipe to its parent).
+WALKER_STOP_WAIT = 5.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -113,6 +117,9 @@ def _worker_main(
 
     try:
         serve(config, path, overrides, sockets, ready=ready)
+        # The child leaves through os._exit: let storage's walker pool release its
+        # semaphores first, else multiprocessing warns of leaks into the log.
+        wait_walker_stopped(WALKER_STOP_WAIT)
         return 0
     except StartupError as exc:
         print(f"dockyard: {exc}", file=sys.stderr)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -25,6 +27,8 @@ T = TypeVar("T")
 WORKERS = 2
 
 _executor: Executor | None = None
+#: Pools winding down, each in a thread of its own (see ``wait_walker_stopped``).
+_stopping: list[threading.Thread] = []
 
 
 def _lowest_priority() -> None:
@@ -47,11 +51,34 @@ def walker() -> Executor:
 
 
 def stop_walker() -> None:
-    """Stop the worker processes (shutdown); queued work is cancelled."""
+    """Stop the worker processes (shutdown); queued work is cancelled.
+
+    The caller does not wait: the pool winds down in a thread of its own, which joins the
+    processes and so releases the pool's semaphores.
+    """
     global _executor
-    if _executor is not None:
-        _executor.shutdown(wait=False, cancel_futures=True)
-        _executor = None
+    executor, _executor = _executor, None
+    if executor is not None:
+        stopper = threading.Thread(
+            target=executor.shutdown,
+            kwargs={"wait": True, "cancel_futures": True},
+            name="walker-stop",
+            daemon=True,
+        )
+        stopper.start()
+        _stopping.append(stopper)
+
+
+def wait_walker_stopped(timeout: float) -> None:
+    """Give stopping pools up to ``timeout`` seconds to end.
+
+    A forked server worker leaves through ``os._exit``, which skips the finalizers that
+    release a pool's named semaphores; without this wait, multiprocessing's resource
+    tracker prints a "leaked semaphore objects" warning into the server's log.
+    """
+    deadline = time.monotonic() + timeout
+    for stopper in _stopping:
+        stopper.join(max(0.0, deadline - time.monotonic()))
 
 
 async def in_walker(fn: Callable[..., T], *args: Any) -> T:
