@@ -209,6 +209,23 @@ def test_unimplemented_zot_key_is_warned_about_and_ignored(tmp_path: Path, suffi
     assert any(word in proc.stderr.lower() for word in ("warn", "ignor")), proc.stderr
 
 
+@pytest.mark.parametrize("where", ["storage", "storage.subPaths./a"])
+def test_an_object_storage_driver_is_refused_not_ignored(tmp_path: Path, where: str) -> None:
+    """zot's storageDriver (S3) is not built yet: serving from the local disk instead would
+    put images elsewhere than the user thinks, so verify and serve refuse with exit 2."""
+    config = zot_config(tmp_path)
+    if where != "storage":
+        config["storage"]["subPaths"] = {"/a": {"rootDirectory": str(tmp_path / "a")}}
+    section = config["storage"] if where == "storage" else config["storage"]["subPaths"]["/a"]
+    section["storageDriver"] = {"name": "s3", "bucket": "registry", "region": "us-east-1"}
+    path = write_config(tmp_path / "s3.json", config)
+    for command in (["verify"], ["serve", "--port", str(free_port())]):
+        proc = dockyard(*command, str(path), timeout=20)
+        assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
+        assert f"{where}.storageDriver" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
 @pytest.mark.parametrize(
     ("key", "value"), [("http.port", "abc"), ("log.level", "loud")], ids=["port", "level"]
 )
