@@ -46,7 +46,7 @@ def test_records_drop_the_digest_with_its_last_reference(make_map: MapOf, tmp_pa
     assert m.has_digest(D1)
     m.remove(D1, a)
     assert m.paths(D1) == [b] and m.has_digest(D1)
-    m.remove_many([(D1, b), (D2, a.with_name("b" * 64))])
+    m.remove_many([(D1, "y/blobs/sha256/" + "a" * 64), (D2, "x/blobs/sha256/" + "b" * 64)])
     assert m.paths(D1) == [] and not m.has_digest(D1) and not m.has_digest(D2)
     assert m.get_meta("adopted") is None
     m.set_meta("adopted", "1")

@@ -142,13 +142,19 @@ def orphans(
     ]
 
 
-#: What ``delete_orphans`` reports per blob: digest, bytes freed, and the inode when
-#: this was its last link (its verified stamp goes with it), else None.
-Removed = tuple[str, int, int | None]
+#: What ``delete_orphans`` reports per blob: digest, bytes freed, the inode when this was
+#: its last link (its verified stamp goes with it) else None, and its path relative to the
+#: root (the dedupe map's key), worked out here so the server spends no time on paths.
+Removed = tuple[str, int, int | None, str]
 
 
 def delete_orphans(
-    backend: StorageBackend, repo_dir: Path, digests: list[str], gc_delay: float, dry_run: bool
+    backend: StorageBackend,
+    root: Path,
+    repo_dir: Path,
+    digests: list[str],
+    gc_delay: float,
+    dry_run: bool,
 ) -> list[Removed]:
     """Unlink the picked orphans still old enough; say what each one freed."""
     now = time.time()
@@ -164,7 +170,8 @@ def delete_orphans(
         last = st.st_nlink == 1
         if not dry_run and not backend.delete(path):
             continue
-        removed.append((digest, st.st_size if last else 0, st.st_ino if last else None))
+        relative = path.relative_to(root).as_posix()
+        removed.append((digest, st.st_size if last else 0, st.st_ino if last else None, relative))
     return removed
 
 

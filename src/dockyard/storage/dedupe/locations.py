@@ -37,7 +37,8 @@ class LocationMap(Protocol):
 
     def remove(self, digest: str, path: Path) -> None: ...
 
-    def remove_many(self, records: list[tuple[str, Path]]) -> None: ...
+    def remove_many(self, records: list[tuple[str, str]]) -> None:
+        """Drop many (digest, path relative to the root) records at once (a GC pass)."""
 
     def paths(self, digest: str) -> list[Path]:
         """The recorded names of ``digest``, in path order (possibly stale)."""
@@ -80,13 +81,10 @@ class BlobLocations:
                 (digest, self.relative(path)),
             )
 
-    def remove_many(self, records: list[tuple[str, Path]]) -> None:
-        """Drop many records in one transaction (a GC pass)."""
+    def remove_many(self, records: list[tuple[str, str]]) -> None:
+        """Drop many (digest, relative path) records in one transaction (a GC pass)."""
         with self._tx() as db:
-            db.executemany(
-                "DELETE FROM blob_paths WHERE digest = ? AND path = ?",
-                [(digest, self.relative(path)) for digest, path in records],
-            )
+            db.executemany("DELETE FROM blob_paths WHERE digest = ? AND path = ?", records)
 
     def paths(self, digest: str) -> list[Path]:
         with self._lock:

@@ -39,11 +39,11 @@ class RedisLocations:
     def remove(self, digest: str, path: Path) -> None:
         self._redis.srem(self._key(digest), self.relative(path))
 
-    def remove_many(self, records: list[tuple[str, Path]]) -> None:
-        """Drop many records in one round trip (a GC pass)."""
+    def remove_many(self, records: list[tuple[str, str]]) -> None:
+        """Drop many (digest, relative path) records in one round trip (a GC pass)."""
         pipe = self._redis.pipeline(transaction=False)
-        for digest, path in records:
-            pipe.srem(self._key(digest), self.relative(path))
+        for digest, relative in records:
+            pipe.srem(self._key(digest), relative)
         pipe.execute()
 
     def paths(self, digest: str) -> list[Path]:
