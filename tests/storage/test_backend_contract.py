@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from s3_helpers import ACCESS_KEY, SECRET_KEY, S3Server, s3_server  # noqa: F401 - the fixture
 
-from dockyard.storage.backend import LinkUnsupported, StorageBackend
+from dockyard.storage.backend import Appender, LinkUnsupported, StorageBackend
 from dockyard.storage.localfs import LocalBackend
-from dockyard.storage.s3backend import MIN_PART, SEGMENT, ConcurrentAppend, S3Backend, S3Settings
+from dockyard.storage.s3backend import S3Backend, S3Settings
+from dockyard.storage.s3segments import MIN_PART, SEGMENT, ConcurrentAppend
 
 Factory = Callable[[], StorageBackend]
 
@@ -34,6 +35,13 @@ def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, Fact
     server: S3Server = request.getfixturevalue("s3_server")
     bucket, root = server.new_bucket(), Path("/srv/dockyard")
     return root, lambda: S3Backend(server.settings(bucket, "/dockyard/"), root)
+
+
+def _new_upload(backend: StorageBackend, upload: Path) -> Appender:
+    """An empty upload at ``upload``, opened for appending."""
+    backend.make_dirs(upload.parent)
+    backend.create(upload)
+    return backend.open_append(upload)
 
 
 def _blob(size: int, seed: int = 0) -> bytes:
@@ -100,9 +108,7 @@ def test_truncate_rolls_back_exactly(replicas: tuple[Path, Factory]) -> None:
     root, make = replicas
     backend = make()
     upload = root / "r" / ".uploads" / "u2"
-    backend.make_dirs(upload.parent)
-    backend.create(upload)
-    out = backend.open_append(upload)
+    out = _new_upload(backend, upload)
     data = _blob(SEGMENT + MIN_PART, 5)
     out.write(data)
     out.sync()
@@ -121,9 +127,7 @@ def test_unsynced_bytes_are_not_acknowledged(replicas: tuple[Path, Factory]) -> 
     root, make = replicas
     backend = make()
     upload = root / "r" / ".uploads" / "u3"
-    backend.make_dirs(upload.parent)
-    backend.create(upload)
-    out = backend.open_append(upload)
+    out = _new_upload(backend, upload)
     out.write(b"kept")
     out.sync()
     out.write(b"never acknowledged")
@@ -136,10 +140,8 @@ def test_publish_composes_an_upload_into_one_object(replicas: tuple[Path, Factor
     backend = make()
     upload = root / "r" / ".uploads" / "u4"
     blob = root / "r" / "blobs" / "sha256" / "cafe"
-    backend.make_dirs(upload.parent)
     backend.make_dirs(blob.parent)
-    backend.create(upload)
-    out = backend.open_append(upload)
+    out = _new_upload(backend, upload)
     data = _blob(2 * SEGMENT + 4321, 6)
     for start in range(0, len(data), 1024 * 1024):
         out.write(data[start : start + 1024 * 1024])

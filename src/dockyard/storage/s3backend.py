@@ -8,18 +8,9 @@ What a filesystem gives for free is built here from S3's own guarantees:
 
 - **Whole objects.** A PUT or a completed copy appears whole or not at all, so
   ``write_atomic`` is one PUT and ``move_into_place`` a server-side copy, then a delete.
-- **Appendable uploads.** S3 cannot append, and the parts of an unfinished multipart
-  upload cannot be read back (a session moved to another replica could not re-hash them).
-  An upload is therefore a small state object at its own key, listing *segments*: plain
-  objects under ``.<name>.parts/``. Segments of at least :data:`MIN_PART` bytes are sealed;
-  only the last may be smaller, and the next sync rewrites it with the new bytes. Every
-  byte acknowledged by ``sync`` is in a segment the state names, so any replica can read,
-  continue or roll back the session. Publishing composes the segments into the final
-  object with a multipart upload of server-side part copies: no byte goes through dockyard
-  again.
-- **Compare-and-swap.** The state object is replaced with ``If-Match`` on the ETag it was
-  read at, so two writers of one session can never both win: the loser gets
-  :class:`ConcurrentAppend`.
+- **Appendable uploads** (``s3segments``): an upload is a state object listing readable
+  segment objects, replaced by compare-and-swap; publishing composes the segments into
+  the final object with server-side part copies, so no byte goes through dockyard again.
 - **No hard links.** ``link`` and ``replace_with_link`` raise :class:`LinkUnsupported`, so
   storage keeps a copy of its own (a server-side copy). Deduplication on S3 is the shared
   cache's job, not the backend's.
@@ -31,7 +22,6 @@ client is thread-safe; the backend holds only it and its names.
 from __future__ import annotations
 
 import io
-import json
 import os
 import stat as stat_mode
 import uuid
@@ -45,23 +35,23 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from dockyard.storage.backend import Entry, LinkUnsupported
+from dockyard.storage.s3segments import (
+    AppendState,
+    ConcurrentAppend,
+    S3Appender,
+    Segment,
+    SegmentReader,
+    Segments,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-#: S3's smallest part of a multipart upload (all but the last): a segment is sealed at it.
-MIN_PART = 5 * 1024 * 1024
-#: Bytes buffered before a segment goes out even without a sync: bounds an upload's memory.
-SEGMENT = 8 * 1024 * 1024
 #: S3's largest single copy (CopyObject); larger objects are copied in parts.
 MAX_COPY = 5 * 1024**3
 #: Object metadata that marks an appendable upload's state object.
 _APPENDABLE = "dockyard-appendable"
 _MISSING = {"404", "NoSuchKey", "NotFound"}
-
-
-class ConcurrentAppend(OSError):
-    """Another writer changed the upload since this one read it: nothing was replaced."""
 
 
 def _missing(exc: ClientError) -> bool:
@@ -87,170 +77,6 @@ def _stat_result(
     whole = int(seconds)
     times = (whole, whole, whole, seconds, seconds, seconds, ns, ns, ns)
     return os.stat_result((mode, _identity(etag), 0, 1, 0, 0, size, *times))
-
-
-@dataclass
-class _Segment:
-    key: str
-    size: int
-
-
-#: An upload's segments in order (named so: ``S3Backend.list`` shadows the builtin there).
-_Segments = list[_Segment]
-
-
-@dataclass
-class _AppendState:
-    """What the state object of an upload says, and the ETag it was read at."""
-
-    segments: list[_Segment] = field(default_factory=list)
-    etag: str | None = None
-
-    @property
-    def size(self) -> int:
-        return sum(s.size for s in self.segments)
-
-    def dump(self) -> bytes:
-        return json.dumps({"segments": [[s.key, s.size] for s in self.segments]}).encode()
-
-    @classmethod
-    def load(cls, data: bytes, etag: str) -> _AppendState:
-        doc = json.loads(data)
-        return cls([_Segment(str(k), int(n)) for k, n in doc["segments"]], etag)
-
-
-class _SegmentReader(io.RawIOBase):
-    """Reads an upload's segments in order from ``offset``, one ranged GET at a time."""
-
-    def __init__(self, backend: S3Backend, segments: list[_Segment], offset: int) -> None:
-        self._backend = backend
-        self._pending = []
-        skip = offset
-        for segment in segments:
-            if skip >= segment.size:
-                skip -= segment.size
-                continue
-            self._pending.append((segment.key, skip))
-            skip = 0
-        self._body: Any = None
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        while True:
-            if self._body is None:
-                if not self._pending:
-                    return 0
-                key, start = self._pending.pop(0)
-                self._body = self._backend._get_body(key, start)
-            data = self._body.read(len(view))
-            if data:
-                view[: len(data)] = data
-                return len(data)
-            self._body.close()
-            self._body = None
-
-    def close(self) -> None:
-        if self._body is not None:
-            self._body.close()
-            self._body = None
-        super().close()
-
-
-class S3Appender:
-    """Appends to an upload kept as segments; ``sync`` publishes them in the state object."""
-
-    def __init__(self, backend: S3Backend, key: str, state: _AppendState) -> None:
-        self._backend = backend
-        self._key = key
-        self._state = state
-        #: Segments written since the last sync, not yet named by the state object.
-        self._unsynced: list[_Segment] = []
-        self._pending = bytearray()
-        #: The bytes of the state's last segment when it is smaller than a part (it gets
-        #: rewritten with what follows), read lazily; None until this append needs it.
-        self._tail: bytes | None = None
-        #: The last small segment this appender wrote (key, bytes): no GET to reopen it.
-        self._written: tuple[str, bytes] | None = None
-
-    def _open_tail(self) -> None:
-        """Take a small last segment back into the buffer, so the next one is whole."""
-        if self._tail is not None:
-            return
-        segments = self._state.segments
-        if segments and segments[-1].size < MIN_PART:
-            last = segments[-1].key
-            known = self._written
-            self._tail = known[1] if known and known[0] == last else self._backend._get_bytes(last)
-            self._pending[:0] = self._tail
-        else:
-            self._tail = b""
-
-    def write(self, data: bytes | bytearray) -> None:
-        self._open_tail()
-        self._pending += data
-        while len(self._pending) >= SEGMENT:
-            self._put_segment(bytes(self._pending[:SEGMENT]))
-            del self._pending[:SEGMENT]
-
-    def _put_segment(self, data: bytes) -> None:
-        key = f"{self._backend._parts_prefix(self._key)}{uuid.uuid4().hex}"
-        self._backend._client.put_object(Bucket=self._backend.bucket, Key=key, Body=data)
-        self._unsynced.append(_Segment(key, len(data)))
-
-    def sync(self) -> None:
-        if not self._unsynced and not self._pending:
-            return
-        self._open_tail()
-        if self._pending:
-            data = bytes(self._pending)
-            self._put_segment(data)
-            self._pending.clear()
-            self._written = (self._unsynced[-1].key, data) if len(data) < MIN_PART else None
-        segments = list(self._state.segments)
-        replaced = []
-        if self._tail:
-            replaced.append(segments.pop())  # its bytes lead the first new segment
-        new = _AppendState(segments + self._unsynced, self._state.etag)
-        self._state = self._backend._put_state(self._key, new)
-        self._unsynced = []
-        self._tail = None
-        for segment in replaced:
-            self._backend._delete_key(segment.key)
-
-    def truncate(self, size: int) -> None:
-        """Drop everything past ``size``: unsynced bytes, and segments the state names."""
-        for segment in self._unsynced:
-            self._backend._delete_key(segment.key)
-        self._unsynced, self._pending, self._tail, self._written = [], bytearray(), None, None
-        kept: list[_Segment] = []
-        dropped: list[_Segment] = []
-        offset = 0
-        for segment in self._state.segments:
-            if offset + segment.size <= size:
-                kept.append(segment)
-            elif offset < size:
-                head = self._backend._get_bytes(segment.key)[: size - offset]
-                key = f"{self._backend._parts_prefix(self._key)}{uuid.uuid4().hex}"
-                self._backend._client.put_object(Bucket=self._backend.bucket, Key=key, Body=head)
-                kept.append(_Segment(key, len(head)))
-                dropped.append(segment)
-            else:
-                dropped.append(segment)
-            offset += segment.size
-        if not dropped:
-            return
-        self._state = self._backend._put_state(self._key, _AppendState(kept, self._state.etag))
-        for segment in dropped:
-            self._backend._delete_key(segment.key)
-
-    def close(self) -> None:
-        """Unsynced bytes were never acknowledged: they are dropped, as a crash would."""
-        for segment in self._unsynced:
-            self._backend._delete_key(segment.key)
-        self._unsynced, self._pending = [], bytearray()
 
 
 @dataclass(frozen=True)
@@ -339,7 +165,7 @@ class S3Backend:
                 return None
             raise
 
-    def _get_body(self, key: str, start: int = 0) -> Any:
+    def get_body(self, key: str, start: int = 0) -> Any:
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if start:
             args["Range"] = f"bytes={start}-"
@@ -350,17 +176,22 @@ class S3Backend:
                 raise FileNotFoundError(key) from exc
             raise
 
-    def _get_bytes(self, key: str) -> bytes:
-        body = self._get_body(key)
+    def get_bytes(self, key: str) -> bytes:
+        body = self.get_body(key)
         try:
             return bytes(body.read())
         finally:
             body.close()
 
-    def _delete_key(self, key: str) -> None:
+    def put_segment(self, upload_key: str, data: bytes) -> Segment:
+        key = f"{self._parts_prefix(upload_key)}{uuid.uuid4().hex}"
+        self._client.put_object(Bucket=self.bucket, Key=key, Body=data)
+        return Segment(key, len(data))
+
+    def delete_key(self, key: str) -> None:
         self._client.delete_object(Bucket=self.bucket, Key=key)
 
-    def _state_of(self, key: str, head: dict[str, Any] | None = None) -> _AppendState | None:
+    def _state_of(self, key: str, head: dict[str, Any] | None = None) -> AppendState | None:
         """The upload state stored at ``key``, or None when it is not an upload."""
         head = head if head is not None else self._head(key)
         if head is None or _APPENDABLE not in head.get("Metadata", {}):
@@ -371,9 +202,9 @@ class S3Backend:
             if _precondition_failed(exc) or _missing(exc):
                 raise ConcurrentAppend(f"upload {key} changed while it was read") from exc
             raise
-        return _AppendState.load(obj["Body"].read(), head["ETag"])
+        return AppendState.load(obj["Body"].read(), head["ETag"])
 
-    def _put_state(self, key: str, state: _AppendState) -> _AppendState:
+    def put_state(self, key: str, state: AppendState) -> AppendState:
         """Replace the state object if nobody else did since it was read."""
         args: dict[str, Any] = {
             "Bucket": self.bucket,
@@ -391,7 +222,7 @@ class S3Backend:
             if _precondition_failed(exc):
                 raise ConcurrentAppend(f"upload {key} was changed by another writer") from exc
             raise
-        return _AppendState(state.segments, reply["ETag"])
+        return AppendState(state.segments, reply["ETag"])
 
     # --- the interface --------------------------------------------------------------------
 
@@ -423,8 +254,8 @@ class S3Backend:
         if head is None:
             raise FileNotFoundError(path)
         state = self._state_of(key, head)
-        segments = state.segments if state else [_Segment(key, int(head["ContentLength"]))]
-        return io.BufferedReader(_SegmentReader(self, segments, offset), 1024 * 1024)
+        segments = state.segments if state else [Segment(key, int(head["ContentLength"]))]
+        return io.BufferedReader(SegmentReader(self, segments, offset), 1024 * 1024)
 
     def local_file(self, path: Path) -> Path | None:
         return None  # nothing to sendfile: the API streams open_read
@@ -438,7 +269,7 @@ class S3Backend:
     def create(self, path: Path) -> None:
         """An empty appendable upload; FileExistsError when the key is taken."""
         try:
-            self._put_state(self.key(path), _AppendState())
+            self.put_state(self.key(path), AppendState())
         except ConcurrentAppend as exc:
             raise FileExistsError(path) from exc
 
@@ -471,9 +302,9 @@ class S3Backend:
         if head is None:
             return False
         state = self._state_of(key, head)
-        self._delete_key(key)
+        self.delete_key(key)
         for segment in state.segments if state else ():
-            self._delete_key(segment.key)
+            self.delete_key(segment.key)
         return True
 
     def make_dirs(self, path: Path) -> None:
@@ -508,7 +339,7 @@ class S3Backend:
             if size <= MAX_COPY:
                 self._copy_object(src, dest)
                 return
-            segments = [_Segment(src, size)]
+            segments = [Segment(src, size)]
         else:
             segments = state.segments
         self._compose(segments, dest)
@@ -518,7 +349,7 @@ class S3Backend:
             Bucket=self.bucket, Key=dest, CopySource={"Bucket": self.bucket, "Key": src}
         )
 
-    def _compose(self, segments: _Segments, dest: str) -> None:
+    def _compose(self, segments: Segments, dest: str) -> None:
         """One object from parts, copied server-side (each part at most 5 GiB)."""
         if not segments or sum(s.size for s in segments) == 0:
             self._client.put_object(Bucket=self.bucket, Key=dest, Body=b"")
