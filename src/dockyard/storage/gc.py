@@ -206,7 +206,13 @@ class Collector:
         self._pending[repo] = task
         task.add_done_callback(lambda t: self._pending.pop(repo, None))
 
-    async def drain(self) -> None:
-        """Wait for scheduled passes (shutdown, tests)."""
+    async def stop(self) -> None:
+        """Cut scheduled passes short (shutdown): GC is idempotent, the next pass resumes.
+
+        Waiting for them instead kept a stopping server alive for minutes when a pass was
+        collecting a large repository.
+        """
         while self._pending:
+            for task in self._pending.values():
+                task.cancel()
             await asyncio.gather(*self._pending.values(), return_exceptions=True)
