@@ -181,8 +181,14 @@ def test_retention_drops_old_untagged_manifests_keeps_tagged_and_referrers(
             image_manifest(c, repo, subject=subject.descriptor(), artifact_type="application/x"),
             "sig",
         )
+        # A referrer of the doomed image, queried once so the server holds a referrers map.
+        doomed_ref = push_manifest(
+            c, repo, image_manifest(c, repo, subject=untagged.descriptor(), artifact_type="x/y")
+        )
+        before = c.get(f"/v2/{repo}/referrers/{untagged.digest}").json()["manifests"]
+        assert [d["digest"] for d in before] == [doomed_ref.digest]
         assert untagged.digest in index_digests(root, repo)
-        gone = [untagged.digest, *untagged.blobs]
+        gone = [untagged.digest, *untagged.blobs, doomed_ref.digest]
         wait_until(
             lambda: untagged.digest not in index_digests(root, repo) and all_gone(root, repo, gone),
             12,
@@ -200,6 +206,8 @@ def test_retention_drops_old_untagged_manifests_keeps_tagged_and_referrers(
         assert refs.status_code == 200
         assert [d["digest"] for d in refs.json()["manifests"]] == [referrer.digest]
         assert c.get(f"/v2/{repo}/manifests/{untagged.digest}").status_code == 404
+        after = c.get(f"/v2/{repo}/referrers/{untagged.digest}")
+        assert after.status_code == 200 and after.json()["manifests"] == [], after.text
 
 
 def test_moved_tag_keeps_the_old_image_pullable_by_digest(tmp_path: Path) -> None:
