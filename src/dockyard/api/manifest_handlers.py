@@ -56,11 +56,11 @@ async def get_manifest(request: web.Request) -> web.Response:
     if mirror is not None:
         await mirror.refresh(svc, name, reference)
     try:
-        found = svc.manifests.resolve(name, reference)
+        found = await svc.manifests.find(name, reference)
     except (ManifestUnknown, NameUnknown):
         if mirror is None or not await mirror.manifest(svc, name, reference):
             raise
-        found = svc.manifests.resolve(name, reference)
+        found = await svc.manifests.find(name, reference)
     if ":" not in reference:
         found = _negotiate(svc.manifests, name, found, _accepted(request))
     headers = {"Docker-Content-Digest": found.digest, "ETag": f'"{found.digest}"'}

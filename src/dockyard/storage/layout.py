@@ -94,6 +94,13 @@ class RepoIndex:
             self._sorted = sorted(self.tags())
         return self._sorted
 
+    def prepare(self) -> RepoIndex:
+        """Build the look-ups ahead (in a thread): on a 20,000-entry index each is a
+        Python pass of milliseconds that should not fall on the event loop."""
+        self.tags()
+        self.by_digest("")
+        return self
+
     def by_digest(self, digest: str) -> dict[str, Any] | None:
         if self._digests is None:
             self._digests = {d["digest"]: d for d in reversed(self.manifests)}
@@ -180,8 +187,19 @@ class LayoutIO:
         self.changes = changes or ChangeCounter(None)
         self._cache: dict[Path, _Cached] = {}
 
+    def cached(self, repo_dir: Path) -> RepoIndex | None:
+        """The cached parse while it is current (at most a stat), else None: read it then.
+
+        For the event loop, which must not parse a large index: 20,000 manifests are
+        megabytes of JSON, tens of milliseconds of everyone's time.
+        """
+        return self._current(repo_dir, parse=False)
+
     def read(self, repo_dir: Path) -> RepoIndex | None:
         """The repository's index, or None when it does not exist. Do not mutate it: copy."""
+        return self._current(repo_dir, parse=True)
+
+    def _current(self, repo_dir: Path, parse: bool) -> RepoIndex | None:
         path = index_path(repo_dir)
         now = time.monotonic()
         cached = self._cache.get(path)
@@ -194,6 +212,8 @@ class LayoutIO:
             return None
         if cached is not None and cached.stamp == stamp:
             cached.checked, cached.seen = now, seen
+        elif not parse:
+            return None
         else:
             try:
                 index = RepoIndex.load(self.backend.read_bytes(path))

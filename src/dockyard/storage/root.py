@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from dockyard.storage.events import NO_EVENTS, Fanout, StorageEvents
 from dockyard.storage.layout import LayoutIO, RepoIndex, read_manifest
 from dockyard.storage.localfs import LOCAL
 from dockyard.storage.locks import KeyedLocks
-from dockyard.storage.paths import changes_path, locks_dir
+from dockyard.storage.paths import changes_path, index_path, locks_dir
 from dockyard.storage.referrers import Referrers
 from dockyard.storage.stamps import VerifiedStamps
 from dockyard.storage.upload_pool import UploadPool
@@ -102,6 +103,23 @@ class StorageRoot:
         if index is None:
             raise NameUnknown(f"repository {repo!r} is not known", {"name": repo})
         return index
+
+    async def read_index(self, repo: str) -> RepoIndex:
+        """:meth:`index` for the event loop: a changed ``index.json`` is parsed in a thread.
+
+        The cached parse is returned at once while it is current, so a manifest GET costs
+        the loop a stat at most; a repository that just changed (a push, a GC pass) is
+        re-read aside, so a large one never holds up requests to the others.
+        """
+        index = self.layout.cached(self.repo_dir(repo))
+        if index is not None:
+            return index
+        return await asyncio.to_thread(lambda: self.index(repo).prepare())
+
+    def require(self, repo: str) -> None:
+        """NameUnknown unless the repository exists: a stat, never a parse."""
+        if not self.backend.exists(index_path(self.repo_dir(repo))):
+            raise NameUnknown(f"repository {repo!r} is not known", {"name": repo})
 
     def ensure_repo(self, repo: str) -> None:
         """Create the repository's OCI layout on its first write."""
