@@ -185,6 +185,8 @@ class LayoutIO:
     def __init__(self, backend: StorageBackend, changes: ChangeCounter | None = None) -> None:
         self.backend = backend
         self.changes = changes or ChangeCounter(None)
+        #: Keyed by the repository folder (``StorageRoot.repo_dir`` hands out the same
+        #: Path object each time, whose hash is computed once).
         self._cache: dict[Path, _Cached] = {}
 
     def cached(self, repo_dir: Path) -> RepoIndex | None:
@@ -200,21 +202,21 @@ class LayoutIO:
         return self._current(repo_dir, parse=True)
 
     def _current(self, repo_dir: Path, parse: bool) -> RepoIndex | None:
-        path = index_path(repo_dir)
         now = time.monotonic()
-        cached = self._cache.get(path)
+        cached = self._cache.get(repo_dir)
         seen = self.changes.seen()  # before the stat: a change after it is seen next time
         if cached is not None and now - cached.checked < REVALIDATE_SECONDS and cached.seen == seen:
             return cached.index
         stamp = index_stamp(self.backend, repo_dir)
         if stamp is None:
-            self._cache.pop(path, None)
+            self._cache.pop(repo_dir, None)
             return None
         if cached is not None and cached.stamp == stamp:
             cached.checked, cached.seen = now, seen
         elif not parse:
             return None
         else:
+            path = index_path(repo_dir)
             try:
                 index = RepoIndex.load(self.backend.read_bytes(path))
                 cached = _Cached(stamp, index, now, seen)
@@ -223,7 +225,7 @@ class LayoutIO:
                     f"{path.parent.name}/index.json cannot be read ({exc}); repair or restore it",
                     {"path": str(path.relative_to(path.parent.parent))},
                 ) from exc
-            self._cache[path] = cached
+            self._cache[repo_dir] = cached
         return cached.index
 
     def write(self, repo_dir: Path, index: RepoIndex) -> None:
@@ -233,7 +235,7 @@ class LayoutIO:
     def forget(self, repo_dir: Path) -> None:
         """Drop the cached parse and tell the other workers: the file was rewritten (here,
         or by GC's worker)."""
-        self._cache.pop(index_path(repo_dir), None)
+        self._cache.pop(repo_dir, None)
         self.changes.bump()
 
     def init(self, repo_dir: Path) -> bool:
