@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -255,3 +257,38 @@ def test_twenty_images_sharing_a_base_layer_store_it_once(fresh_registry: Server
     assert os.stat(blob_file(root, "fleet/app00", base_digest)).st_nlink == 20
     assert len(cache_paths(root, base_digest)) == 20
     assert actual <= apparent - 19 * len(base), f"apparent {apparent}, actual {actual}"
+
+
+def test_concurrent_pushes_of_one_blob_to_many_repos_store_it_once(
+    fresh_registry: Server,
+) -> None:
+    """20 clients push the same blob to 20 repositories at the same moment (each saw 404
+    on its HEAD): publishes of one digest take turns, so the first copy is kept and the
+    other 19 are links to it, not 20 copies racing into place."""
+    root = fresh_registry.root
+    data = os.urandom(4 * MiB)
+    digest = sha256_digest(data)
+    repos = [f"race/app{i:02d}" for i in range(20)]
+    start = threading.Barrier(len(repos))
+
+    def push(repo: str) -> int:
+        with httpx.Client(base_url=fresh_registry.url, timeout=60) as c:
+            location = c.post(f"/v2/{repo}/blobs/uploads/").headers["Location"]
+            start.wait()
+            resp = c.put(
+                location,
+                params={"digest": digest},
+                content=data,
+                headers={"Content-Type": "application/octet-stream"},
+            )
+            return resp.status_code
+
+    with ThreadPoolExecutor(len(repos)) as pool:
+        codes = list(pool.map(push, repos))
+    assert codes == [201] * len(repos)
+    inodes = {inode(blob_file(root, repo, digest)) for repo in repos}
+    assert len(inodes) == 1, f"{len(inodes)} copies of one blob stored"
+    assert len(cache_paths(root, digest)) == len(repos)
+    with httpx.Client(base_url=fresh_registry.url, timeout=60) as c:
+        for repo in repos:
+            assert c.get(f"/v2/{repo}/blobs/{digest}").content == data

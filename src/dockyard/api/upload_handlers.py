@@ -76,7 +76,8 @@ async def start_upload(request: web.Request) -> web.Response:
         async with session.lock:
             try:
                 async with streamed_body(request) as body:
-                    await svc.blobs.append(session, body)
+                    # Made durable by the publish, if it is the copy kept (see finish).
+                    await svc.blobs.append(session, body, durable=False)
             except BaseException:
                 svc.root.uploads.forget(session)
                 raise
@@ -106,7 +107,8 @@ async def put_upload(request: web.Request) -> web.Response:
     start, length = _content_range(request)
     async with session.lock:
         async with streamed_body(request) as body:
-            await svc.blobs.append(session, body, start, length)
+            # Made durable by the publish, if it is the copy kept (see finish).
+            await svc.blobs.append(session, body, start, length, durable=False)
         await svc.blobs.finish(session, digest)
     return web.Response(status=201, headers=_blob_headers(name, str(digest)))
 

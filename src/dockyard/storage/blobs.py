@@ -39,13 +39,19 @@ class BlobFiles:
         return self.backend.stat(self.path(repo, digest))
 
     def publish(self, repo: str, digest: Digest, src: Path) -> None:
-        """Move a verified, durable file into place under its digest (or link a twin)."""
+        """Move a verified file into place under its digest, made durable first, or link
+        a twin and drop the file (never fsynced then: its bytes are stored already)."""
         backend = self.backend
         dest = self.path(repo, digest)
         if backend.exists(dest) or self.sharing.link_known_copy(digest, dest):
             backend.delete(src)
             self.sharing.record(digest, dest)
             return
+        out = backend.open_append(src)
+        try:
+            out.sync()
+        finally:
+            out.close()
         backend.move_into_place(src, dest)
         if self.stamps is not None:
             st = backend.stat(dest)

@@ -45,6 +45,9 @@ REPOSITORIES_LOG = "repositories"
 LEADER_FILE = "leader"
 #: The lock key of a root's GC passes: not a repository name (none starts with "/").
 GC_PASS_KEY = "/gc"
+#: How many locks publishes are spread over (by digest): a lock file each, so a fixed
+#: number, never one per blob ever pushed.
+PUBLISH_STRIPES = 4096
 #: Folders inside a repository that are never repositories themselves.
 NOT_REPOSITORIES = frozenset({BLOBS_DIR, UPLOADS_DIR})
 
@@ -121,6 +124,12 @@ def probe_path(root: Path, pid: int, token: str) -> Path:
 
 def locks_dir(root: Path) -> Path:
     return root / PRIVATE_DIR / LOCKS_DIR
+
+
+def publish_key(digest: Digest) -> str:
+    """The lock key publishes of ``digest`` take turns on; no repository name has a
+    leading slash, so it never meets a repository's lock."""
+    return f"/publish/{int(digest.hex[:3], 16) % PUBLISH_STRIPES}"
 
 
 def lock_path(root: Path, key: str) -> Path:

@@ -9,6 +9,7 @@ from pathlib import Path
 from dockyard.oci.digest import Digest
 from dockyard.storage.errors import BlobUnknown, DigestInvalid, StorageFull, is_disk_full
 from dockyard.storage.integrity import BlobVerifier
+from dockyard.storage.paths import publish_key
 from dockyard.storage.root import StorageRoot
 from dockyard.storage.uploads import ANYONE, Caller, Owner, Session
 
@@ -87,9 +88,11 @@ class RepoBlobs:
         body: AsyncIterator[bytes],
         start: int | None = None,
         length: int | None = None,
+        *,
+        durable: bool = True,
     ) -> int:
         try:
-            return await self.root.uploads.append(session, body, start, length)
+            return await self.root.uploads.append(session, body, start, length, durable=durable)
         except StorageFull:
             # A full disk: free what the session holds now rather than keep a partial
             # upload the client will not resume; it starts over once there is room.
@@ -104,6 +107,11 @@ class RepoBlobs:
         """Verify the streamed hash and publish the file under its digest.
 
         A wrong digest discards the session: its bytes can never become that blob.
+
+        Publishes of one digest take turns (a lock striped by digest, across worker
+        processes): when 20 clients push the same base layer at once, the first makes
+        its file durable and moves it into place, and the others find it and link it,
+        their own copies deleted without ever being fsynced.
         """
         uploads = self.root.uploads
         ok = await asyncio.to_thread(uploads.matches, session, digest)
@@ -114,7 +122,8 @@ class RepoBlobs:
             )
         try:
             self.root.ensure_repo(session.repo)
-            await asyncio.to_thread(self.root.files.publish, session.repo, digest, session.path)
+            async with self.root.locks.hold(publish_key(digest)):
+                await asyncio.to_thread(self.root.files.publish, session.repo, digest, session.path)
         except OSError as exc:
             uploads.forget(session)
             if is_disk_full(exc):

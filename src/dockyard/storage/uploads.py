@@ -278,8 +278,14 @@ class Uploads:
         body: AsyncIterator[bytes],
         start: int | None = None,
         length: int | None = None,
+        *,
+        durable: bool = True,
     ) -> int:
         """Stream ``body`` onto the session; a burst streams ``STREAMING`` uploads at a time.
+
+        ``durable=False`` for the body of a closing PUT: nothing is acknowledged before
+        its publish, which makes the file durable only if it becomes the stored copy
+        (see ``RepoBlobs.finish``); a duplicate of a stored blob is never fsynced.
 
         The rest wait before reading a byte, so their data waits in the kernel's socket
         buffers, not in this process: 100 concurrent uploads (20 images of 5 layers pushed
@@ -293,7 +299,7 @@ class Uploads:
         except TimeoutError:
             admitted = False
         try:
-            return await self._append(session, body, start, length)
+            return await self._append(session, body, start, length, durable)
         finally:
             if admitted:
                 self.pool.admission.release()
@@ -304,6 +310,7 @@ class Uploads:
         body: AsyncIterator[bytes],
         start: int | None = None,
         length: int | None = None,
+        durable: bool = True,
     ) -> int:
         """Stream ``body`` onto the end of the session; return how many bytes it added.
 
@@ -350,7 +357,8 @@ class Uploads:
                     {"declared": length, "received": added},
                 )
             # A 202 promises the chunk survives a crash: the client will not send it again.
-            await asyncio.wrap_future(threads.submit(out.sync))
+            if durable:
+                await asyncio.wrap_future(threads.submit(out.sync))
         except BaseException as exc:
             if pending is not None:
                 concurrent.futures.wait([pending])  # at most one batch write, a few ms
