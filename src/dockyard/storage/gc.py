@@ -122,9 +122,11 @@ class Collector:
                 stamp, picked = await in_walker(
                     gc_walk.orphans, backend, repo_dir, now, self.gc_delay, without
                 )
-                async with self.root.locks.hold(repo):
+                async with self.root.locks.hold(repo) as held:
                     if index_stamp(backend, repo_dir) != stamp:
                         continue  # a push landed meanwhile: decide again
+                    if not dry_run:
+                        await held.fence()
                     removed = await in_walker(
                         gc_walk.delete_orphans,
                         backend,
@@ -162,7 +164,8 @@ class Collector:
     async def _drop_from_index(self, repo: str, digests: frozenset[str]) -> list[str]:
         """Unlist expired untagged manifests; the rewrite runs in the worker process."""
         repo_dir, backend = self.root.repo_dir(repo), self.root.backend
-        async with self.root.locks.hold(repo):
+        async with self.root.locks.hold(repo) as held:
+            await held.fence()
             try:
                 dropped = await in_walker(gc_walk.drop_untagged, backend, repo_dir, digests)
             finally:

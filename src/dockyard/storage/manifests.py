@@ -200,7 +200,7 @@ class RepoManifests:
             "digest": str(digest),
             "size": len(body),
         }
-        async with self.root.locks.hold(repo):
+        async with self.root.locks.hold(repo) as held:
             if may_move is not None:
                 self._refuse_moves(repo, tags, may_move)
             # Checked under the lock GC deletes under, so no referenced blob can vanish
@@ -211,6 +211,7 @@ class RepoManifests:
             untagged = [old for tag in tags if (old := index.set_tag(tag, desc))]
             if not tags:
                 index.ensure_listed(desc)
+            await held.fence()
             await asyncio.to_thread(self.root.layout.write, self.root.repo_dir(repo), index)
             self.root.referrers.added(repo, str(digest), len(body), manifest)
             self.root.events.repo_changed(self.root.path, repo)
@@ -243,7 +244,7 @@ class RepoManifests:
         ref = lookup_reference(reference)
         if ref is None:
             raise unknown
-        async with self.root.locks.hold(repo):
+        async with self.root.locks.hold(repo) as held:
             index = self.root.index(repo).copy()
             if isinstance(ref, str):
                 if index.remove_tag(ref) is None:
@@ -256,6 +257,7 @@ class RepoManifests:
                     raise unknown
             # index.json first: a crash in between leaves an unlisted file for GC, never
             # a listed manifest whose bytes are gone.
+            await held.fence()
             await asyncio.to_thread(self.root.layout.write, self.root.repo_dir(repo), index)
             if isinstance(ref, Digest):
                 self.cache.drop(str(ref))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from dockyard.oci.digest import Digest
 from dockyard.storage.catalog import Catalog
+from dockyard.storage.coordination import BackgroundLease, Coordination
 from dockyard.storage.dedupe.adopt import ADOPTED, adopt_root
 from dockyard.storage.events import StorageEvents
 from dockyard.storage.gc import Collector, GcReport
@@ -56,9 +57,14 @@ class Store:
         sub_paths: dict[str, RootSettings] | None = None,
         *,
         read_only: bool = False,
+        shared: Callable[[str], Coordination | None] | None = None,
     ):
-        """``read_only``: the roots are looked at, never written (see ``StorageRoot``)."""
+        """``read_only``: the roots are looked at, never written (see ``StorageRoot``).
+
+        ``shared``: the coordination of each root across replicas, by ``subPaths`` prefix
+        ("" for the default root); None, or None for a root: this machine's own."""
         self._read_only = read_only
+        self._shared = shared or (lambda prefix: None)
         #: Upload threads and admission, shared by every root, closed with the store.
         self.upload_pool = UploadPool()
         sub_paths = {prefix.strip("/"): s for prefix, s in (sub_paths or {}).items()}
@@ -68,21 +74,30 @@ class Store:
                 *((s.root, _starts_with(prefix)) for prefix, s in sub_paths.items()),
             ]
         )
-        self.default = self._services(default)
-        self.sub_paths = {prefix: self._services(s) for prefix, s in sub_paths.items()}
+        self.default = self._services(default, "")
+        self.sub_paths = {prefix: self._services(s, prefix) for prefix, s in sub_paths.items()}
         #: Set when settings change while serving (config reload): wakes the periodic GC.
         self.settings_changed = asyncio.Event()
-        #: Which worker process runs the periodic jobs (see ``storage.lease``).
-        self.lease = Lease(None if read_only else leader_path(default.root))
+        #: Which worker process (or replica) runs the periodic jobs (see ``storage.lease``).
+        coordination = self.default.root.coordination
+        self.lease: BackgroundLease
+        if coordination is not None:
+            self.lease = coordination.lease
+        else:
+            self.lease = Lease(None if read_only else leader_path(default.root))
 
     def observe(self, events: StorageEvents) -> None:
         """Report the work of every root to ``events`` (the metrics extension)."""
         for services in self.roots():
             services.root.observe(events)
 
-    def _services(self, settings: RootSettings) -> RootServices:
+    def _services(self, settings: RootSettings, prefix: str) -> RootServices:
         root = StorageRoot(
-            settings, self._repo_created, self.upload_pool, read_only=self._read_only
+            settings,
+            self._repo_created,
+            self.upload_pool,
+            read_only=self._read_only,
+            coordination=None if self._read_only else self._shared(prefix),
         )
         manifests = RepoManifests(root)
         collector = None
@@ -97,6 +112,8 @@ class Store:
         self.lease.release()
         for services in self.roots():
             services.root.close()
+            if services.root.coordination is not None:
+                services.root.coordination.close()
 
     def _repo_created(self, repo: str) -> None:
         self.catalog.add(repo)
