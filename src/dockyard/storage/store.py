@@ -15,6 +15,7 @@ from dockyard.oci.digest import Digest
 from dockyard.storage.catalog import Catalog
 from dockyard.storage.coordination import BackgroundLease, Coordination
 from dockyard.storage.dedupe.adopt import ADOPTED, adopt_root
+from dockyard.storage.errors import StorageError
 from dockyard.storage.events import StorageEvents
 from dockyard.storage.gc import Collector, GcReport
 from dockyard.storage.lease import Lease
@@ -26,6 +27,9 @@ from dockyard.storage.upload_pool import UploadPool
 from dockyard.util.plural import count
 
 log = logging.getLogger("dockyard.store")
+
+#: Seconds between two looks for a shared dedupe map that lost its contents.
+ADOPT_RECHECK_SECONDS = 5.0
 Progress = Callable[[str], None] | None
 
 
@@ -145,13 +149,41 @@ class Store:
                 report.stamps_pruned += await services.collector.prune_stamps()
         return report
 
+    def shared(self) -> list[StorageRoot]:
+        """The roots coordinated with other replicas (through Redis)."""
+        return [s.root for s in self.roots() if s.root.coordination is not None]
+
+    async def refresh(self) -> None:
+        """Fetch the shared change counters: a request's caches are then as current as the
+        last write any replica acknowledged (Unavailable when Redis does not answer)."""
+        await asyncio.gather(*(root.changes.refresh() for root in self.shared()))
+
+    async def publish(self) -> None:
+        """Send the changes made here to the shared counters, before an answer leaves."""
+        await asyncio.gather(*(root.changes.publish() for root in self.shared()))
+
+    async def adopt_forever(self) -> None:
+        """Adoption (below), then, with a shared map, again whenever the map lost its
+        "adopted" mark: a ``FLUSHALL`` or a new empty Redis is rebuilt from the files."""
+        while True:
+            try:
+                await self.adopt_all()
+            except StorageError as exc:  # Unavailable: Redis is down, try again later
+                log.warning("dedupe adoption postponed: %s", exc.message)
+            if not self.shared():
+                return
+            await asyncio.sleep(ADOPT_RECHECK_SECONDS)
+
     async def adopt_all(self) -> None:
         """Link duplicates of roots never deduplicated before (first start on a root)."""
         await self.catalog.load()
         for services in self.roots():
             root = services.root
             locations = root.locations
-            if locations is None or locations.get_meta(ADOPTED):
+            if locations is None:
+                continue
+            adopted: str | None = await asyncio.to_thread(locations.get_meta, ADOPTED)
+            if adopted:
                 continue
             repo_dirs = [root.repo_dir(repo) for repo in self.repos_of(services)]
             saved = await adopt_root(root.backend, locations, repo_dirs)
