@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dockyard.config import Config
 from dockyard.config.storage import CacheDriver
 from dockyard.storage.coordination import Coordination
 from dockyard.storage.root import RootSettings
-from dockyard.storage.shared.redis_client import RedisSettings
-from dockyard.storage.shared.redis_coordination import redis_coordination
 from dockyard.storage.store import Store
+
+if TYPE_CHECKING:
+    from dockyard.storage.shared.redis_client import RedisSettings
 
 
 def root_settings(config: Config) -> tuple[RootSettings, dict[str, RootSettings]]:
@@ -60,6 +62,9 @@ def cache_drivers(config: Config) -> dict[str, tuple[str, CacheDriver]]:
 def redis_settings(prefix: str, driver: CacheDriver) -> RedisSettings:
     """A root's keys: ``<keyprefix>:root`` for the default root, ``<keyprefix>:sub:<prefix>``
     for a ``subPaths`` entry: the same on every replica, whatever its local paths."""
+    # Imported only for a config that names a cacheDriver: a single node never loads redis.
+    from dockyard.storage.shared.redis_client import RedisSettings
+
     namespace = f"{driver.keyprefix}:root" if not prefix else f"{driver.keyprefix}:sub:{prefix}"
     return RedisSettings(driver.url, namespace, driver.lock_expiry)
 
@@ -73,6 +78,8 @@ def shared_coordination(config: Config) -> Callable[[str], Coordination | None]:
         found = drivers.get(prefix)
         if found is None:
             return None
+        from dockyard.storage.shared.redis_coordination import redis_coordination
+
         driver = found[1]
         return redis_coordination(redis_settings(prefix, driver), driver.keyprefix)
 

@@ -15,18 +15,18 @@ from typing import Any
 
 from dockyard.app.storage_roots import cache_drivers
 from dockyard.commands.config_args import EXIT_CONFIG, load_or_report, report, servable
-from dockyard.storage.shared.redis_coordination import ping
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None or not servable(config):
         return EXIT_CONFIG
-    unreachable = [
-        f"{key}.url: {why}"
-        for key, driver in cache_drivers(config).values()
-        if (why := ping(driver.url)) is not None
-    ]
+    drivers = list(cache_drivers(config).values())
+    unreachable = []
+    if drivers:
+        from dockyard.storage.shared.redis_coordination import ping  # only with a cacheDriver
+
+        unreachable = [f"{key}.url: {why}" for key, d in drivers if (why := ping(d.url))]
     if not report(unreachable):
         return EXIT_CONFIG
     print(f"dockyard: {args.config} is valid")

@@ -26,11 +26,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-
-import redis.asyncio
+from typing import TYPE_CHECKING
 
 from dockyard.storage.errors import Unavailable
 from dockyard.storage.shared.redis_client import unavailable
+
+if TYPE_CHECKING:  # imported when a cacheDriver is used: see redis_client.async_client
+    import redis.asyncio
 
 #: INCRBY the count; name an epoch when there is none (first publish, or after a flush).
 _PUBLISH = """

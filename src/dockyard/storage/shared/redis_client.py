@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
-import redis.asyncio
-from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from dockyard.storage.errors import Unavailable
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 #: Seconds to connect, and to wait for an answer, before Redis counts as down.
 CONNECT_TIMEOUT = 1.0
@@ -46,7 +48,14 @@ def sync_client(url: str) -> redis.Redis:
 
 
 def async_client(url: str) -> redis.asyncio.Redis:
-    """For the event loop (locks, the lease, the change counter): never blocks it."""
+    """For the event loop (locks, the lease, the change counter): never blocks it.
+
+    Imported here, not with the module: only a config with a ``cacheDriver`` needs it, and
+    on Python before 3.11.3 it needs the ``async-timeout`` backport as well.
+    """
+    import redis.asyncio
+    from redis.asyncio.retry import Retry as AsyncRetry
+
     client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
         url,
         socket_timeout=ANSWER_TIMEOUT,

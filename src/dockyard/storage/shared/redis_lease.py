@@ -18,11 +18,14 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import redis
-import redis.asyncio
 
 from dockyard.storage.shared.redis_client import describe
+
+if TYPE_CHECKING:  # imported when a cacheDriver is used: see redis_client.async_client
+    import redis.asyncio
 
 log = logging.getLogger("dockyard.workers")
 

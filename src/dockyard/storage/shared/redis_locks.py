@@ -26,12 +26,16 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
-import redis.asyncio
+import redis
 
 from dockyard.storage.coordination import Changes
 from dockyard.storage.errors import LockLost, Unavailable
 from dockyard.storage.shared.redis_client import describe, unavailable
+
+if TYPE_CHECKING:  # imported when a cacheDriver is used: see redis_client.async_client
+    import redis.asyncio
 
 log = logging.getLogger("dockyard.store")
 
