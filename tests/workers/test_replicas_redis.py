@@ -169,6 +169,81 @@ def test_a_replica_killed_holding_a_repository_lock_wedges_it_no_longer_than_the
     assert seen.headers["Docker-Content-Digest"] == pushed_after.digest
 
 
+def test_a_holder_paused_past_its_lock_expiry_cannot_overwrite_the_next_holder(
+    replicas: tuple[list[Server], str],
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """Replica A is stopped (SIGSTOP) while it holds a repository lock, the lock expires,
+    B pushes a tag, A continues. Whatever A was doing, B's tag and every tag acknowledged
+    to A's clients are in the index afterwards, and A's refusals are 503s with
+    Retry-After. (Where the pause lands is chance; the fence's refusal of a holder whose
+    lock expired is shown step by step in tests/storage/test_redis_coordination.py.)"""
+    servers, keyprefix = replicas
+    paused, other = servers[0], servers[1]
+    raw = redis_server.client()
+    repo = f"fence/{uuid.uuid4().hex[:8]}"
+    lock_key = f"{keyprefix}:root:lock:{repo}"
+    a = httpx.Client(base_url=paused.url, timeout=60)
+    pushed = [image_manifest(a, repo) for _ in range(4)]
+    acknowledged: list[str] = []
+    refused: list[int] = []
+    stop = threading.Event()
+
+    def hammer(n: int) -> None:
+        client = httpx.Client(base_url=paused.url, timeout=60)
+        i = 0
+        while not stop.is_set():
+            tag = f"t{n}-{i}"
+            resp = client.put(
+                f"/v2/{repo}/manifests/{tag}",
+                content=pushed[n].body,
+                headers={"Content-Type": pushed[n].media_type},
+            )
+            if resp.status_code == 201:
+                acknowledged.append(tag)
+            else:
+                assert resp.status_code == 503, resp.text
+                assert resp.headers["Retry-After"]
+                refused.append(resp.status_code)
+            i += 1
+
+    threads = [threading.Thread(target=hammer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    assert paused.proc is not None
+    caught = False
+    deadline = time.monotonic() + 60
+    try:
+        while not caught and time.monotonic() < deadline:
+            token = raw.get(lock_key)
+            if token is None:
+                continue
+            paused.proc.send_signal(signal.SIGSTOP)
+            if raw.get(lock_key) == token:
+                caught = True  # stopped while holding it
+                break
+            paused.proc.send_signal(signal.SIGCONT)  # released meanwhile: try again
+        assert caught, "replica A was never stopped while holding the repository lock"
+        lapse = time.monotonic() + LOCK_EXPIRY + 5
+        while raw.exists(lock_key):
+            assert time.monotonic() < lapse, "the paused holder's lock did not expire"
+            time.sleep(0.05)
+        b = httpx.Client(base_url=other.url, timeout=30)
+        from_b = push_image(b, repo, "from-b")
+    finally:
+        paused.proc.send_signal(signal.SIGCONT)
+        time.sleep(1)  # A's requests in flight finish (published or refused)
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+    for server in servers:
+        client = httpx.Client(base_url=server.url, timeout=30)
+        tags = set(list_tags(client, repo))
+        assert "from-b" in tags
+        assert set(acknowledged) <= tags
+        assert get_manifest(client, repo, "from-b").content == from_b.body
+
+
 def test_a_flushall_loses_nothing_and_the_shared_map_is_rebuilt(
     replicas: tuple[list[Server], str],
     redis_server: RedisServer,  # noqa: F811
