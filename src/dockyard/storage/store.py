@@ -155,12 +155,17 @@ class Store:
 
     async def refresh(self) -> None:
         """Fetch the shared change counters: a request's caches are then as current as the
-        last write any replica acknowledged (Unavailable when Redis does not answer)."""
-        await asyncio.gather(*(root.changes.refresh() for root in self.shared()))
+        last write any replica acknowledged (Unavailable when Redis does not answer).
+
+        One root after the other, awaited directly: this runs on every request, and
+        ``gather`` would make a task per root each time (one Redis is the usual case)."""
+        for root in self.shared():
+            await root.changes.refresh()
 
     async def publish(self) -> None:
         """Send the changes made here to the shared counters, before an answer leaves."""
-        await asyncio.gather(*(root.changes.publish() for root in self.shared()))
+        for root in self.shared():
+            await root.changes.publish()
 
     async def adopt_forever(self) -> None:
         """Adoption (below), then, with a shared map, again whenever the map lost its
