@@ -9,6 +9,7 @@ with Retry-After and nothing half-published, and the replicas recover on their o
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -18,18 +19,22 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Server
+from clients_helpers import Skopeo, assert_same_image
+from conftest import Server, start_server
+from images import build_image
 from redis_helpers import OwnRedis, RedisServer, own_redis, redis_server  # noqa: F401
-from replicas_helpers import LOCK_EXPIRY, start_replicas
+from replicas_helpers import LOCK_EXPIRY, replica_config, start_replicas
 from spec_helpers import (
     get_manifest,
     image_manifest,
     list_tags,
+    location_url,
     push_blob,
     push_image,
     push_manifest,
     random_blob,
     sha256_digest,
+    with_params,
 )
 
 
@@ -315,6 +320,83 @@ def test_a_redis_outage_is_a_503_with_retry_after_and_the_replicas_recover(
             assert get_manifest(client, repo, "during").status_code == 404  # nothing half-done
         after = push_manifest(b, repo, waiting, "during")
         assert get_manifest(a, repo, "during").headers["Docker-Content-Digest"] == after.digest
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_skopeo_pushes_through_one_replica_and_pulls_the_same_image_through_each(
+    tmp_path: Path,
+    replicas: tuple[list[Server], str],
+) -> None:
+    servers, _ = replicas
+    image = build_image(tmp_path / "src", "v1", layers=3)
+    skopeo = Skopeo(tmp_path / "home")
+    skopeo.push(image.layout, "v1", f"{servers[0].host}/skopeo/app:v1")
+    for n, server in enumerate(servers):
+        out = tmp_path / f"out{n}"
+        skopeo.pull(f"{server.host}/skopeo/app:v1", out, "v1")
+        assert_same_image(out, "v1", image)
+
+
+def test_a_chunked_upload_whose_requests_land_on_different_replicas(
+    replicas: tuple[list[Server], str],
+) -> None:
+    servers, _ = replicas
+    clients = _clients(servers)
+    repo = f"chunks/{uuid.uuid4().hex[:8]}"
+    data = random_blob(3 * 1024 * 1024)
+    pieces = [data[i : i + 1024 * 1024] for i in range(0, len(data), 1024 * 1024)]
+    started = clients[0].post(f"/v2/{repo}/blobs/uploads/")
+    assert started.status_code == 202
+    url, offset = location_url(started), 0
+    for n, piece in enumerate(pieces):
+        client = clients[(n + 1) % len(clients)]  # every PATCH to the next replica
+        end = offset + len(piece) - 1
+        resp = client.patch(
+            url,
+            content=piece,
+            headers={
+                "Content-Range": f"{offset}-{end}",
+                "Content-Type": "application/octet-stream",
+            },
+        )
+        assert resp.status_code == 202, resp.text
+        assert resp.headers["Range"] == f"0-{end}"
+        url, offset = location_url(resp), end + 1
+    digest = sha256_digest(data)
+    done = clients[1].put(with_params(url, {"digest": digest}))
+    assert done.status_code == 201, done.text
+    for client in clients:
+        got = client.get(f"/v2/{repo}/blobs/{digest}")
+        assert got.status_code == 200 and got.content == data
+
+
+def test_a_subpaths_root_with_its_own_cache_driver_is_shared_too(
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    keyprefix = f"dy{uuid.uuid4().hex[:8]}"
+    config = replica_config(tmp_path, tmp_path / "main", redis_server.url, keyprefix)
+    doc = json.loads(config.read_text())
+    driver = dict(doc["storage"]["cacheDriver"])
+    doc["storage"]["subPaths"] = {
+        "/team": {"rootDirectory": str(tmp_path / "team"), "cacheDriver": driver}
+    }
+    config.write_text(json.dumps(doc))
+    servers = [start_server(tmp_path / "main", config=config) for _ in range(2)]
+    try:
+        a, b = _clients(servers)
+        for repo in ("team/app", "other/app"):
+            get_manifest(b, repo, "live")  # b has looked (and cached what it saw)
+            pushed = push_image(a, repo, "live")
+            assert get_manifest(b, repo, "live").content == pushed.body
+            moved = push_manifest(a, repo, image_manifest(a, repo), "live")
+            assert get_manifest(b, repo, "live").content == moved.body
+        assert (tmp_path / "team" / "team" / "app" / "index.json").exists()
+        raw = redis_server.client()
+        assert raw.get(f"{keyprefix}:sub:team:changes") is not None  # the team root's own
+        assert raw.get(f"{keyprefix}:root:changes") is not None
     finally:
         for server in servers:
             server.stop()
