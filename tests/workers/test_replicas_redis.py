@@ -400,3 +400,35 @@ def test_a_subpaths_root_with_its_own_cache_driver_is_shared_too(
     finally:
         for server in servers:
             server.stop()
+
+
+def test_the_background_lease_moves_to_another_replica_when_its_holder_is_killed(
+    replicas: tuple[list[Server], str],
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    servers, keyprefix = replicas
+    raw = redis_server.client()
+    line = "runs the background jobs"
+
+    def holders() -> list[Server]:
+        return [s for s in servers if s.proc is not None and line in s.output()]
+
+    deadline = time.monotonic() + 15
+    while not holders():
+        assert time.monotonic() < deadline, "no replica took the background lease"
+        time.sleep(0.1)
+    time.sleep(1)
+    assert len(holders()) == 1  # one replica, not one each
+    holder = holders()[0]
+    assert holder.proc is not None
+    token = raw.get(f"{keyprefix}:leader")
+    assert token is not None and token.decode().startswith(f"{holder.proc.pid}:")
+    holder.proc.send_signal(signal.SIGKILL)
+    holder.proc.wait(10)
+    holder.proc = None
+    deadline = time.monotonic() + LOCK_EXPIRY + 10
+    while not holders():
+        assert time.monotonic() < deadline, "nobody took the lease over"
+        time.sleep(0.1)
+    assert len(holders()) == 1
+    assert raw.get(f"{keyprefix}:leader") not in (None, token)
