@@ -3,6 +3,7 @@ else stops ``verify`` and ``serve`` with exit 2 naming the key; ``verify`` pings
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +77,19 @@ def test_verify_pings_redis(tmp_path: Path, redis_server: RedisServer) -> None: 
     )
     proc = dockyard("verify", str(config))
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_replicas_example_verifies_against_a_real_redis(
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """examples/config-replicas.json (the README's), pointed at the test's Redis and root:
+    valid, with no warning."""
+    example = Path(__file__).parents[2] / "examples" / "config-replicas.json"
+    doc = json.loads(example.read_text())
+    doc["storage"]["rootDirectory"] = str(tmp_path / "data")
+    doc["storage"]["cacheDriver"]["url"] = redis_server.url
+    doc["http"]["address"] = "127.0.0.1"
+    proc = dockyard("verify", str(write_json(tmp_path / "replicas.json", doc)))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
