@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis
@@ -53,3 +54,59 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _spawn(binary: str, port: int, folder: Path) -> subprocess.Popen[bytes]:
+    args = ["--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    return subprocess.Popen(
+        [binary, *args, "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_answering(server: RedisServer, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            server.client().ping()
+            return
+        except redis.ConnectionError:
+            if server.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start") from None
+            time.sleep(0.05)
+
+
+@dataclass
+class OwnRedis(RedisServer):
+    """A redis-server of one test, which the test may stop and start again (same port)."""
+
+    port: int = 0
+    folder: Path = Path()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary
+        self.proc = _spawn(binary, self.port, self.folder)
+        wait_answering(self)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is missing: scripts/test installs Debian's redis-server"
+    port = free_port()
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    server = OwnRedis(f"redis://127.0.0.1:{port}/0", _spawn(binary, port, folder), port, folder)
+    try:
+        wait_answering(server)
+        yield server
+    finally:
+        if server.proc.poll() is None:
+            server.proc.terminate()
+            server.proc.wait(10)

@@ -4,8 +4,9 @@
 - ``/startupz``: start-up work is done (the repository catalog has been walked).
 - ``/readyz``: started, not draining after SIGTERM, and every storage root is reachable
   and writable, tested by writing and removing a small file under ``ROOT/_dockyard/``.
-  A failure means send no traffic here for now, not restart: a full disk recovers once
-  space is freed.
+  With a ``cacheDriver``, its Redis must also answer a PING (replicas coordinate through
+  it). A failure means send no traffic here for now, not restart: a full disk recovers
+  once space is freed, and the replica reconnects on its own when Redis is back.
 
 Each answers JSON: 200 ``{"status": ...}``, or 503 with what is wrong.
 """
@@ -71,8 +72,14 @@ async def readyz(request: web.Request) -> web.Response:
     roots = [services.root.path for services in request.app[STORE].roots()]
     verdicts = await asyncio.gather(*(_probe(root) for root in roots))
     problems = {str(r): why for r, why in zip(roots, verdicts, strict=True) if why is not None}
-    if problems:
-        return _answer(503, "not ready", roots=problems)
+    shared = [root.coordination for root in request.app[STORE].shared()]
+    answers = await asyncio.gather(*(c.check() for c in shared if c is not None))
+    caches = sorted({why for why in answers if why is not None})
+    if problems or caches:
+        more: dict[str, object] = {"roots": problems} if problems else {}
+        if caches:
+            more["cache"] = caches
+        return _answer(503, "not ready", **more)
     return _answer(200, "ready")
 
 

@@ -49,6 +49,8 @@ RESTART_KEYS = (
     "extensions.search",
     "extensions.ui",
 )
+#: Keys of a root (and each ``subPaths`` entry) whose change needs a restart.
+_SHARED = ("cacheDriver", "remoteCache")
 #: Seconds between looks at the config file; a change must hold for one more look.
 POLL_SECONDS = 1.0
 
@@ -144,6 +146,10 @@ class Reloader:
 
     async def _apply(self, old: Config, new: Config, changed: list[str]) -> list[str]:
         restart = [k for k in RESTART_KEYS if any(c == k or c.startswith(k + ".") for c in changed)]
+        # A root's coordination (its Redis) is built with the store: a restart switches it.
+        restart += sorted(
+            {c.partition(f".{k}")[0] + f".{k}" for c in changed for k in _SHARED if f".{k}" in c}
+        )
         if new.log.output != old.log.output:
             setup_logging(new)
         set_level(new.log.level)

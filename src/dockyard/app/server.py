@@ -61,7 +61,8 @@ def build_app(
         ui.install(app, security.guard)
     app.cleanup_ctx.append(_background)
     app.cleanup_ctx.append(operations_background)
-    app.middlewares.extend(middleware_chain(security, config.extensions.metrics_on))
+    shared = bool(app[STORE].shared())
+    app.middlewares.extend(middleware_chain(security, config.extensions.metrics_on, shared))
     return app
 
 
@@ -70,7 +71,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE]
     # In the worker holding the lease only (see storage.lease): one walk, not one a worker.
     tasks = [
-        asyncio.create_task(store.lease.run(store.adopt_all), name="dedupe-adopt"),
+        asyncio.create_task(store.lease.run(store.adopt_forever), name="dedupe-adopt"),
         # Always running: it idles while GC is off, which a config reload may change.
         asyncio.create_task(store.lease.run(store.collect_forever), name="gc"),
     ]
@@ -82,6 +83,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         if services.collector is not None:
             await services.collector.stop()
     stop_walker(cut_short=True)
+    for root in store.shared():
+        assert root.coordination is not None
+        root.coordination.close()  # hands the lease over now, not one expiry later
 
 
 async def _serve(

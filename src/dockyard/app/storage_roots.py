@@ -9,11 +9,18 @@ without loading the server.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dockyard.config import Config
+from dockyard.config.storage import CacheDriver
+from dockyard.storage.coordination import Coordination
 from dockyard.storage.root import RootSettings
 from dockyard.storage.store import Store
+
+if TYPE_CHECKING:
+    from dockyard.storage.shared.redis_client import RedisSettings
 
 
 def root_settings(config: Config) -> tuple[RootSettings, dict[str, RootSettings]]:
@@ -38,10 +45,52 @@ def root_settings(config: Config) -> tuple[RootSettings, dict[str, RootSettings]
     return default, subs
 
 
+def cache_drivers(config: Config) -> dict[str, tuple[str, CacheDriver]]:
+    """``subPaths`` prefix ("" for the default root) -> (its config key, its cacheDriver),
+    for the roots that name one."""
+    storage = config.storage
+    found = {}
+    if storage.cache_driver is not None:
+        found[""] = ("storage.cacheDriver", storage.cache_driver)
+    for prefix, sub in storage.sub_paths.items():
+        if sub.cache_driver is not None:
+            key = f"storage.subPaths.{prefix}.cacheDriver"
+            found[prefix.strip("/")] = (key, sub.cache_driver)
+    return found
+
+
+def redis_settings(prefix: str, driver: CacheDriver) -> RedisSettings:
+    """A root's keys: ``<keyprefix>:root`` for the default root, ``<keyprefix>:sub:<prefix>``
+    for a ``subPaths`` entry: the same on every replica, whatever its local paths."""
+    # Imported only for a config that names a cacheDriver: a single node never loads redis.
+    from dockyard.storage.shared.redis_client import RedisSettings
+
+    namespace = f"{driver.keyprefix}:root" if not prefix else f"{driver.keyprefix}:sub:{prefix}"
+    return RedisSettings(driver.url, namespace, driver.lock_expiry)
+
+
+def shared_coordination(config: Config) -> Callable[[str], Coordination | None]:
+    """What each root shares with the other replicas, by ``subPaths`` prefix: Redis where
+    the root names a ``cacheDriver``, else None (this machine's flock and mmap)."""
+    drivers = cache_drivers(config)
+
+    def coordination(prefix: str) -> Coordination | None:
+        found = drivers.get(prefix)
+        if found is None:
+            return None
+        from dockyard.storage.shared.redis_coordination import redis_coordination
+
+        driver = found[1]
+        return redis_coordination(redis_settings(prefix, driver), driver.keyprefix)
+
+    return coordination
+
+
 def build_store(config: Config, *, read_only: bool = False) -> Store:
-    """The store a config describes: the default root and one root per ``subPaths`` entry.
+    """The store a config describes: the default root and one root per ``subPaths`` entry,
+    each coordinated through its ``cacheDriver`` when it names one.
 
     ``read_only`` for a look that must write nothing (``gc --dry-run``).
     """
     default, subs = root_settings(config)
-    return Store(default, subs, read_only=read_only)
+    return Store(default, subs, read_only=read_only, shared=shared_coordination(config))

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from dockyard.auth.apikey_store import ApiKeyStore
 from dockyard.auth.authenticator import Authenticator
-from dockyard.storage.lease import Lease
+from dockyard.storage.coordination import BackgroundLease
 
 log = logging.getLogger("dockyard.auth")
 
@@ -35,7 +35,7 @@ class KeyPurger:
         self.current = current
         self.every = every
         #: With worker processes: purge only in the one holding the background lease.
-        self.lease: Lease | None = None
+        self.lease: BackgroundLease | None = None
         self._missing_before: set[str] = set()
 
     async def purge_once(self) -> int:

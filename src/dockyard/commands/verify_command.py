@@ -1,7 +1,10 @@
 """``dockyard verify CONFIG``: check a config as ``serve`` would, exit 0 or 2.
 
 The same checks ``serve`` makes before it starts: the config's keys and values, then the
-files and folders it names (see ``dockyard.app.preflight``). Nothing is created.
+files and folders it names (see ``dockyard.app.preflight``). Nothing is created. Then
+each ``cacheDriver``'s Redis must answer a PING: ``serve`` itself starts without it (and
+stays not ready until it answers), but a config whose Redis is unreachable from here is
+worth knowing about before it is deployed.
 """
 
 from __future__ import annotations
@@ -10,12 +13,21 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dockyard.commands.config_args import EXIT_CONFIG, load_or_report, servable
+from dockyard.app.storage_roots import cache_drivers
+from dockyard.commands.config_args import EXIT_CONFIG, load_or_report, report, servable
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None or not servable(config):
+        return EXIT_CONFIG
+    drivers = list(cache_drivers(config).values())
+    unreachable = []
+    if drivers:
+        from dockyard.storage.shared.redis_coordination import ping  # only with a cacheDriver
+
+        unreachable = [f"{key}.url: {why}" for key, d in drivers if (why := ping(d.url))]
+    if not report(unreachable):
         return EXIT_CONFIG
     print(f"dockyard: {args.config} is valid")
     return 0

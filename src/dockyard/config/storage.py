@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from dockyard.config.section import DAY, HOUR, Duration, Section
 
@@ -21,14 +21,79 @@ class Retention(Section):
     delay: Duration = DEFAULT_RETENTION_DELAY
 
 
-class SubPath(Section):
+#: How long a lock or the background lease outlives a replica that stopped renewing it.
+DEFAULT_LOCK_EXPIRY = 30.0
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+class CacheDriver(Section):
+    """zot's ``cacheDriver``: the shared cache of replicas. Only ``redis`` is served: it
+    holds the dedupe map, the locks, the background lease and the change counter."""
+
+    name: str
+    url: str
+    #: zot's key prefix, so two registries can share one Redis.
+    keyprefix: str = "dockyard"
+    #: dockyard's own key: the expiry of locks and of the lease (renewed while held).
+    lock_expiry: Duration = Field(DEFAULT_LOCK_EXPIRY, alias="lockExpiry")
+
+    @field_validator("name")
+    @classmethod
+    def _redis_only(cls, value: str) -> str:
+        if value.lower() != "redis":
+            raise ValueError(
+                f"cache driver {value!r} is not supported: only 'redis' is (remove "
+                "cacheDriver to keep the local SQLite cache of a single node)"
+            )
+        return "redis"
+
+    @field_validator("keyprefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value or any(c.isspace() for c in value):
+            raise ValueError(f"must be a non-empty word without spaces, got {value!r}")
+        return value
+
+    @field_validator("lock_expiry")
+    @classmethod
+    def _expiry(cls, value: float) -> float:
+        if value < 1:
+            raise ValueError("must be at least 1s: renewals run every third of it")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(_REDIS_SCHEMES):
+            raise ValueError(f"must be a redis:// (or rediss://, unix://) URL, got {value!r}")
+        return value
+
+
+class _Cached(Section):
+    """The cache keys a root and each ``subPaths`` entry have (zot's)."""
+
+    cache_driver: CacheDriver | None = Field(None, alias="cacheDriver")
+    remote_cache: bool | None = Field(None, alias="remoteCache")
+
+    @field_validator("remote_cache")
+    @classmethod
+    def _remote(cls, value: bool | None, info: ValidationInfo) -> bool | None:
+        if value is False and info.data.get("cache_driver") is not None:
+            raise ValueError(
+                "false while cacheDriver is set: remove one of them "
+                "(zot reads cacheDriver only with remoteCache true)"
+            )
+        return value
+
+
+class SubPath(_Cached):
     root_directory: Path = Field(alias="rootDirectory")
     dedupe: bool = True
     gc: bool = True
     gc_delay: Duration = Field(DEFAULT_GC_DELAY, alias="gcDelay")
 
 
-class Storage(Section):
+class Storage(_Cached):
     root_directory: Path = Field(Path(DEFAULT_ROOT), alias="rootDirectory")
     dedupe: bool = True
     gc: bool = True

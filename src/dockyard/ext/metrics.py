@@ -47,8 +47,8 @@ from prometheus_client.registry import Collector
 
 from dockyard.config.extensions import Metrics as MetricsConfig
 from dockyard.ext.usage import UsageTracker
+from dockyard.storage.coordination import BackgroundLease
 from dockyard.storage.events import StorageEvents
-from dockyard.storage.lease import Lease
 from dockyard.web.app_keys import AFTER_RESPONSE, STORE
 from dockyard.web.routing import Access, Route, add_routes
 from dockyard.web.transfer import bytes_received, bytes_sent
@@ -87,7 +87,7 @@ def route_label(request: web.BaseRequest) -> str:
 class Metrics(StorageEvents):
     """The metric objects of one server, and the storage hooks that feed them."""
 
-    def __init__(self, usage: UsageTracker, lease: Lease | None = None) -> None:
+    def __init__(self, usage: UsageTracker, lease: BackgroundLease | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.usage = usage
         self.lease = lease

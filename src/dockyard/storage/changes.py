@@ -75,6 +75,12 @@ class ChangeCounter:
         (count,) = _SLOT.unpack_from(self._map, at)
         _SLOT.pack_into(self._map, at, (count + 1) & 0xFFFF_FFFF_FFFF_FFFF)
 
+    async def refresh(self) -> None:
+        """Nothing to fetch: the shared mapping is always current."""
+
+    async def publish(self) -> None:
+        """Nothing to send: a bump is in the shared mapping as soon as it is made."""
+
     def close(self) -> None:
         if isinstance(self._map, mmap.mmap):
             with contextlib.suppress(BufferError, ValueError):

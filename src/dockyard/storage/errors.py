@@ -77,3 +77,13 @@ def is_disk_full(exc: BaseException) -> bool:
 
 class IndexUnreadable(StorageError):
     """A repository's ``index.json`` is damaged: refuse to read or write it, keep all."""
+
+
+class Unavailable(StorageError):
+    """A shared service the root needs (its Redis) does not answer: nothing was published,
+    and the same request can be retried once it is back (503 with ``Retry-After``)."""
+
+
+class LockLost(Unavailable):
+    """The repository lock expired or was taken over before the publish step: the change
+    was not published, because another holder may have written since (the fencing check)."""

@@ -122,10 +122,12 @@ class Collector:
                 stamp, batches = await in_walker(
                     gc_walk.orphans, backend, repo_dir, now, self.gc_delay, without
                 )
-                async with self.root.locks.hold(repo):
+                async with self.root.locks.hold(repo) as held:
                     if index_stamp(backend, repo_dir) != stamp:
                         continue  # a push landed meanwhile: decide again
                     for batch in batches:
+                        if not dry_run:
+                            await held.fence()
                         removed = await in_walker(
                             gc_walk.delete_orphans,
                             backend,
@@ -167,7 +169,8 @@ class Collector:
         query catch up (one set difference), which spares the loop a call per digest.
         """
         repo_dir, backend = self.root.repo_dir(repo), self.root.backend
-        async with self.root.locks.hold(repo):
+        async with self.root.locks.hold(repo) as held:
+            await held.fence()
             try:
                 dropped = await in_walker(gc_walk.drop_untagged, backend, repo_dir, digests)
             finally:

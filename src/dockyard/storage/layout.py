@@ -19,6 +19,7 @@ from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from dockyard.storage.backend import StorageBackend
 from dockyard.storage.changes import ChangeCounter
+from dockyard.storage.coordination import Changes
 from dockyard.storage.errors import IndexUnreadable
 from dockyard.storage.paths import blob_path, blobs_dir, index_path, oci_layout_path
 
@@ -182,9 +183,9 @@ class LayoutIO:
     within ``REVALIDATE_SECONDS``.
     """
 
-    def __init__(self, backend: StorageBackend, changes: ChangeCounter | None = None) -> None:
+    def __init__(self, backend: StorageBackend, changes: Changes | None = None) -> None:
         self.backend = backend
-        self.changes = changes or ChangeCounter(None)
+        self.changes: Changes = changes or ChangeCounter(None)
         #: Keyed by the repository folder (``StorageRoot.repo_dir`` hands out the same
         #: Path object each time, whose hash is computed once).
         self._cache: dict[Path, _Cached] = {}

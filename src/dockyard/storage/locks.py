@@ -10,8 +10,9 @@ and then an ``flock`` on a lock file of its own under the root's private folder.
 cancelled waiter leaves nothing behind; it is released when its file descriptor closes,
 so a worker killed with ``-9`` releases its locks with it. Lock files are never
 deleted: removing one while another process waits on it would let two holders in.
-flock is local to one machine, like the rest of the local backend's storage root; an
-object-store backend would use a lease in its shared cache (docs/architecture.md).
+flock is local to one machine, like the rest of the local backend's storage root;
+replicas on several machines use the Redis locks of ``storage/shared/redis_locks.py``
+instead (both are ``coordination.KeyLocks``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,17 @@ def open_lock_file(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
 
+class _Held:
+    """A local lock needs no fencing: the kernel releases an ``flock`` only with its
+    holder's process, so a live holder cannot have lost it."""
+
+    async def fence(self) -> None:
+        return None
+
+
+_HELD = _Held()
+
+
 class KeyedLocks:
     """One asyncio lock per key, dropped again once nobody holds or waits for it; with
     ``root``, each is also an flock that other processes serving the root respect."""
@@ -67,7 +79,7 @@ class KeyedLocks:
         self.on_wait: Callable[[float], None] | None = None
 
     @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
+    async def hold(self, key: str) -> AsyncIterator[_Held]:
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._users[key] = self._users.get(key, 0) + 1
         try:
@@ -81,7 +93,7 @@ class KeyedLocks:
                         await flock(fd)
                     if self.on_wait is not None:
                         self.on_wait(time.perf_counter() - started)
-                    yield
+                    yield _HELD
                 finally:
                     if fd is not None:
                         os.close(fd)  # releases the flock

@@ -206,30 +206,33 @@ class RepoManifests:
             "digest": str(digest),
             "size": len(body),
         }
-        async with self.root.locks.hold(repo):
+        async with self.root.locks.hold(repo) as held:
             if may_move is not None:
                 await self._refuse_moves(repo, tags, may_move)
             # Checked under the lock GC deletes under, so no referenced blob can vanish
             # between the check and the publish.
             self._check_references(repo, manifest, require_blobs)
             await asyncio.to_thread(self._store, repo, digest, body)
-            untagged = await asyncio.to_thread(self._list, repo, tags, desc)
+            index, untagged = await asyncio.to_thread(self._listed, repo, tags, desc)
+            await held.fence()
+            await asyncio.to_thread(self.root.layout.write, self.root.repo_dir(repo), index)
             self.root.referrers.added(repo, str(digest), len(body), manifest)
             self.root.events.repo_changed(self.root.path, repo)
         if untagged:
             self.on_unreferenced(repo)
         return PutResult(str(digest), manifest, tuple(untagged))
 
-    def _list(self, repo: str, tags: list[str], desc: dict[str, Any]) -> list[str]:
-        """Point ``tags`` at ``desc`` (or list it untagged) in a new ``index.json``; return
-        the digests the tags left. In a thread: the copy and the edits go over every entry.
+    def _listed(
+        self, repo: str, tags: list[str], desc: dict[str, Any]
+    ) -> tuple[RepoIndex, list[str]]:
+        """The index with ``tags`` pointed at ``desc`` (or it listed untagged), and the
+        digests the tags left. In a thread: the copy and the edits go over every entry.
         """
         index = self.root.index(repo).copy()
         untagged = [old for tag in tags if (old := index.set_tag(tag, desc))]
         if not tags:
             index.ensure_listed(desc)
-        self.root.layout.write(self.root.repo_dir(repo), index)
-        return untagged
+        return index, untagged
 
     async def _refuse_moves(self, repo: str, tags: list[str], may_move: MayMoveTag) -> None:
         try:
@@ -256,9 +259,14 @@ class RepoManifests:
         ref = lookup_reference(reference)
         if ref is None:
             raise unknown
-        async with self.root.locks.hold(repo):
-            if not await asyncio.to_thread(self._unlist, repo, ref):
+        async with self.root.locks.hold(repo) as held:
+            index = await asyncio.to_thread(self._unlisted, repo, ref)
+            if index is None:
                 raise unknown
+            # index.json first: a crash in between leaves an unlisted file for GC, never
+            # a listed manifest whose bytes are gone.
+            await held.fence()
+            await asyncio.to_thread(self.root.layout.write, self.root.repo_dir(repo), index)
             if isinstance(ref, Digest):
                 self.cache.drop(str(ref))
                 await asyncio.to_thread(self.root.files.delete, repo, ref)
@@ -266,25 +274,21 @@ class RepoManifests:
             self.root.events.repo_changed(self.root.path, repo)
         self.on_unreferenced(repo)
 
-    def _unlist(self, repo: str, ref: str | Digest) -> bool:
-        """Write ``index.json`` without the tag, or without every entry of the digest;
-        False when there was nothing to delete. In a thread, as :meth:`_list`.
-
-        The index goes first: a crash before the manifest's file is deleted leaves an
-        unlisted file for GC, never a listed manifest whose bytes are gone.
+    def _unlisted(self, repo: str, ref: str | Digest) -> RepoIndex | None:
+        """The index without the tag, or without every entry of the digest; None when
+        there is nothing to delete. In a thread, as :meth:`_listed`.
         """
         index = self.root.index(repo).copy()
         if isinstance(ref, str):
             if index.remove_tag(ref) is None:
-                return False
+                return None
         else:
             before = len(index.manifests)
             index.remove_digest(str(ref))
             listed = len(index.manifests) < before
             if not listed and self.root.load_manifest(repo, str(ref)) is None:
-                return False
-        self.root.layout.write(self.root.repo_dir(repo), index)
-        return True
+                return None
+        return index
 
     async def referrers(
         self, repo: str, subject: Digest, artifact_type: str | None

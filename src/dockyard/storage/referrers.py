@@ -7,7 +7,7 @@ catches up with the difference between the digests it accounted for and those li
 (a set difference; only the new manifests are read), never a rebuild.
 
 Building or catching up a map is proportional to the repository, so it runs in a thread
-(see ``ManifestStore.referrers``); the event loop only answers from a map that is
+(see ``RepoManifests.referrers``); the event loop only answers from a map that is
 current, and applies single puts and deletes (``added``, ``removed``). A sync in a
 thread never contradicts those: a change it misses bumps the index version, so the next
 query catches up again.

@@ -63,7 +63,8 @@ class RepoBlobs:
 
     async def delete(self, repo: str, digest: Digest) -> None:
         self.root.require(repo)
-        async with self.root.locks.hold(repo):
+        async with self.root.locks.hold(repo) as held:
+            await held.fence()
             if not await asyncio.to_thread(self.root.files.delete, repo, digest):
                 raise BlobUnknown(f"blob {digest} is not in {repo!r}", {"digest": str(digest)})
 

@@ -13,7 +13,8 @@ from dockyard.private import private_folder
 from dockyard.storage.backend import StorageBackend
 from dockyard.storage.blobs import BlobFiles
 from dockyard.storage.changes import ChangeCounter
-from dockyard.storage.dedupe.locations import BlobLocations
+from dockyard.storage.coordination import Changes, Coordination, KeyLocks
+from dockyard.storage.dedupe.locations import LocationMap
 from dockyard.storage.dedupe.sharing import Dedupe
 from dockyard.storage.errors import NameUnknown
 from dockyard.storage.events import NO_EVENTS, Fanout, StorageEvents
@@ -50,29 +51,47 @@ class StorageRoot:
         *,
         read_only: bool = False,
         backend: StorageBackend = LOCAL,
+        coordination: Coordination | None = None,
     ) -> None:
         """``read_only``: for a look that must not write (``gc --dry-run``): the root is not
-        created, the dedupe map is not opened, and stamps are kept in memory only."""
+        created, the dedupe map is not opened, and stamps are kept in memory only.
+
+        ``coordination``: the locks, change counter and dedupe map shared with other
+        replicas (Redis); None: those of this machine, under the root's private folder."""
         self.settings = settings
         self.path = settings.root
         self.backend = backend
         if not read_only:
             backend.make_dirs(self.path)
         #: Bumped by every ``index.json`` write, read by every cache of the root.
-        self.changes = ChangeCounter(None if read_only else changes_path(self.path))
+        self.changes: Changes
+        if coordination is not None:
+            self.changes = coordination.changes
+        else:
+            self.changes = ChangeCounter(None if read_only else changes_path(self.path))
         self.layout = LayoutIO(backend, self.changes)
         #: Dedupe of this root (see ``storage.dedupe``); its map is ``locations``.
-        self.dedupe = Dedupe(self.path, backend, settings.dedupe and not read_only)
+        enabled = settings.dedupe and not read_only
+        if coordination is not None:
+            self.dedupe = Dedupe(self.path, backend, enabled, coordination.open_map)
+        else:
+            self.dedupe = Dedupe(self.path, backend, enabled)
         self.files = BlobFiles(self.path, backend, self.dedupe)
         #: Which blob files were hashed and matched their digest (see ``stamps``).
         self.stamps = VerifiedStamps(self.path, in_memory=read_only)
         self.files.stamps = self.stamps
         self.events: StorageEvents = NO_EVENTS
         self.uploads = Uploads(self.path, backend, upload_pool)
-        #: Cross-process (flock) unless read-only: worker processes share the root.
-        self.locks = KeyedLocks(None if read_only else self.path)
-        if not read_only:
-            private_folder(locks_dir(self.path))
+        #: Cross-process (flock) unless read-only: worker processes share the root; with
+        #: ``coordination``, across replicas (Redis).
+        self.locks: KeyLocks
+        if coordination is not None:
+            self.locks = coordination.locks
+        else:
+            self.locks = KeyedLocks(None if read_only else self.path)
+            if not read_only:
+                private_folder(locks_dir(self.path))
+        self.coordination = coordination
         self.referrers = Referrers(self.load_manifest)
         #: The folder of each recent repository, one Path object each: joining paths is
         #: a tenth of a manifest GET's own work, and a kept Path hashes once.
@@ -85,7 +104,7 @@ class StorageRoot:
         self._on_new_repo = on_new_repo
 
     @property
-    def locations(self) -> BlobLocations | None:
+    def locations(self) -> LocationMap | None:
         """The dedupe map while dedupe is on, else None."""
         return self.dedupe.locations
 

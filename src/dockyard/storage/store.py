@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from dockyard.oci.digest import Digest
 from dockyard.storage.catalog import Catalog
+from dockyard.storage.coordination import BackgroundLease, Coordination
 from dockyard.storage.dedupe.adopt import ADOPTED, adopt_root
+from dockyard.storage.errors import StorageError
 from dockyard.storage.events import StorageEvents
 from dockyard.storage.gc import Collector, GcReport
 from dockyard.storage.lease import Lease
@@ -25,6 +27,9 @@ from dockyard.storage.upload_pool import UploadPool
 from dockyard.util.plural import count
 
 log = logging.getLogger("dockyard.store")
+
+#: Seconds between two looks for a shared dedupe map that lost its contents.
+ADOPT_RECHECK_SECONDS = 5.0
 Progress = Callable[[str], None] | None
 
 
@@ -56,9 +61,14 @@ class Store:
         sub_paths: dict[str, RootSettings] | None = None,
         *,
         read_only: bool = False,
+        shared: Callable[[str], Coordination | None] | None = None,
     ):
-        """``read_only``: the roots are looked at, never written (see ``StorageRoot``)."""
+        """``read_only``: the roots are looked at, never written (see ``StorageRoot``).
+
+        ``shared``: the coordination of each root across replicas, by ``subPaths`` prefix
+        ("" for the default root); None, or None for a root: this machine's own."""
         self._read_only = read_only
+        self._shared = shared or (lambda prefix: None)
         #: Upload threads and admission, shared by every root, closed with the store.
         self.upload_pool = UploadPool()
         sub_paths = {prefix.strip("/"): s for prefix, s in (sub_paths or {}).items()}
@@ -68,21 +78,30 @@ class Store:
                 *((s.root, _starts_with(prefix)) for prefix, s in sub_paths.items()),
             ]
         )
-        self.default = self._services(default)
-        self.sub_paths = {prefix: self._services(s) for prefix, s in sub_paths.items()}
+        self.default = self._services(default, "")
+        self.sub_paths = {prefix: self._services(s, prefix) for prefix, s in sub_paths.items()}
         #: Set when settings change while serving (config reload): wakes the periodic GC.
         self.settings_changed = asyncio.Event()
-        #: Which worker process runs the periodic jobs (see ``storage.lease``).
-        self.lease = Lease(None if read_only else leader_path(default.root))
+        #: Which worker process (or replica) runs the periodic jobs (see ``storage.lease``).
+        coordination = self.default.root.coordination
+        self.lease: BackgroundLease
+        if coordination is not None:
+            self.lease = coordination.lease
+        else:
+            self.lease = Lease(None if read_only else leader_path(default.root))
 
     def observe(self, events: StorageEvents) -> None:
         """Report the work of every root to ``events`` (the metrics extension)."""
         for services in self.roots():
             services.root.observe(events)
 
-    def _services(self, settings: RootSettings) -> RootServices:
+    def _services(self, settings: RootSettings, prefix: str) -> RootServices:
         root = StorageRoot(
-            settings, self._repo_created, self.upload_pool, read_only=self._read_only
+            settings,
+            self._repo_created,
+            self.upload_pool,
+            read_only=self._read_only,
+            coordination=None if self._read_only else self._shared(prefix),
         )
         manifests = RepoManifests(root)
         collector = None
@@ -97,6 +116,8 @@ class Store:
         self.lease.release()
         for services in self.roots():
             services.root.close()
+            if services.root.coordination is not None:
+                services.root.coordination.close()
 
     def _repo_created(self, repo: str) -> None:
         self.catalog.add(repo)
@@ -128,13 +149,46 @@ class Store:
                 report.stamps_pruned += await services.collector.prune_stamps()
         return report
 
+    def shared(self) -> list[StorageRoot]:
+        """The roots coordinated with other replicas (through Redis)."""
+        return [s.root for s in self.roots() if s.root.coordination is not None]
+
+    async def refresh(self) -> None:
+        """Fetch the shared change counters: a request's caches are then as current as the
+        last write any replica acknowledged (Unavailable when Redis does not answer).
+
+        One root after the other, awaited directly: this runs on every request, and
+        ``gather`` would make a task per root each time (one Redis is the usual case)."""
+        for root in self.shared():
+            await root.changes.refresh()
+
+    async def publish(self) -> None:
+        """Send the changes made here to the shared counters, before an answer leaves."""
+        for root in self.shared():
+            await root.changes.publish()
+
+    async def adopt_forever(self) -> None:
+        """Adoption (below), then, with a shared map, again whenever the map lost its
+        "adopted" mark: a ``FLUSHALL`` or a new empty Redis is rebuilt from the files."""
+        while True:
+            try:
+                await self.adopt_all()
+            except StorageError as exc:  # Unavailable: Redis is down, try again later
+                log.warning("dedupe adoption postponed: %s", exc.message)
+            if not self.shared():
+                return
+            await asyncio.sleep(ADOPT_RECHECK_SECONDS)
+
     async def adopt_all(self) -> None:
         """Link duplicates of roots never deduplicated before (first start on a root)."""
         await self.catalog.load()
         for services in self.roots():
             root = services.root
             locations = root.locations
-            if locations is None or locations.get_meta(ADOPTED):
+            if locations is None:
+                continue
+            adopted: str | None = await asyncio.to_thread(locations.get_meta, ADOPTED)
+            if adopted:
                 continue
             repo_dirs = [root.repo_dir(repo) for repo in self.repos_of(services)]
             saved = await adopt_root(root.backend, locations, repo_dirs)

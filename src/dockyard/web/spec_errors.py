@@ -35,7 +35,12 @@ _CODES: dict[type[se.StorageError], tuple[str, int]] = {
     se.StorageFull: ("STORAGE_FULL", 507),
     se.TagMoveDenied: ("DENIED", 403),
     se.IndexUnreadable: ("INDEX_UNREADABLE", 500),
+    se.Unavailable: ("UNAVAILABLE", 503),
+    se.LockLost: ("UNAVAILABLE", 503),
 }
+
+#: Seconds a client is told to wait before retrying a 503 (a shared service is down).
+RETRY_AFTER = "2"
 
 
 class ApiError(Exception):
@@ -74,6 +79,9 @@ def _translate(request: web.Request, exc: BaseException) -> web.StreamResponse:
         headers = None
         if isinstance(exc, se.RangeNotSatisfiable):
             headers = {"Range": f"0-{max(exc.size - 1, 0)}"}
+        elif isinstance(exc, se.Unavailable):
+            log.warning("503 on %s %s: %s", request.method, request.path, exc.message)
+            headers = {"Retry-After": RETRY_AFTER}
         return error_response(code, exc.message, status, exc.detail, headers)
     if isinstance(exc, InvalidName):
         return error_response("NAME_INVALID", str(exc), 400)

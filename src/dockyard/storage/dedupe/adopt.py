@@ -16,14 +16,14 @@ from pathlib import Path
 
 from dockyard.storage.backend import StorageBackend
 from dockyard.storage.blob_walk import blob_files
-from dockyard.storage.dedupe.locations import BlobLocations
+from dockyard.storage.dedupe.locations import LocationMap
 
 log = logging.getLogger("dockyard.adopt")
 #: The map's marker: this root's existing blobs were recorded and linked once.
 ADOPTED = "adopted"
 
 
-def adopt_repo(backend: StorageBackend, locations: BlobLocations, repo_dir: Path) -> int:
+def adopt_repo(backend: StorageBackend, locations: LocationMap, repo_dir: Path) -> int:
     """Record and link the blobs of one repository; return the bytes saved."""
     saved = 0
     for blob in blob_files(backend, repo_dir):
@@ -52,7 +52,7 @@ def adopt_repo(backend: StorageBackend, locations: BlobLocations, repo_dir: Path
 
 
 async def adopt_root(
-    backend: StorageBackend, locations: BlobLocations, repo_dirs: Iterable[Path]
+    backend: StorageBackend, locations: LocationMap, repo_dirs: Iterable[Path]
 ) -> int:
     """Adopt every repository of a root, one at a time in a thread; mark the root done."""
     saved = 0

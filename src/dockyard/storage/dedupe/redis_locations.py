@@ -18,6 +18,8 @@ from typing import cast
 
 import redis
 
+from dockyard.storage.shared.redis_client import unavailable
+
 
 class RedisLocations:
     """Digest -> relative paths in Redis under ``namespace`` (one per storage root)."""
@@ -34,33 +36,40 @@ class RedisLocations:
         return path.relative_to(self.root).as_posix()
 
     def add(self, digest: str, path: Path) -> None:
-        self._redis.sadd(self._key(digest), self.relative(path))
+        with unavailable("the dedupe map"):
+            self._redis.sadd(self._key(digest), self.relative(path))
 
     def remove(self, digest: str, path: Path) -> None:
-        self._redis.srem(self._key(digest), self.relative(path))
+        with unavailable("the dedupe map"):
+            self._redis.srem(self._key(digest), self.relative(path))
 
     def remove_many(self, records: list[tuple[str, str]]) -> None:
         """Drop many (digest, relative path) records in one round trip (a GC pass)."""
         pipe = self._redis.pipeline(transaction=False)
         for digest, relative in records:
             pipe.srem(self._key(digest), relative)
-        pipe.execute()
+        with unavailable("the dedupe map"):
+            pipe.execute()
 
     def paths(self, digest: str) -> list[Path]:
         # redis-py types its sync and asyncio clients as one: this client is the sync one.
-        members = cast(set[bytes], self._redis.smembers(self._key(digest)))
+        with unavailable("the dedupe map"):
+            members = cast(set[bytes], self._redis.smembers(self._key(digest)))
         names = sorted(m.decode() for m in members)
         return [self.root / name for name in names]
 
     def has_digest(self, digest: str) -> bool:
-        return bool(self._redis.exists(self._key(digest)))
+        with unavailable("the dedupe map"):
+            return bool(self._redis.exists(self._key(digest)))
 
     def get_meta(self, key: str) -> str | None:
-        value = cast(bytes | None, self._redis.hget(f"{self._ns}:meta", key))
+        with unavailable("the dedupe map"):
+            value = cast(bytes | None, self._redis.hget(f"{self._ns}:meta", key))
         return None if value is None else value.decode()
 
     def set_meta(self, key: str, value: str) -> None:
-        self._redis.hset(f"{self._ns}:meta", key, value)
+        with unavailable("the dedupe map"):
+            self._redis.hset(f"{self._ns}:meta", key, value)
 
     def close(self) -> None:
         """The client is shared by the process: whoever made it closes it."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dockyard.oci.digest import Digest
 from dockyard.storage.backend import LinkUnsupported, StorageBackend
-from dockyard.storage.dedupe.locations import BlobLocations
+from dockyard.storage.dedupe.locations import BlobLocations, LocationMap
 from dockyard.storage.paths import repo_of_blob
 
 #: Which repositories a copy may be taken from (None: any).
@@ -24,13 +24,21 @@ SourceFilter = Callable[[str], bool] | None
 class Dedupe:
     """Dedupe of one storage root; switched on and off live by a config reload."""
 
-    def __init__(self, root: Path, backend: StorageBackend, enabled: bool) -> None:
+    def __init__(
+        self,
+        root: Path,
+        backend: StorageBackend,
+        enabled: bool,
+        open_map: Callable[[Path], LocationMap] = BlobLocations,
+    ) -> None:
+        """``open_map``: the root's map (SQLite under the root, or Redis for replicas)."""
         self.root = root
         self.backend = backend
-        self._opened: BlobLocations | None = None
+        self._open_map = open_map
+        self._opened: LocationMap | None = None
         #: The map while dedupe is on, else None. Requests in flight keep the object they
         #: hold when it is switched off; the map stays open until the root closes.
-        self.locations: BlobLocations | None = None
+        self.locations: LocationMap | None = None
         self.switch(enabled)
 
     @property
@@ -40,7 +48,7 @@ class Dedupe:
     def switch(self, on: bool) -> None:
         """Turn dedupe on (opening the map once) or off (new requests keep plain copies)."""
         if on and self._opened is None:
-            self._opened = BlobLocations(self.root)
+            self._opened = self._open_map(self.root)
         self.locations = self._opened if on else None
 
     def close(self) -> None:
