@@ -1,7 +1,8 @@
 """``dockyard verify CONFIG``: check a config as ``serve`` would, exit 0 or 2.
 
 The same checks ``serve`` makes before it starts: the config's keys and values, then the
-files and folders it names (see ``dockyard.app.preflight``). Nothing is created.
+files and folders it names (see ``dockyard.app.preflight``); and each ``storageDriver``'s
+bucket must answer a HeadBucket. Nothing is created.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dockyard.commands.config_args import EXIT_CONFIG, load_or_report, servable
 
 def run(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
-    if config is None or not servable(config):
+    if config is None or not servable(config, reach=True):
         return EXIT_CONFIG
     print(f"dockyard: {args.config} is valid")
     return 0

@@ -73,16 +73,6 @@ def load_config(path: Path | None) -> tuple[Config, list[str]]:
     except ValidationError as exc:
         raise ConfigError(_format_error(exc)) from exc
     unknown = _unknown_keys(config)
-    drivers = sorted(
-        {key.partition(".storageDriver")[0] for key in unknown if ".storageDriver" in key}
-    )
-    if drivers:
-        # Ignoring it would serve from the local disk: images would land where the user
-        # does not look for them, and replicas would each see a different registry.
-        raise ConfigError(
-            f"{drivers[0]}.storageDriver: object storage is not supported yet; "
-            "remove it to store on the local disk under rootDirectory"
-        )
     warnings = [
         f"config key {key!r} is not implemented by dockyard yet and is ignored" for key in unknown
     ]

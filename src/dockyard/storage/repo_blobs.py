@@ -49,7 +49,7 @@ class RepoBlobs:
 
         A file that does not is quarantined and answered as BlobUnknown (see ``integrity``).
         """
-        path, _ = self.stat(repo, digest, link, source_ok)
+        path, _ = await self.root.off_loop(self.stat, repo, digest, link, source_ok)
         return path, await self.verifier.ensure_good(repo, digest, path)
 
     def _link_in(self, repo: str, digest: Digest, source_ok: SourceFilter = None) -> bool:
@@ -76,6 +76,10 @@ class RepoBlobs:
             if is_disk_full(exc):
                 raise StorageFull(f"cannot start an upload: {exc.strerror}") from exc
             raise  # not a full disk: a 500 that logs its cause
+
+    async def open_upload(self, repo: str, owner: Owner = None) -> Session:
+        """:meth:`start_upload` from the event loop (in a thread on object storage)."""
+        return await self.root.off_loop(self.start_upload, repo, owner)
 
     async def session(self, repo: str, session_id: str, caller: Caller = ANYONE) -> Session:
         """``caller``'s session; BlobUploadUnknown when it is absent or someone else's."""
@@ -113,7 +117,7 @@ class RepoBlobs:
                 f"uploaded content does not match digest {digest}", {"digest": str(digest)}
             )
         try:
-            self.root.ensure_repo(session.repo)
+            await self.root.off_loop(self.root.ensure_repo, session.repo)
             await asyncio.to_thread(self.root.files.publish, session.repo, digest, session.path)
         except OSError as exc:
             uploads.forget(session)
@@ -133,7 +137,7 @@ class RepoBlobs:
 
     async def link_from(self, repo: str, digest: Digest, source: str) -> bool:
         """Mount ``digest`` from ``source`` into ``repo`` (same root); False if it lacks it."""
-        if self.root.files.stat(source, digest) is None:
+        if await self.root.off_loop(self.root.files.stat, source, digest) is None:
             return False
-        self.root.ensure_repo(repo)
+        await self.root.off_loop(self.root.ensure_repo, repo)
         return await asyncio.to_thread(self.root.files.link_from, repo, digest, source)

@@ -20,7 +20,7 @@ from dockyard.storage.lease import Lease
 from dockyard.storage.manifests import RepoManifests
 from dockyard.storage.paths import leader_path
 from dockyard.storage.repo_blobs import RepoBlobs
-from dockyard.storage.root import RootSettings, StorageRoot
+from dockyard.storage.root import RootSettings, StorageRoot, backend_of
 from dockyard.storage.upload_pool import UploadPool
 from dockyard.util.plural import count
 
@@ -62,11 +62,14 @@ class Store:
         #: Upload threads and admission, shared by every root, closed with the store.
         self.upload_pool = UploadPool()
         sub_paths = {prefix.strip("/"): s for prefix, s in (sub_paths or {}).items()}
+        #: One backend per root, shared by the root and the catalog's walk.
+        self._backends = {s.root: backend_of(s) for s in (default, *sub_paths.values())}
         self.catalog = Catalog(
             [
                 (default.root, lambda name: _first(name) not in sub_paths),
                 *((s.root, _starts_with(prefix)) for prefix, s in sub_paths.items()),
-            ]
+            ],
+            self._backends,
         )
         self.default = self._services(default)
         self.sub_paths = {prefix: self._services(s) for prefix, s in sub_paths.items()}
@@ -82,7 +85,11 @@ class Store:
 
     def _services(self, settings: RootSettings) -> RootServices:
         root = StorageRoot(
-            settings, self._repo_created, self.upload_pool, read_only=self._read_only
+            settings,
+            self._repo_created,
+            self.upload_pool,
+            read_only=self._read_only,
+            backend=self._backends[settings.root],
         )
         manifests = RepoManifests(root)
         collector = None
