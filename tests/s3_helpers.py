@@ -157,3 +157,19 @@ def start_s3_registry(
     server = S3Registry(root=root, port=port, args=args, env=dict(AWS_ENV), bucket=bucket)
     server.start()
     return server
+
+
+def dockyard_s3(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python -m dockyard ARGS`` with the tests' own AWS_* variables."""
+    return subprocess.run(
+        [sys.executable, "-m", "dockyard", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **AWS_ENV},
+    )
+
+
+def write_config(path: Path, config: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(config))
+    return path

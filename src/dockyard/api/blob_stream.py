@@ -9,7 +9,6 @@ local disk, and the client's pace sets the reads (aiohttp's ``drain`` after each
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 from typing import BinaryIO
 
@@ -20,35 +19,35 @@ from dockyard.storage.backend import StorageBackend
 #: Bytes read from the store per piece: large enough that a thread hop and a ranged
 #: read's overhead are small, small enough that many concurrent pulls hold little.
 PIECE = 1024 * 1024
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)\Z")
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """(first, last) byte of a single ``Range``; None for the whole blob.
+class Unsatisfiable(Exception):
+    """The Range asks for nothing the blob has: 416."""
 
-    Several ranges, or a form this server does not serve, are answered whole, as RFC 9110
-    allows; a range that starts past the end is 416, as for a local blob.
+
+def byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
+    """(first, last) byte a ``Range`` asks for; None for the whole blob.
+
+    Read exactly as aiohttp's ``FileResponse`` reads it for a local blob (its
+    ``http_range`` parse, the tail form, the end clamped to the size), so a client sees
+    the same answer whichever storage a root uses. Unsatisfiable when the header is not
+    one range of bytes, or starts past the end.
     """
-    if header is None:
+    try:
+        rng = request.http_range
+    except ValueError as exc:
+        raise Unsatisfiable from exc
+    start, end = rng.start, rng.stop
+    if start is None:
         return None
-    match = _RANGE.match(header.strip())
-    if match is None or (not match[1] and not match[2]):
-        return None
-    if not match[1]:  # the last N bytes
-        tail = int(match[2])
-        if tail == 0:
-            raise _unsatisfiable(size)
-        return max(size - tail, 0), size - 1
-    first = int(match[1])
-    last = int(match[2]) if match[2] else size - 1
-    if first >= size or last < first:
-        raise _unsatisfiable(size)
-    return first, min(last, size - 1)
-
-
-def _unsatisfiable(size: int) -> web.HTTPRequestRangeNotSatisfiable:
-    """The answer sendfile's ``FileResponse`` gives a local blob, for the same request."""
-    return web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+    if start < 0 and end is None:  # the last N bytes
+        start = max(start + size, 0)
+        count = size - start
+    else:
+        count = min(end if end is not None else size, size) - start
+    if start >= size:
+        raise Unsatisfiable
+    return start, start + count - 1
 
 
 async def stream_blob(
@@ -59,7 +58,10 @@ async def stream_blob(
     headers: dict[str, str],
 ) -> web.StreamResponse:
     """200 (or 206 for one Range) with the blob's bytes read piece by piece."""
-    wanted = parse_range(request.headers.get("Range"), size)
+    try:
+        wanted = byte_range(request, size)
+    except Unsatisfiable:
+        return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
     first, last = wanted if wanted is not None else (0, size - 1)
     length = last - first + 1 if size else 0
     response = web.StreamResponse(status=200 if wanted is None else 206, headers=headers)

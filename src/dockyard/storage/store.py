@@ -26,6 +26,8 @@ from dockyard.util.plural import count
 
 log = logging.getLogger("dockyard.store")
 Progress = Callable[[str], None] | None
+#: The longest pause between two tries of the start-up walk while storage does not answer.
+CATALOG_RETRY_MAX = 30.0
 
 
 def _first(name: str) -> str:
@@ -135,9 +137,27 @@ class Store:
                 report.stamps_pruned += await services.collector.prune_stamps()
         return report
 
+    async def wait_for_catalog(self) -> None:
+        """Walk the roots for the catalog, trying again until storage answers.
+
+        A bucket that does not answer yet (an outage, a bucket still being created) is
+        what ``/readyz`` reports meanwhile; the server must not give up its start-up.
+        """
+        pause = 1.0
+        while True:
+            try:
+                await self.catalog.load()
+                return
+            except Exception as exc:  # an unreadable folder, an object store's client error
+                log.warning(
+                    "the repositories cannot be listed yet (%s); trying again in %gs", exc, pause
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, CATALOG_RETRY_MAX)
+
     async def adopt_all(self) -> None:
         """Link duplicates of roots never deduplicated before (first start on a root)."""
-        await self.catalog.load()
+        await self.wait_for_catalog()
         for services in self.roots():
             root = services.root
             locations = root.locations

@@ -1,0 +1,336 @@
+"""A registry whose layouts live in S3 (moto's server on loopback), driven by real clients.
+
+The server is configured with zot's ``storageDriver`` keys; ``rootDirectory`` is only its
+local private folder. Each test checks what a user relies on: images survive a push and
+pull by skopeo, chunked uploads and ranges return the exact bytes, the bucket alone holds
+the registry (a restart with an empty local folder serves every image), and a bucket that
+does not answer is reported by ``verify`` and ``/readyz``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from clients_helpers import Skopeo, assert_same_image
+from conftest import Server, free_port
+from images import build_image
+from s3_helpers import (
+    S3Registry,
+    S3Server,
+    dockyard_s3,
+    s3_config,
+    start_s3_registry,
+    write_config,
+)
+from spec_helpers import (
+    location_url,
+    push_blob,
+    push_image,
+    random_blob,
+    sha256_digest,
+    start_upload,
+    with_params,
+)
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    """Servers a test starts itself; stopped whatever happens."""
+    started: list[Server] = []
+    yield started
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def s3_registry(s3_server: S3Server, tmp_path: Path, servers: list[Server]) -> S3Registry:
+    server = start_s3_registry(s3_server, tmp_path / "data")
+    servers.append(server)
+    return server
+
+
+def _client(server: Server) -> httpx.Client:
+    return httpx.Client(base_url=server.url, timeout=60)
+
+
+def _clean_log(server: Server) -> None:
+    """No error line and no traceback: a normal push and pull is not an incident."""
+    for line in server.output().splitlines():
+        assert "Traceback" not in line, server.output()
+        if line.startswith("{"):
+            assert json.loads(line)["level"] not in ("error", "critical"), line
+
+
+def test_skopeo_round_trip_keeps_the_oci_layout_in_the_bucket(
+    s3_server: S3Server, s3_registry: S3Registry, tmp_path: Path
+) -> None:
+    """skopeo pushes and pulls back the same image; the bucket holds the repository as an
+    OCI layout under ``rootdirectory``, the local folder holds none of it, and the log
+    has no error line."""
+    skopeo = Skopeo(tmp_path / "skopeo-home")
+    image = build_image(tmp_path / "src", "v1")
+    skopeo.push(image.layout, "v1", f"{s3_registry.host}/team/app:v1")
+    out = tmp_path / "out"
+    skopeo.pull(f"{s3_registry.host}/team/app:v1", out, "v1")
+    assert_same_image(out, "v1", image)
+
+    keys = set(s3_server.keys(s3_registry.bucket))
+    assert {"dockyard/team/app/index.json", "dockyard/team/app/oci-layout"} <= keys
+    for digest in [image.manifest_digest, image.config.digest, *(x.digest for x in image.layers)]:
+        assert f"dockyard/team/app/blobs/sha256/{digest.removeprefix('sha256:')}" in keys
+    assert not any("/.uploads/" in key for key in keys), "a finished upload was left behind"
+    index = json.loads(
+        s3_server.client()
+        .get_object(Bucket=s3_registry.bucket, Key="dockyard/team/app/index.json")["Body"]
+        .read()
+    )
+    assert [m["digest"] for m in index["manifests"]] == [image.manifest_digest]
+    assert not (s3_registry.root / "team").exists()
+    _clean_log(s3_registry)
+
+
+def test_chunked_upload_of_small_and_large_pieces_publishes_the_exact_bytes(
+    s3_registry: S3Registry,
+) -> None:
+    """PATCHes smaller and larger than S3's 5 MiB part, a status query between them, then a
+    PUT with the last bytes: the blob is exactly the concatenation."""
+    sizes = [3 * MiB, 1, 6 * MiB + 7, 100 * 1024, 2 * MiB]
+    pieces = [random_blob(n) for n in sizes]
+    data = b"".join(pieces[:-1])
+    digest = sha256_digest(data + pieces[-1])
+    with _client(s3_registry) as client:
+        url = start_upload(client, "chunks/app")
+        offset = 0
+        for piece in pieces[:-1]:
+            end = offset + len(piece) - 1
+            resp = client.patch(
+                url,
+                content=piece,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"{offset}-{end}",
+                },
+            )
+            assert resp.status_code == 202, resp.text
+            assert resp.headers["Range"] == f"0-{end}"
+            offset = end + 1
+            url = location_url(resp)
+            status = client.get(url)
+            assert status.status_code == 204 and status.headers["Range"] == f"0-{end}"
+        # A chunk that does not start where the upload ends is refused, the upload intact.
+        wrong = client.patch(url, content=b"x", headers={"Content-Range": "0-0"})
+        assert wrong.status_code == 416
+        done = client.put(with_params(url, {"digest": digest}), content=pieces[-1])
+        assert done.status_code == 201, done.text
+        got = client.get(f"/v2/chunks/app/blobs/{digest}")
+        assert got.status_code == 200
+        assert hashlib.sha256(got.content).hexdigest() == digest.removeprefix("sha256:")
+        assert got.content == data + pieces[-1]
+    _clean_log(s3_registry)
+
+
+def test_range_requests_return_exactly_the_asked_bytes(s3_registry: S3Registry) -> None:
+    """A blob larger than one read piece: single ranges give 206 with the exact slice and
+    Content-Range; a range past the end gives 416; HEAD gives the size and no body."""
+    data = random_blob(3 * MiB + 123)
+    size = len(data)
+    with _client(s3_registry) as client:
+        digest = push_blob(client, "ranges/app", data)
+        url = f"/v2/ranges/app/blobs/{digest}"
+        cases = {
+            "bytes=0-0": (0, 0),
+            "bytes=100-": (100, size - 1),
+            "bytes=-10": (size - 10, size - 1),
+            f"bytes={MiB - 5}-{2 * MiB + 5}": (MiB - 5, 2 * MiB + 5),
+            f"bytes={size - 3}-{size + 100}": (size - 3, size - 1),
+        }
+        for header, (first, last) in cases.items():
+            resp = client.get(url, headers={"Range": header})
+            assert resp.status_code == 206, (header, resp.status_code)
+            assert resp.headers["Content-Range"] == f"bytes {first}-{last}/{size}", header
+            assert resp.content == data[first : last + 1], header
+        past = client.get(url, headers={"Range": f"bytes={size}-"})
+        assert past.status_code == 416
+        assert past.headers["Content-Range"] == f"bytes */{size}"
+        whole = client.get(url)
+        assert whole.status_code == 200 and whole.content == data
+        assert whole.headers["Docker-Content-Digest"] == digest
+        head = client.head(url)
+        assert head.status_code == 200 and int(head.headers["Content-Length"]) == size
+        assert head.content == b""
+
+
+def test_restart_on_an_empty_local_folder_serves_every_image(
+    s3_server: S3Server, tmp_path: Path, servers: list[Server]
+) -> None:
+    """The bucket is the registry: with the local folder deleted (locks, databases, the
+    catalog's log), a new server on the same bucket lists, resolves and serves it all."""
+    first = start_s3_registry(s3_server, tmp_path / "data")
+    servers.append(first)
+    with _client(first) as client:
+        pushed = {
+            ("one/app", "v1"): push_image(client, "one/app", "v1", layers=2),
+            ("one/app", "v2"): push_image(client, "one/app", "v2"),
+            ("two", "latest"): push_image(client, "two", "latest"),
+        }
+        layer = client.get(f"/v2/one/app/blobs/{pushed[('one/app', 'v1')].blobs[-1]}").content
+    first.stop()
+    shutil.rmtree(tmp_path / "data")
+
+    second = start_s3_registry(s3_server, tmp_path / "fresh", bucket=first.bucket)
+    servers.append(second)
+    with _client(second) as client:
+        assert client.get("/v2/_catalog").json()["repositories"] == ["one/app", "two"]
+        assert client.get("/v2/one/app/tags/list").json()["tags"] == ["v1", "v2"]
+        for (repo, tag), image in pushed.items():
+            resp = client.get(f"/v2/{repo}/manifests/{tag}", headers={"Accept": image.media_type})
+            assert resp.status_code == 200, (repo, tag, resp.text)
+            assert resp.content == image.body
+            for blob in image.blobs:
+                assert client.head(f"/v2/{repo}/blobs/{blob}").status_code == 200
+        again = client.get(f"/v2/one/app/blobs/{pushed[('one/app', 'v1')].blobs[-1]}")
+        assert again.status_code == 200 and again.content == layer
+    _clean_log(second)
+
+
+def test_mount_and_delete_across_repositories_lose_nothing(s3_registry: S3Registry) -> None:
+    """A cross-repository mount on S3 is a server-side copy: the blob stays readable in
+    the target after the source deletes its own."""
+    data = random_blob(2 * MiB)
+    with _client(s3_registry) as client:
+        digest = push_blob(client, "source/app", data)
+        mounted = client.post(
+            "/v2/target/app/blobs/uploads/", params={"mount": digest, "from": "source/app"}
+        )
+        assert mounted.status_code == 201, mounted.text
+        assert client.delete(f"/v2/source/app/blobs/{digest}").status_code == 202
+        assert client.get(f"/v2/source/app/blobs/{digest}").status_code == 404
+        resp = client.get(f"/v2/target/app/blobs/{digest}")
+        assert resp.status_code == 200 and resp.content == data
+    _clean_log(s3_registry)
+
+
+def _readyz(server: Server) -> httpx.Response:
+    return httpx.get(f"{server.url}/readyz", timeout=30)
+
+
+def test_missing_bucket_fails_verify_and_readyz_until_it_exists(
+    s3_server: S3Server, tmp_path: Path, servers: list[Server]
+) -> None:
+    """``verify`` asks the bucket (exit 2, the key named); ``serve`` starts anyway and
+    ``/readyz`` stays 503 until the bucket answers, then turns ready on its own."""
+    bucket = f"missing-{free_port()}"
+    config = write_config(tmp_path / "s3.json", s3_config(s3_server, tmp_path / "data", bucket))
+    proc = dockyard_s3("verify", str(config))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "storage.storageDriver" in proc.stderr and bucket in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    server = start_s3_registry(s3_server, tmp_path / "data", bucket=bucket)
+    servers.append(server)
+    assert _readyz(server).status_code == 503
+
+    client = s3_server.client()
+    client.create_bucket(Bucket=bucket)
+    _wait_ready(server)
+    assert dockyard_s3("verify", str(config)).returncode == 0
+    with _client(server) as registry:
+        push_image(registry, "lost/app", "v1")
+
+    # The bucket goes away under a running server: not ready, the root named; back: ready.
+    for key in s3_server.keys(bucket, ""):
+        client.delete_object(Bucket=bucket, Key=key)
+    client.delete_bucket(Bucket=bucket)
+    resp = _readyz(server)
+    assert resp.status_code == 503, resp.text
+    assert str(tmp_path / "data") in resp.json()["roots"], resp.text
+    client.create_bucket(Bucket=bucket)
+    _wait_ready(server)
+
+
+def _wait_ready(server: Server) -> None:
+    deadline = time.monotonic() + 60
+    while (resp := _readyz(server)).status_code != 200:
+        assert time.monotonic() < deadline, resp.text
+        time.sleep(0.2)
+
+
+def test_unreachable_endpoint_fails_verify_quickly(s3_server: S3Server, tmp_path: Path) -> None:
+    """An endpoint nobody listens on is named by ``verify`` within seconds (exit 2)."""
+    config = s3_config(s3_server, tmp_path / "data", "registry")
+    config["storage"]["storageDriver"]["regionendpoint"] = f"127.0.0.1:{free_port()}"
+    path = write_config(tmp_path / "s3.json", config)
+    started = time.monotonic()
+    proc = dockyard_s3("verify", str(path), timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "storage.storageDriver: bucket 'registry' cannot be reached" in proc.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_subpath_with_its_own_bucket_and_credentials_from_the_environment(
+    s3_server: S3Server, tmp_path: Path, servers: list[Server]
+) -> None:
+    """A ``subPaths`` entry has its own ``storageDriver`` (an endpoint with a scheme, no
+    keys: boto3 takes them from the AWS_* variables); its repositories land in its bucket
+    and the default root's in the other."""
+    main_bucket, sub_bucket = s3_server.new_bucket(), s3_server.new_bucket()
+    config = s3_config(s3_server, tmp_path / "data", main_bucket)
+    sub_driver = s3_server.driver(sub_bucket, "/sub", keys=False)
+    sub_driver["regionendpoint"] = s3_server.endpoint
+    config["storage"]["subPaths"] = {
+        "/edge": {"rootDirectory": str(tmp_path / "edge"), "storageDriver": sub_driver}
+    }
+    path = write_config(tmp_path / "s3.json", config)
+    assert dockyard_s3("verify", str(path)).returncode == 0
+    server = start_s3_registry(s3_server, tmp_path / "data", config=config)
+    servers.append(server)
+    with _client(server) as client:
+        push_image(client, "edge/app", "v1")
+        push_image(client, "core/app", "v1")
+        assert client.get("/v2/_catalog").json()["repositories"] == ["core/app", "edge/app"]
+    assert "sub/edge/app/index.json" in s3_server.keys(sub_bucket, "sub")
+    assert "dockyard/core/app/index.json" in s3_server.keys(main_bucket)
+    assert not any("edge" in key for key in s3_server.keys(main_bucket))
+    assert _readyz(server).status_code == 200
+
+
+def test_gc_and_scrub_work_on_the_bucket(
+    s3_server: S3Server, tmp_path: Path, servers: list[Server]
+) -> None:
+    """``dockyard gc`` removes a deleted image's blobs from the bucket and keeps the other
+    image's; ``dockyard scrub`` finds an object whose bytes were changed in the bucket."""
+    bucket = s3_server.new_bucket()
+    config = s3_config(s3_server, tmp_path / "data", bucket)
+    config["storage"] |= {"gcDelay": "0s"}
+    path = write_config(tmp_path / "s3.json", config)
+    server = start_s3_registry(s3_server, tmp_path / "data", bucket=bucket, config=config)
+    servers.append(server)
+    with _client(server) as client:
+        kept = push_image(client, "gc/app", "keep")
+        gone = push_image(client, "gc/app", "drop")
+        assert client.delete(f"/v2/gc/app/manifests/{gone.digest}").status_code == 202
+    server.stop()
+
+    proc = dockyard_s3("gc", str(path), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    keys = set(s3_server.keys(bucket))
+    blob_key = "dockyard/gc/app/blobs/sha256/{}".format
+    for digest in gone.blobs:
+        assert blob_key(digest.removeprefix("sha256:")) not in keys, proc.stdout
+    for digest in [kept.digest, *kept.blobs]:
+        assert blob_key(digest.removeprefix("sha256:")) in keys
+
+    layer = blob_key(kept.blobs[-1].removeprefix("sha256:"))
+    s3_server.client().put_object(Bucket=bucket, Key=layer, Body=b"rotten bytes")
+    proc = dockyard_s3("scrub", str(path), "--dry-run", timeout=120)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert kept.blobs[-1] in proc.stdout + proc.stderr
