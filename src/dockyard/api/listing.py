@@ -30,7 +30,7 @@ def _paged(
 async def list_tags(request: web.Request) -> web.Response:
     name, svc = services(request)
     n, last = page_params(request)
-    index = svc.root.index(name)
+    index = await svc.root.off_loop(svc.root.index, name)
     if n is None and last is None:
         # The unpaged list is what clients ask for; encode it once per index version.
         body = index.memo.get("tags-json")

@@ -201,13 +201,14 @@ class RepoManifests:
             "size": len(body),
         }
         async with self.root.locks.hold(repo):
+            off_loop = self.root.off_loop  # a thread on object storage
             if may_move is not None:
-                self._refuse_moves(repo, tags, may_move)
+                await off_loop(self._refuse_moves, repo, tags, may_move)
             # Checked under the lock GC deletes under, so no referenced blob can vanish
             # between the check and the publish.
-            self._check_references(repo, manifest, require_blobs)
+            await off_loop(self._check_references, repo, manifest, require_blobs)
             await asyncio.to_thread(self._store, repo, digest, body)
-            index = self.root.index(repo).copy()
+            index = (await off_loop(self.root.index, repo)).copy()
             untagged = [old for tag in tags if (old := index.set_tag(tag, desc))]
             if not tags:
                 index.ensure_listed(desc)
@@ -236,7 +237,8 @@ class RepoManifests:
 
     async def delete(self, repo: str, reference: str) -> None:
         """Delete a tag (the manifest stays) or a manifest with every tag pointing at it."""
-        self.root.index(repo)
+        off_loop = self.root.off_loop  # a thread on object storage
+        await off_loop(self.root.index, repo)
         unknown = ManifestUnknown(
             f"manifest {reference!r} is not in {repo!r}", {"reference": reference}
         )
@@ -244,7 +246,7 @@ class RepoManifests:
         if ref is None:
             raise unknown
         async with self.root.locks.hold(repo):
-            index = self.root.index(repo).copy()
+            index = (await off_loop(self.root.index, repo)).copy()
             if isinstance(ref, str):
                 if index.remove_tag(ref) is None:
                     raise unknown
@@ -252,7 +254,7 @@ class RepoManifests:
                 before = len(index.manifests)
                 index.remove_digest(str(ref))
                 listed = len(index.manifests) < before
-                if not listed and self.root.load_manifest(repo, str(ref)) is None:
+                if not listed and await off_loop(self.root.load_manifest, repo, str(ref)) is None:
                     raise unknown
             # index.json first: a crash in between leaves an unlisted file for GC, never
             # a listed manifest whose bytes are gone.

@@ -61,7 +61,7 @@ class RepoBlobs:
         return True
 
     async def delete(self, repo: str, digest: Digest) -> None:
-        self.root.index(repo)
+        await self.root.off_loop(self.root.index, repo)
         async with self.root.locks.hold(repo):
             if not await asyncio.to_thread(self.root.files.delete, repo, digest):
                 raise BlobUnknown(f"blob {digest} is not in {repo!r}", {"digest": str(digest)})

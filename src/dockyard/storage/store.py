@@ -218,7 +218,7 @@ class Store:
             if self.for_repo(source) is not target:
                 return False
             return await target.blobs.link_from(repo, digest, source)
-        if target.root.files.stat(repo, digest) is not None:
+        if await target.root.off_loop(target.root.files.stat, repo, digest) is not None:
             return True
         if target.root.files.dedupe:
             return await target.blobs.link_any(repo, digest, source_ok)
