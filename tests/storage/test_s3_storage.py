@@ -38,6 +38,7 @@ from spec_helpers import (
     start_upload,
     with_params,
 )
+from tcp_link import TcpLink
 
 MiB = 1024 * 1024
 
@@ -334,3 +335,43 @@ def test_gc_and_scrub_work_on_the_bucket(
     proc = dockyard_s3("scrub", str(path), "--dry-run", timeout=120)
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert kept.blobs[-1] in proc.stdout + proc.stderr
+
+
+def test_an_outage_answers_503_and_the_server_recovers_by_itself(
+    s3_server: S3Server, tmp_path: Path, servers: list[Server]
+) -> None:
+    """With the link to S3 cut, requests that need the bucket get 503 with the spec's JSON
+    body and Retry-After (no traceback), and /readyz is 503; restored, everything works
+    again without a restart, and nothing acknowledged before was lost."""
+    link = TcpLink(int(s3_server.endpoint.rsplit(":", 1)[1]))
+    try:
+        bucket = s3_server.new_bucket()
+        config = s3_config(s3_server, tmp_path / "data", bucket)
+        config["storage"]["storageDriver"]["regionendpoint"] = f"127.0.0.1:{link.port}"
+        server = start_s3_registry(s3_server, tmp_path / "data", bucket=bucket, config=config)
+        servers.append(server)
+        with _client(server) as client:
+            before = push_image(client, "outage/app", "v1")
+            layer = before.blobs[-1]
+            link.cut()
+            time.sleep(0.2)  # past the cached index's revalidation window
+            for method, url in [
+                ("GET", f"/v2/outage/app/blobs/{layer}"),
+                ("GET", "/v2/outage/app/manifests/v1"),
+                ("POST", "/v2/outage/app/blobs/uploads/"),
+            ]:
+                resp = client.request(method, url)
+                assert resp.status_code == 503, (method, url, resp.status_code, resp.text)
+                assert resp.json()["errors"][0]["code"] == "UNAVAILABLE"
+                assert int(resp.headers["Retry-After"]) > 0
+            assert _readyz(server).status_code == 503
+
+            link.restore()
+            _wait_ready(server)
+            resp = client.get("/v2/outage/app/manifests/v1", headers={"Accept": before.media_type})
+            assert resp.status_code == 200 and resp.content == before.body
+            assert client.get(f"/v2/outage/app/blobs/{layer}").status_code == 200
+            push_image(client, "outage/app", "v2")
+        assert "Traceback" not in server.output()
+    finally:
+        link.close()
