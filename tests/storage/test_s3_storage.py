@@ -307,8 +307,9 @@ def test_subpath_with_its_own_bucket_and_credentials_from_the_environment(
 def test_gc_and_scrub_work_on_the_bucket(
     s3_server: S3Server, tmp_path: Path, servers: list[Server]
 ) -> None:
-    """``dockyard gc`` removes a deleted image's blobs from the bucket and keeps the other
-    image's; ``dockyard scrub`` finds an object whose bytes were changed in the bucket."""
+    """``dockyard gc`` removes a deleted image's blobs and an abandoned upload (its
+    segments too) from the bucket and keeps the other image's; ``dockyard scrub`` finds
+    an object whose bytes were changed in the bucket."""
     bucket = s3_server.new_bucket()
     config = s3_config(s3_server, tmp_path / "data", bucket)
     config["storage"] |= {"gcDelay": "0s"}
@@ -319,6 +320,12 @@ def test_gc_and_scrub_work_on_the_bucket(
         kept = push_image(client, "gc/app", "keep")
         gone = push_image(client, "gc/app", "drop")
         assert client.delete(f"/v2/gc/app/manifests/{gone.digest}").status_code == 202
+        # An abandoned upload: its state object and its segments (one of 8 MiB, one small).
+        url = start_upload(client, "gc/app")
+        piece = random_blob(9 * MiB)
+        resp = client.patch(url, content=piece, headers={"Content-Range": f"0-{len(piece) - 1}"})
+        assert resp.status_code == 202, resp.text
+    assert len([k for k in s3_server.keys(bucket) if "/.uploads/" in k]) >= 3
     server.stop()
 
     proc = dockyard_s3("gc", str(path), timeout=120)
@@ -329,6 +336,7 @@ def test_gc_and_scrub_work_on_the_bucket(
         assert blob_key(digest.removeprefix("sha256:")) not in keys, proc.stdout
     for digest in [kept.digest, *kept.blobs]:
         assert blob_key(digest.removeprefix("sha256:")) in keys
+    assert [key for key in keys if "/.uploads/" in key] == [], "an abandoned upload was kept"
 
     layer = blob_key(kept.blobs[-1].removeprefix("sha256:"))
     s3_server.client().put_object(Bucket=bucket, Key=layer, Body=b"rotten bytes")
