@@ -38,6 +38,7 @@ from spec_helpers import (
     start_upload,
     with_params,
 )
+from storage_helpers import CHUNK, payload, process_tree, vm_hwm
 from tcp_link import TcpLink
 
 MiB = 1024 * 1024
@@ -383,3 +384,48 @@ def test_an_outage_answers_503_and_the_server_recovers_by_itself(
         assert "Traceback" not in server.output()
     finally:
         link.close()
+
+
+#: A blob several times the segment and read sizes, yet light on moto's memory.
+LARGE = 256 * MiB
+#: The server's peak RSS bound on S3: the local bound (100 MiB) plus boto3's own
+#: footprint (its import and clients: about 40 MiB), never the blob's size.
+S3_RSS_LIMIT = 150 * MiB
+
+
+def test_a_large_blob_streams_through_in_bounded_memory(
+    s3_server: S3Server, tmp_path: Path, servers: list[Server]
+) -> None:
+    """256 MiB pushed as one streamed PATCH and pulled back: intact, and the server's peak
+    RSS stays far below the blob (nothing holds it whole, on S3 as on the local disk)."""
+    server = start_s3_registry(s3_server, tmp_path / "data")
+    servers.append(server)
+    assert server.proc is not None
+    sent = hashlib.sha256()
+    with httpx.Client(base_url=server.url, timeout=httpx.Timeout(300, connect=10)) as client:
+        started = time.perf_counter()
+        url = start_upload(client, "large/app")
+        patch = client.patch(url, content=payload(LARGE, sent))
+        assert patch.status_code == 202, patch.text
+        digest = "sha256:" + sent.hexdigest()
+        put = client.put(with_params(location_url(patch), {"digest": digest}))
+        assert put.status_code == 201, put.text
+        push_seconds = time.perf_counter() - started
+
+        got, received = hashlib.sha256(), 0
+        started = time.perf_counter()
+        with client.stream("GET", f"/v2/large/app/blobs/{digest}") as resp:
+            assert resp.status_code == 200
+            for chunk in resp.iter_bytes(CHUNK):
+                got.update(chunk)
+                received += len(chunk)
+        pull_seconds = time.perf_counter() - started
+    assert received == LARGE and "sha256:" + got.hexdigest() == digest
+    peaks = {pid: vm_hwm(pid) for pid in process_tree(server.proc.pid)}
+    print(
+        f"\n{LARGE // MiB} MiB on S3 (moto): push {LARGE / MiB / push_seconds:.0f} MiB/s, "
+        f"pull {LARGE / MiB / pull_seconds:.0f} MiB/s, peak RSS "
+        + ", ".join(f"pid {pid}: {peak / MiB:.1f} MiB" for pid, peak in peaks.items())
+    )
+    for pid, peak in peaks.items():
+        assert peak < S3_RSS_LIMIT, f"server process {pid} peaked at {peak / MiB:.1f} MiB"
