@@ -78,7 +78,7 @@ async def start_upload(request: web.Request) -> web.Response:
                 async with streamed_body(request) as body:
                     await svc.blobs.append(session, body)
             except BaseException:
-                svc.root.uploads.forget(session)
+                await svc.root.off_loop(svc.root.uploads.forget, session)
                 raise
             await svc.blobs.finish(session, digest)
         return web.Response(status=201, headers=_blob_headers(name, str(digest)))

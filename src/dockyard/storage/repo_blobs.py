@@ -97,7 +97,7 @@ class RepoBlobs:
         except StorageFull:
             # A full disk: free what the session holds now rather than keep a partial
             # upload the client will not resume; it starts over once there is room.
-            self.root.uploads.forget(session)
+            await self.root.off_loop(self.root.uploads.forget, session)
             raise StorageFull(
                 "no space left on the registry's disk; the upload was discarded and nothing "
                 "was published",
@@ -112,7 +112,7 @@ class RepoBlobs:
         uploads = self.root.uploads
         ok = await asyncio.to_thread(uploads.matches, session, digest)
         if not ok:
-            uploads.forget(session)
+            await self.root.off_loop(uploads.forget, session)
             raise DigestInvalid(
                 f"uploaded content does not match digest {digest}", {"digest": str(digest)}
             )
@@ -120,15 +120,15 @@ class RepoBlobs:
             await self.root.off_loop(self.root.ensure_repo, session.repo)
             await asyncio.to_thread(self.root.files.publish, session.repo, digest, session.path)
         except OSError as exc:
-            uploads.forget(session)
+            await self.root.off_loop(uploads.forget, session)
             if is_disk_full(exc):
                 raise StorageFull(f"could not publish {digest}: {exc.strerror}") from exc
             raise  # not a full disk: a 500 that logs its cause
-        uploads.forget(session)
+        await self.root.off_loop(uploads.forget, session)
 
     async def cancel(self, session: Session) -> None:
         async with session.lock:
-            self.root.uploads.forget(session)
+            await self.root.off_loop(self.root.uploads.forget, session)
 
     async def link_any(self, repo: str, digest: Digest, source_ok: SourceFilter = None) -> bool:
         """Mount without ``from``: link a copy any repository of this root holds (of
