@@ -429,3 +429,47 @@ def test_a_large_blob_streams_through_in_bounded_memory(
     )
     for pid, peak in peaks.items():
         assert peak < S3_RSS_LIMIT, f"server process {pid} peaked at {peak / MiB:.1f} MiB"
+
+
+def test_workers_and_extensions_serve_an_s3_root(
+    s3_server: S3Server, tmp_path: Path, servers: list[Server]
+) -> None:
+    """Two worker processes, search, metrics and the scrub schedule on an S3 root: a push
+    through one worker is found by search and scrubbed from the bucket, with a clean log."""
+    bucket = s3_server.new_bucket()
+    config = s3_config(
+        s3_server,
+        tmp_path / "data",
+        bucket,
+        {
+            "extensions": {
+                "search": {"enable": True},
+                "metrics": {"enable": True},
+                "scrub": {"enable": True, "interval": "1s"},
+            }
+        },
+    )
+    server = start_s3_registry(
+        s3_server, tmp_path / "data", "--workers", "2", bucket=bucket, config=config
+    )
+    servers.append(server)
+    with _client(server) as client:
+        pushed = push_image(client, "found/app", "v1", layers=2)
+        query = '{ GlobalSearch(query: "found") { Repos { Name } } }'
+        deadline = time.monotonic() + 60
+        while True:
+            found = client.post("/v2/_zot/ext/search", json={"query": query})
+            assert found.status_code == 200, found.text
+            if found.json()["data"]["GlobalSearch"]["Repos"]:
+                break
+            assert time.monotonic() < deadline, found.text
+            time.sleep(0.5)
+        assert found.json()["data"]["GlobalSearch"]["Repos"] == [{"Name": "found/app"}]
+        checked = 0.0
+        while checked < len(pushed.blobs):
+            assert time.monotonic() < deadline, "the scrub never checked the pushed blobs"
+            time.sleep(0.5)
+            for line in client.get("/metrics").text.splitlines():
+                if line.startswith("dockyard_scrub_last_checked_blobs "):
+                    checked = float(line.split()[1])
+    _clean_log(server)
