@@ -9,8 +9,10 @@ sessions idle longer than ``gcDelay``. ``dockyard gc CONFIG [--dry-run]`` is one
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -43,6 +45,8 @@ from storage_helpers import (
     wait_until,
     write_config,
 )
+
+from dockyard.storage.paths import GC_PASS_KEY, lock_path
 
 
 def all_gone(root: Path, repo: str, digests: list[str]) -> bool:
@@ -177,8 +181,14 @@ def test_retention_drops_old_untagged_manifests_keeps_tagged_and_referrers(
             image_manifest(c, repo, subject=subject.descriptor(), artifact_type="application/x"),
             "sig",
         )
+        # A referrer of the doomed image, queried once so the server holds a referrers map.
+        doomed_ref = push_manifest(
+            c, repo, image_manifest(c, repo, subject=untagged.descriptor(), artifact_type="x/y")
+        )
+        before = c.get(f"/v2/{repo}/referrers/{untagged.digest}").json()["manifests"]
+        assert [d["digest"] for d in before] == [doomed_ref.digest]
         assert untagged.digest in index_digests(root, repo)
-        gone = [untagged.digest, *untagged.blobs]
+        gone = [untagged.digest, *untagged.blobs, doomed_ref.digest]
         wait_until(
             lambda: untagged.digest not in index_digests(root, repo) and all_gone(root, repo, gone),
             12,
@@ -196,6 +206,8 @@ def test_retention_drops_old_untagged_manifests_keeps_tagged_and_referrers(
         assert refs.status_code == 200
         assert [d["digest"] for d in refs.json()["manifests"]] == [referrer.digest]
         assert c.get(f"/v2/{repo}/manifests/{untagged.digest}").status_code == 404
+        after = c.get(f"/v2/{repo}/referrers/{untagged.digest}")
+        assert after.status_code == 200 and after.json()["manifests"] == [], after.text
 
 
 def test_moved_tag_keeps_the_old_image_pullable_by_digest(tmp_path: Path) -> None:
@@ -336,3 +348,33 @@ def test_gc_command_dry_run_reports_and_run_removes(tmp_path: Path) -> None:
             pull_all(c, repo, y, "y")
     finally:
         server.stop()
+
+
+def test_sigterm_cuts_a_waiting_gc_pass_short(tmp_path: Path) -> None:
+    """A stop does not wait for a GC pass: GC is idempotent, the next pass resumes.
+
+    The pass is held mid-way deterministically: this test holds the root's GC lock (the
+    flock every pass takes first, across processes), so the inline pass a delete schedules
+    waits on it. A server that waited for its passes before exiting never stopped.
+    """
+    root, repo = tmp_path / "data", "gc/app"
+    with serving(root, gcDelay="1h") as server, client_of(server) as c:
+        image = push_layers_image(c, repo, [random_blob(1000)], "x")
+        lock = os.open(lock_path(root, GC_PASS_KEY), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            resp = c.delete(f"/v2/{repo}/manifests/{image.digest}")
+            assert resp.status_code == 202, f"DELETE: {resp.status_code} {resp.text}"
+            time.sleep(0.5)  # the inline pass is scheduled and polls for the lock
+            assert server.proc is not None
+            started = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            try:
+                code = server.proc.wait(8)
+            except subprocess.TimeoutExpired:
+                pytest.fail("SIGTERM did not stop a server whose GC pass was waiting")
+            assert code == 0, f"exit {code}: {server.output()}"
+            assert time.monotonic() - started < 8
+        finally:
+            os.close(lock)
+    assert "Traceback" not in server.output(), server.output()

@@ -31,6 +31,7 @@ from dockyard.auth.failures import THROTTLED_ANSWER_DELAY, FailedLogins, Throttl
 from dockyard.auth.identity import Identity
 from dockyard.auth.redact import loggable_name
 from dockyard.auth.sessions import COOKIE, CSRF_HEADER, Sessions
+from dockyard.oci.names import InvalidName
 from dockyard.storage.errors import StorageError
 from dockyard.web.app_keys import STORE
 from dockyard.web.request_keys import (
@@ -116,7 +117,8 @@ class Guard:
             error = "invalid_token" if exc.token else None
             return self._unauthorized(target, error, "authentication failed")
         request[IDENTITY] = who
-        denied = self._authorize(request, target, who)
+        moves = await self._moves_tag(request, target) if target.tags else False
+        denied = self._authorize(request, target, who, moves)
         if denied is not None:
             return denied
         return await handler(request)
@@ -171,7 +173,7 @@ class Guard:
         return self.tls.stale_resumption(transport.get_extra_info("ssl_object"))
 
     def _authorize(
-        self, request: web.Request, target: Target, who: Identity
+        self, request: web.Request, target: Target, who: Identity, moves_tag: bool = False
     ) -> web.Response | None:
         """None when ``who`` may go on; else the 401 or 403 to answer."""
         if target.access is Access.METRICS:
@@ -199,7 +201,7 @@ class Guard:
         assert target.repo is not None and target.action is not None
         repo = repo_name(request)  # InvalidName: 400 NAME_INVALID, never a guess
         action = target.action
-        if action == CREATE and target.tags and self._tag_exists(request, repo, target.tags):
+        if action == CREATE and moves_tag:
             action = UPDATE
         if not self.policy.allows(who, action, repo):
             if who.grants is not None or who.anonymous:
@@ -251,18 +253,22 @@ class Guard:
         return None
 
     @staticmethod
-    def _tag_exists(request: web.Request, repo: str, tags: tuple[str, ...]) -> bool:
+    async def _moves_tag(request: web.Request, target: Target) -> bool:
         """Whether a manifest PUT would move a tag (zot's ``update``), as things stand now.
 
         Only an early answer, so a client without ``update`` is refused before it sends
         its body; the tag may appear meanwhile, which storage checks when publishing.
         """
+        try:
+            repo = repo_name(request)
+        except InvalidName:
+            return False  # refused as NAME_INVALID by _authorize
         services = request.app[STORE].for_repo(repo)
         try:
-            existing = services.root.index(repo).tags()
+            existing = (await services.root.read_index(repo)).tags()
         except StorageError:
             return False  # no repository yet: every tag is new
-        return any(tag in existing for tag in tags)
+        return any(tag in existing for tag in target.tags)
 
     def _unauthorized(
         self,

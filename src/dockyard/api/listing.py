@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import json
 
 from aiohttp import web
 
 from dockyard.api.request_params import next_link, page_params, services, store
+from dockyard.storage.layout import RepoIndex
 from dockyard.web.request_keys import read_filter
 
 
@@ -27,17 +29,26 @@ def _paged(
     return web.json_response({**extra, key: names}, headers=headers)
 
 
+#: The memo key of an index's unpaged tags list, encoded.
+TAGS_JSON = "tags-json"
+
+
+def _encode_tags(name: str, index: RepoIndex) -> bytes:
+    """The unpaged list clients ask for, sorted and encoded once per index version."""
+    body = json.dumps({"name": name, "tags": index.sorted_tags()}).encode()
+    index.memo[TAGS_JSON] = body
+    return body
+
+
 async def list_tags(request: web.Request) -> web.Response:
     name, svc = services(request)
     n, last = page_params(request)
-    index = await svc.root.off_loop(svc.root.index, name)
+    index = await svc.root.read_index(name)
+    body = index.memo.get(TAGS_JSON)
+    if body is None:
+        # Once per index version, aside: sorting and encoding 20,000 tags takes a while.
+        body = await asyncio.to_thread(_encode_tags, name, index)
     if n is None and last is None:
-        # The unpaged list is what clients ask for; encode it once per index version.
-        body = index.memo.get("tags-json")
-        if body is None:
-            body = index.memo["tags-json"] = json.dumps(
-                {"name": name, "tags": index.sorted_tags()}
-            ).encode()
         return web.Response(body=body, content_type="application/json")
     tags, more = _page(index.sorted_tags(), n, last)
     return _paged(request, "tags", tags, more, name=name)

@@ -55,16 +55,15 @@ async def get_manifest(request: web.Request) -> web.Response:
     mirror = miss_hook(request)
     if mirror is not None:
         await mirror.refresh(svc, name, reference)
-    # Cached reads locally; on object storage a miss is a round trip, kept off the loop.
-    off_loop = svc.root.off_loop
     try:
-        found = await off_loop(svc.manifests.resolve, name, reference)
+        found = await svc.manifests.find(name, reference)
     except (ManifestUnknown, NameUnknown):
         if mirror is None or not await mirror.manifest(svc, name, reference):
             raise
-        found = await off_loop(svc.manifests.resolve, name, reference)
+        found = await svc.manifests.find(name, reference)
     if ":" not in reference:
-        found = await off_loop(_negotiate, svc.manifests, name, found, _accepted(request))
+        # An index's child is read from the bucket on object storage: aside there.
+        found = await svc.root.off_loop(_negotiate, svc.manifests, name, found, _accepted(request))
     headers = {"Docker-Content-Digest": found.digest, "ETag": f'"{found.digest}"'}
     # aiohttp keeps Content-Length and sends no body for HEAD.
     return web.Response(body=found.body, headers=headers, content_type=found.media_type)

@@ -15,7 +15,7 @@ async def list_referrers(request: web.Request) -> web.Response:
     name, svc = services(request)
     subject = digest_param(request.match_info["digest"])
     artifact_type = request.query.get("artifactType")
-    found = await svc.root.off_loop(svc.manifests.referrers, name, subject, artifact_type)
+    found = await svc.manifests.referrers(name, subject, artifact_type)
     headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type is not None else {}
     body = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": found}
     # The spec wants the bare media type: no charset parameter, so not json_response.

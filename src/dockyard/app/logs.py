@@ -14,6 +14,7 @@ user's report ("my push failed, id 3f2a...") leads straight to the server's line
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -91,12 +92,21 @@ class JsonFormatter(logging.Formatter):
             doc.update(fields)
         if record.exc_info:
             doc["error"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str, ensure_ascii=False)
+        return _ENCODER.encode(doc)
+
+
+#: One encoder for every line: ``json.dumps`` with ``default`` builds a new one per call.
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
+
+
+@functools.lru_cache(maxsize=4)
+def _whole_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
 def _rfc3339(created: float) -> str:
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-    return f"{seconds}.{int(created % 1 * 1000):03d}Z"
+    """UTC with milliseconds; the seconds part is formatted once per second."""
+    return f"{_whole_second(int(created))}.{int(created % 1 * 1000):03d}Z"
 
 
 class BatchedStreamHandler(logging.StreamHandler[TextIO]):
@@ -281,7 +291,12 @@ class AccessLogger(AbstractAccessLogger):
         if refused is not None:  # the client's fault (see refusals.py): say why, one line
             fields["refused"] = str(refused)
             message = f"{message}: {refused}"
-        access_log.info(message, extra={"fields": fields})
+        # A record made directly: Logger.info would also walk the stack for the caller's
+        # file and line, which an access line does not show.
+        record = access_log.makeRecord(
+            access_log.name, logging.INFO, __file__, 0, message, (), None, extra={"fields": fields}
+        )
+        access_log.handle(record)
 
     @property
     def enabled(self) -> bool:

@@ -80,8 +80,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(*tasks, return_exceptions=True)
     for services in store.roots():
         if services.collector is not None:
-            await services.collector.drain()
-    stop_walker()
+            await services.collector.stop()
+    stop_walker(cut_short=True)
 
 
 async def _serve(

@@ -81,7 +81,7 @@ class UsageTracker:
         old = self._repos.get((root, repo))
         if old is not None:
             apparent -= old.apparent
-            for ino in old.inodes:
+            for ino in old.inos:
                 ref = inodes[ino]
                 ref[0] -= 1
                 if not ref[0]:
@@ -89,7 +89,7 @@ class UsageTracker:
                     del inodes[ino]
         if usage is not None:
             apparent += usage.apparent
-            for ino, size in usage.inodes.items():
+            for ino, size in zip(usage.inos, usage.sizes, strict=True):
                 ref = inodes.setdefault(ino, [0, size])
                 if not ref[0]:
                     unique += size

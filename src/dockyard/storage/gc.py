@@ -121,24 +121,25 @@ class Collector:
                     dropped = await self._drop_from_index(repo, frozenset(expired))
                     report.manifests += [(repo, d) for d in dropped]
             for _ in range(3):
-                stamp, picked = await in_walker(
+                stamp, batches = await in_walker(
                     gc_walk.orphans, backend, repo_dir, now, self.gc_delay, without
                 )
                 async with self.root.locks.hold(repo):
                     if index_stamp(backend, repo_dir) != stamp:
                         continue  # a push landed meanwhile: decide again
-                    removed = await in_walker(
-                        gc_walk.delete_orphans,
-                        backend,
-                        self.root.path,
-                        repo_dir,
-                        picked,
-                        self.gc_delay,
-                        dry_run,
-                    )
-                if not dry_run and removed:
-                    await asyncio.to_thread(self._forget_removed, repo, removed)
-                report.blobs += [(repo, digest, freed) for digest, freed, _, _ in removed]
+                    for batch in batches:
+                        removed = await in_walker(
+                            gc_walk.delete_orphans,
+                            backend,
+                            self.root.path,
+                            repo_dir,
+                            batch,
+                            self.gc_delay,
+                            dry_run,
+                        )
+                        if not dry_run and removed:
+                            await asyncio.to_thread(self._forget_removed, repo, removed)
+                        report.blobs += [(repo, digest, freed) for digest, freed, _, _ in removed]
                 break
             else:
                 report.skipped.append((repo, "index kept changing"))
@@ -162,15 +163,17 @@ class Collector:
         return report
 
     async def _drop_from_index(self, repo: str, digests: frozenset[str]) -> list[str]:
-        """Unlist expired untagged manifests; the rewrite runs in the worker process."""
+        """Unlist expired untagged manifests; the rewrite runs in the worker process.
+
+        The referrers map needs no word of it: the index's new version makes its next
+        query catch up (one set difference), which spares the loop a call per digest.
+        """
         repo_dir, backend = self.root.repo_dir(repo), self.root.backend
         async with self.root.locks.hold(repo):
             try:
                 dropped = await in_walker(gc_walk.drop_untagged, backend, repo_dir, digests)
             finally:
                 self.root.layout.forget(repo_dir)
-            for digest in dropped:
-                self.root.referrers.removed(repo, digest)
         if dropped:
             self.root.events.repo_changed(self.root.path, repo)
         return dropped
@@ -208,7 +211,13 @@ class Collector:
         self._pending[repo] = task
         task.add_done_callback(lambda t: self._pending.pop(repo, None))
 
-    async def drain(self) -> None:
-        """Wait for scheduled passes (shutdown, tests)."""
+    async def stop(self) -> None:
+        """Cut scheduled passes short (shutdown): GC is idempotent, the next pass resumes.
+
+        Waiting for them instead kept a stopping server alive for minutes when a pass was
+        collecting a large repository.
+        """
         while self._pending:
+            for task in self._pending.values():
+                task.cancel()
             await asyncio.gather(*self._pending.values(), return_exceptions=True)

@@ -94,6 +94,13 @@ class RepoIndex:
             self._sorted = sorted(self.tags())
         return self._sorted
 
+    def prepare(self) -> RepoIndex:
+        """Build the look-ups ahead (in a thread): on a 20,000-entry index each is a
+        Python pass of milliseconds that should not fall on the event loop."""
+        self.tags()
+        self.by_digest("")
+        return self
+
     def by_digest(self, digest: str) -> dict[str, Any] | None:
         if self._digests is None:
             self._digests = {d["digest"]: d for d in reversed(self.manifests)}
@@ -178,23 +185,38 @@ class LayoutIO:
     def __init__(self, backend: StorageBackend, changes: ChangeCounter | None = None) -> None:
         self.backend = backend
         self.changes = changes or ChangeCounter(None)
+        #: Keyed by the repository folder (``StorageRoot.repo_dir`` hands out the same
+        #: Path object each time, whose hash is computed once).
         self._cache: dict[Path, _Cached] = {}
+
+    def cached(self, repo_dir: Path) -> RepoIndex | None:
+        """The cached parse while it is current (at most a stat), else None: read it then.
+
+        For the event loop, which must not parse a large index: 20,000 manifests are
+        megabytes of JSON, tens of milliseconds of everyone's time.
+        """
+        return self._current(repo_dir, parse=False)
 
     def read(self, repo_dir: Path) -> RepoIndex | None:
         """The repository's index, or None when it does not exist. Do not mutate it: copy."""
-        path = index_path(repo_dir)
+        return self._current(repo_dir, parse=True)
+
+    def _current(self, repo_dir: Path, parse: bool) -> RepoIndex | None:
         now = time.monotonic()
-        cached = self._cache.get(path)
+        cached = self._cache.get(repo_dir)
         seen = self.changes.seen()  # before the stat: a change after it is seen next time
         if cached is not None and now - cached.checked < REVALIDATE_SECONDS and cached.seen == seen:
             return cached.index
         stamp = index_stamp(self.backend, repo_dir)
         if stamp is None:
-            self._cache.pop(path, None)
+            self._cache.pop(repo_dir, None)
             return None
         if cached is not None and cached.stamp == stamp:
             cached.checked, cached.seen = now, seen
+        elif not parse:
+            return None
         else:
+            path = index_path(repo_dir)
             try:
                 index = RepoIndex.load(self.backend.read_bytes(path))
                 cached = _Cached(stamp, index, now, seen)
@@ -203,7 +225,7 @@ class LayoutIO:
                     f"{path.parent.name}/index.json cannot be read ({exc}); repair or restore it",
                     {"path": str(path.relative_to(path.parent.parent))},
                 ) from exc
-            self._cache[path] = cached
+            self._cache[repo_dir] = cached
         return cached.index
 
     def write(self, repo_dir: Path, index: RepoIndex) -> None:
@@ -213,7 +235,7 @@ class LayoutIO:
     def forget(self, repo_dir: Path) -> None:
         """Drop the cached parse and tell the other workers: the file was rewritten (here,
         or by GC's worker)."""
-        self._cache.pop(index_path(repo_dir), None)
+        self._cache.pop(repo_dir, None)
         self.changes.bump()
 
     def init(self, repo_dir: Path) -> bool:

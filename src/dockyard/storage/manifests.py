@@ -25,6 +25,7 @@ from dockyard.storage.errors import (
     NameUnknown,
     TagMoveDenied,
 )
+from dockyard.storage.layout import RepoIndex
 from dockyard.storage.manifest_cache import ManifestCache
 from dockyard.storage.root import StorageRoot
 
@@ -114,9 +115,16 @@ class RepoManifests:
             self.cache.put(key, body)
         return body
 
-    def resolve(self, repo: str, reference: str) -> StoredManifest:
+    async def find(self, repo: str, reference: str) -> StoredManifest:
+        """:meth:`resolve` for the event loop: a changed index is parsed aside."""
+        if self.root.remote:  # a manifest not cached is a GET from the bucket: aside
+            return await asyncio.to_thread(self.resolve, repo, reference)
+        return self.resolve(repo, reference, await self.root.read_index(repo))
+
+    def resolve(self, repo: str, reference: str, index: RepoIndex | None = None) -> StoredManifest:
         """The manifest under a tag or digest; NameUnknown/ManifestUnknown when absent."""
-        index = self.root.index(repo)
+        if index is None:
+            index = self.root.index(repo)
         unknown = ManifestUnknown(
             f"manifest {reference!r} is not in {repo!r}", {"reference": reference}
         )
@@ -201,27 +209,33 @@ class RepoManifests:
             "size": len(body),
         }
         async with self.root.locks.hold(repo):
-            off_loop = self.root.off_loop  # a thread on object storage
             if may_move is not None:
-                await off_loop(self._refuse_moves, repo, tags, may_move)
+                await self._refuse_moves(repo, tags, may_move)
             # Checked under the lock GC deletes under, so no referenced blob can vanish
-            # between the check and the publish.
-            await off_loop(self._check_references, repo, manifest, require_blobs)
+            # between the check and the publish (a stat each: aside on object storage).
+            await self.root.off_loop(self._check_references, repo, manifest, require_blobs)
             await asyncio.to_thread(self._store, repo, digest, body)
-            index = (await off_loop(self.root.index, repo)).copy()
-            untagged = [old for tag in tags if (old := index.set_tag(tag, desc))]
-            if not tags:
-                index.ensure_listed(desc)
-            await asyncio.to_thread(self.root.layout.write, self.root.repo_dir(repo), index)
+            untagged = await asyncio.to_thread(self._list, repo, tags, desc)
             self.root.referrers.added(repo, str(digest), len(body), manifest)
             self.root.events.repo_changed(self.root.path, repo)
         if untagged:
             self.on_unreferenced(repo)
         return PutResult(str(digest), manifest, tuple(untagged))
 
-    def _refuse_moves(self, repo: str, tags: list[str], may_move: MayMoveTag) -> None:
+    def _list(self, repo: str, tags: list[str], desc: dict[str, Any]) -> list[str]:
+        """Point ``tags`` at ``desc`` (or list it untagged) in a new ``index.json``; return
+        the digests the tags left. In a thread: the copy and the edits go over every entry.
+        """
+        index = self.root.index(repo).copy()
+        untagged = [old for tag in tags if (old := index.set_tag(tag, desc))]
+        if not tags:
+            index.ensure_listed(desc)
+        self.root.layout.write(self.root.repo_dir(repo), index)
+        return untagged
+
+    async def _refuse_moves(self, repo: str, tags: list[str], may_move: MayMoveTag) -> None:
         try:
-            existing = self.root.index(repo).tags()
+            existing = (await self.root.read_index(repo)).tags()
         except NameUnknown:
             return  # no repository yet: every tag is new
         for tag in tags:
@@ -237,8 +251,7 @@ class RepoManifests:
 
     async def delete(self, repo: str, reference: str) -> None:
         """Delete a tag (the manifest stays) or a manifest with every tag pointing at it."""
-        off_loop = self.root.off_loop  # a thread on object storage
-        await off_loop(self.root.index, repo)
+        await self.root.off_loop(self.root.require, repo)
         unknown = ManifestUnknown(
             f"manifest {reference!r} is not in {repo!r}", {"reference": reference}
         )
@@ -246,19 +259,8 @@ class RepoManifests:
         if ref is None:
             raise unknown
         async with self.root.locks.hold(repo):
-            index = (await off_loop(self.root.index, repo)).copy()
-            if isinstance(ref, str):
-                if index.remove_tag(ref) is None:
-                    raise unknown
-            else:
-                before = len(index.manifests)
-                index.remove_digest(str(ref))
-                listed = len(index.manifests) < before
-                if not listed and await off_loop(self.root.load_manifest, repo, str(ref)) is None:
-                    raise unknown
-            # index.json first: a crash in between leaves an unlisted file for GC, never
-            # a listed manifest whose bytes are gone.
-            await asyncio.to_thread(self.root.layout.write, self.root.repo_dir(repo), index)
+            if not await asyncio.to_thread(self._unlist, repo, ref):
+                raise unknown
             if isinstance(ref, Digest):
                 self.cache.drop(str(ref))
                 await asyncio.to_thread(self.root.files.delete, repo, ref)
@@ -266,13 +268,37 @@ class RepoManifests:
             self.root.events.repo_changed(self.root.path, repo)
         self.on_unreferenced(repo)
 
-    def referrers(
+    def _unlist(self, repo: str, ref: str | Digest) -> bool:
+        """Write ``index.json`` without the tag, or without every entry of the digest;
+        False when there was nothing to delete. In a thread, as :meth:`_list`.
+
+        The index goes first: a crash before the manifest's file is deleted leaves an
+        unlisted file for GC, never a listed manifest whose bytes are gone.
+        """
+        index = self.root.index(repo).copy()
+        if isinstance(ref, str):
+            if index.remove_tag(ref) is None:
+                return False
+        else:
+            before = len(index.manifests)
+            index.remove_digest(str(ref))
+            listed = len(index.manifests) < before
+            if not listed and self.root.load_manifest(repo, str(ref)) is None:
+                return False
+        self.root.layout.write(self.root.repo_dir(repo), index)
+        return True
+
+    async def referrers(
         self, repo: str, subject: Digest, artifact_type: str | None
     ) -> list[dict[str, Any]]:
-        index = self.root.index(repo)
+        index = await self.root.read_index(repo)
 
         def listed() -> list[tuple[str, int]]:
             # Walked only the first time the repository is queried, never per request.
             return [(d["digest"], int(d.get("size", 0))) for d in index.manifests]
 
-        return self.root.referrers.query(repo, str(subject), listed, artifact_type, index)
+        referrers, args = self.root.referrers, (repo, str(subject), listed, artifact_type, index)
+        if referrers.current(repo, index):
+            return referrers.query(*args)
+        # A first query, or one after a change: the map catches up aside (see referrers).
+        return await asyncio.to_thread(referrers.query, *args)

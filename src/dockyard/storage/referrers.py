@@ -5,10 +5,17 @@ A repository's map is built once, on its first query, from the manifests its
 worker process's puts and deletes show as a new version of the index: the map then
 catches up with the difference between the digests it accounted for and those listed
 (a set difference; only the new manifests are read), never a rebuild.
+
+Building or catching up a map is proportional to the repository, so it runs in a thread
+(see ``ManifestStore.referrers``); the event loop only answers from a map that is
+current, and applies single puts and deletes (``added``, ``removed``). A sync in a
+thread never contradicts those: a change it misses bumps the index version, so the next
+query catches up again.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -44,23 +51,36 @@ class Referrers:
         self._known: dict[str, set[str]] = {}
         #: repo -> the index version (a parsed ``index.json``) the map was last synced to.
         self._version: dict[str, object] = {}
+        #: One sync at a time (they run in threads); the loop never takes it.
+        self._syncing = threading.Lock()
+
+    def current(self, repo: str, version: object) -> bool:
+        """Whether a query of ``repo`` at ``version`` is answered without a sync."""
+        return repo in self._maps and self._version.get(repo) is version
 
     def _map(self, repo: str, listed: Listed, version: object) -> SubjectMap:
+        if self.current(repo, version):
+            return self._maps[repo]
+        with self._syncing:
+            return self._sync(repo, listed, version)
+
+    def _sync(self, repo: str, listed: Listed, version: object) -> SubjectMap:
         maps = self._maps.get(repo)
         if maps is None:
-            maps = self._maps[repo] = {}
+            # The map goes in last: ``added`` and ``removed`` look at it first.
             self._subject_of[repo] = {}
             self._known[repo] = set()
+            maps = self._maps[repo] = {}
         elif self._version.get(repo) is version:
             return maps
         current = dict(listed())
         known = self._known[repo]
         for digest in known - current.keys():
-            self.removed(repo, digest)
+            self._remove(repo, digest)
         for digest in current.keys() - known:
             manifest = self._load(repo, digest)
             if manifest is not None:
-                self.added(repo, digest, current[digest], manifest)
+                self._add(repo, digest, current[digest], manifest)
             known.add(digest)
         self._version[repo] = version
         return maps
@@ -83,6 +103,16 @@ class Referrers:
         return sorted(result, key=lambda d: str(d["digest"]))
 
     def added(self, repo: str, digest: str, size: int, manifest: Manifest) -> None:
+        """A manifest was put (called after its ``index.json`` write)."""
+        if not self._syncing.locked():  # else the sync's next round lists it
+            self._add(repo, digest, size, manifest)
+
+    def removed(self, repo: str, digest: str) -> None:
+        """A manifest was deleted (called after its ``index.json`` write)."""
+        if not self._syncing.locked():  # else the sync's next round drops it
+            self._remove(repo, digest)
+
+    def _add(self, repo: str, digest: str, size: int, manifest: Manifest) -> None:
         maps = self._maps.get(repo)
         if maps is None:
             return
@@ -92,7 +122,7 @@ class Referrers:
             maps.setdefault(subject, {})[digest] = referrer_descriptor(digest, size, manifest)
             self._subject_of[repo][digest] = subject
 
-    def removed(self, repo: str, digest: str) -> None:
+    def _remove(self, repo: str, digest: str) -> None:
         """Forget ``digest`` as a referrer: one look-up, however large the repository."""
         maps = self._maps.get(repo)
         if maps is None:
@@ -105,4 +135,4 @@ class Referrers:
         if referrers is not None:
             referrers.pop(digest, None)
             if not referrers:
-                del maps[subject]
+                maps.pop(subject, None)

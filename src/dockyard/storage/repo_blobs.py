@@ -38,7 +38,7 @@ class RepoBlobs:
         if st is None and link and files.dedupe and self._link_in(repo, digest, source_ok):
             st = files.stat(repo, digest)
         if st is None:
-            self.root.index(repo)  # raises NameUnknown for a missing repository
+            self.root.require(repo)  # NameUnknown for a missing repository
             raise BlobUnknown(f"blob {digest} is not in {repo!r}", {"digest": str(digest)})
         return files.path(repo, digest), st.st_size
 
@@ -61,7 +61,7 @@ class RepoBlobs:
         return True
 
     async def delete(self, repo: str, digest: Digest) -> None:
-        await self.root.off_loop(self.root.index, repo)
+        await self.root.off_loop(self.root.require, repo)
         async with self.root.locks.hold(repo):
             if not await asyncio.to_thread(self.root.files.delete, repo, digest):
                 raise BlobUnknown(f"blob {digest} is not in {repo!r}", {"digest": str(digest)})

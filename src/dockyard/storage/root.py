@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ from dockyard.storage.layout import LayoutIO, RepoIndex, read_manifest
 from dockyard.storage.localfs import LOCAL
 from dockyard.storage.locks import KeyedLocks
 from dockyard.storage.offload import run_blocking
-from dockyard.storage.paths import changes_path, locks_dir
+from dockyard.storage.paths import changes_path, index_path, locks_dir
 from dockyard.storage.referrers import Referrers
 from dockyard.storage.stamps import VerifiedStamps
 from dockyard.storage.upload_pool import UploadPool
@@ -96,6 +98,14 @@ class StorageRoot:
         if not read_only:
             private_folder(locks_dir(self.path))
         self.referrers = Referrers(self.load_manifest)
+        #: The folder of each recent repository, one Path object each: joining paths is
+        #: a tenth of a manifest GET's own work, and a kept Path hashes once.
+        path = self.path
+
+        def join(repo: str) -> Path:
+            return path / repo
+
+        self._repo_dirs: Callable[[str], Path] = functools.lru_cache(maxsize=4096)(join)
         self._on_new_repo = on_new_repo
 
     @property
@@ -122,7 +132,7 @@ class StorageRoot:
         return await run_blocking(self.remote, call, *args, **kwargs)
 
     def repo_dir(self, repo: str) -> Path:
-        return self.path / repo
+        return self._repo_dirs(repo)
 
     def index(self, repo: str) -> RepoIndex:
         """The repository's ``index.json``; NameUnknown when the repository does not exist."""
@@ -130,6 +140,24 @@ class StorageRoot:
         if index is None:
             raise NameUnknown(f"repository {repo!r} is not known", {"name": repo})
         return index
+
+    async def read_index(self, repo: str) -> RepoIndex:
+        """:meth:`index` for the event loop: a changed ``index.json`` is parsed in a thread.
+
+        The cached parse is returned at once while it is current, so a manifest GET costs
+        the loop a stat at most; a repository that just changed (a push, a GC pass) is
+        re-read aside, so a large one never holds up requests to the others.
+        """
+        if not self.remote:  # on object storage even the cache's check is a round trip
+            index = self.layout.cached(self.repo_dir(repo))
+            if index is not None:
+                return index
+        return await asyncio.to_thread(lambda: self.index(repo).prepare())
+
+    def require(self, repo: str) -> None:
+        """NameUnknown unless the repository exists: a stat, never a parse."""
+        if not self.backend.exists(index_path(self.repo_dir(repo))):
+            raise NameUnknown(f"repository {repo!r} is not known", {"name": repo})
 
     def ensure_repo(self, repo: str) -> None:
         """Create the repository's OCI layout on its first write."""

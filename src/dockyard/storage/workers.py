@@ -50,14 +50,25 @@ def walker() -> Executor:
     return _executor
 
 
-def stop_walker() -> None:
+def stop_walker(*, cut_short: bool = False) -> None:
     """Stop the worker processes (shutdown); queued work is cancelled.
 
     The caller does not wait: the pool winds down in a thread of its own, which joins the
     processes and so releases the pool's semaphores.
+
+    ``cut_short``: kill the processes too, so a walk under way (GC unlinking 80,000 files
+    takes minutes) ends now rather than outliving the server, which would stop it holding
+    the locks that walk relies on. Every step is safe to cut, as a kill -9 of the server
+    is: unlinks and index writes are atomic one by one, and what the databases still say
+    of removed files is repaired on use and pruned by the next periodic pass.
     """
     global _executor
     executor, _executor = _executor, None
+    if executor is not None and cut_short:
+        # ProcessPoolExecutor has no public kill before Python 3.14 (terminate_workers).
+        processes = getattr(executor, "_processes", None) or {}
+        for process in list(processes.values()):
+            process.kill()
     if executor is not None:
         stopper = threading.Thread(
             target=executor.shutdown,

@@ -147,7 +147,7 @@ class OnDemand:
         if last is not None and now - last < registry.settings.tag_ttl:
             return
         try:
-            local = svc.manifests.resolve(name, reference)
+            local = await svc.manifests.find(name, reference)
         except StorageError:
             return  # missing: the miss path fetches it
         self._checked[key] = now

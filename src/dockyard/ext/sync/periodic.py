@@ -205,7 +205,10 @@ class PeriodicSync:
         head = await upstream.manifest(image.upstream_name, image.tag, "HEAD")
         if head is None:
             raise UpstreamError(f"{image.upstream_name}:{image.tag} vanished upstream")
-        if head.digest and self._complete(svc, image.local, image.tag, head.digest):
+        complete = head.digest is not None and await asyncio.to_thread(
+            self._complete, svc, image.local, image.tag, head.digest
+        )
+        if complete:
             log.info("sync: %s:%s up to date (%s)", image.local, image.tag, head.digest)
             return "skipped"
         fetched = await upstream.manifest(image.upstream_name, image.tag)
@@ -265,7 +268,8 @@ class PeriodicSync:
         return svc.root.files.dedupe and await svc.blobs.link_any(repo, digest)
 
     def _complete(self, svc: RootServices, repo: str, tag: str, digest: str) -> bool:
-        """The local tag points at ``digest`` and every blob it needs is here."""
+        """The local tag points at ``digest`` and every blob it needs is here (in a thread:
+        it reads the index and every manifest of the image)."""
         try:
             if svc.manifests.resolve(repo, tag).digest != digest:
                 return False
