@@ -31,7 +31,8 @@ def probe_writable(root: Path, backend: StorageBackend = LOCAL) -> None:
                 target.write_atomic(path, b"dockyard readiness probe\n")
             finally:
                 target.delete(path)
-        except OSError:
-            raise
-        except Exception as exc:  # the object store's client errors (unreachable, denied)
+        except Exception as exc:
+            if isinstance(exc, OSError):
+                raise
+            # An object store's client errors (unreachable, denied, no bucket): one reason.
             raise OSError(0, f"object storage does not answer: {exc}") from exc

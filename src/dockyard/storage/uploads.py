@@ -293,10 +293,6 @@ class Uploads:
         self._sessions[(repo, session_id)] = session
         return session
 
-    async def create_async(self, repo: str, owner: Owner = None) -> Session:
-        """:meth:`create`, in a thread on object storage."""
-        return await run_blocking(self.remote, self.create, repo, owner)
-
     async def get(self, repo: str, session_id: str, caller: Caller = ANYONE) -> Session:
         """The live session, rebuilt from its file after a restart; else BlobUploadUnknown.
 
