@@ -205,8 +205,8 @@ def test_restart_on_an_empty_local_folder_serves_every_image(
 
 
 def test_mount_and_delete_across_repositories_lose_nothing(s3_registry: S3Registry) -> None:
-    """A cross-repository mount on S3 is a server-side copy: the blob stays readable in
-    the target after the source deletes its own."""
+    """A cross-repository mount on S3 (with ``from``, without, or a pusher's HEAD) is a
+    server-side copy: the blob stays readable everywhere after the source deletes its own."""
     data = random_blob(2 * MiB)
     with _client(s3_registry) as client:
         digest = push_blob(client, "source/app", data)
@@ -214,10 +214,17 @@ def test_mount_and_delete_across_repositories_lose_nothing(s3_registry: S3Regist
             "/v2/target/app/blobs/uploads/", params={"mount": digest, "from": "source/app"}
         )
         assert mounted.status_code == 201, mounted.text
+        # Without ``from``, and by a HEAD (zot's check-blob), the dedupe map finds a copy.
+        anywhere = client.post("/v2/third/app/blobs/uploads/", params={"mount": digest})
+        assert anywhere.status_code == 201, anywhere.text
+        assert client.get(f"/v2/fourth/app/blobs/{digest}").status_code == 404
+        head = client.head(f"/v2/fourth/app/blobs/{digest}")
+        assert head.status_code == 200 and int(head.headers["Content-Length"]) == len(data)
         assert client.delete(f"/v2/source/app/blobs/{digest}").status_code == 202
         assert client.get(f"/v2/source/app/blobs/{digest}").status_code == 404
-        resp = client.get(f"/v2/target/app/blobs/{digest}")
-        assert resp.status_code == 200 and resp.content == data
+        for repo in ("target/app", "third/app", "fourth/app"):
+            resp = client.get(f"/v2/{repo}/blobs/{digest}")
+            assert resp.status_code == 200 and resp.content == data, repo
     _clean_log(s3_registry)
 
 
