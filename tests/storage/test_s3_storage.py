@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 from clients_helpers import Skopeo, assert_same_image
 from conftest import Server, free_port
 from images import build_image
+from ops_helpers import signal_server, wait_for, write_json_atomically
 from s3_helpers import (
     S3Registry,
     S3Server,
@@ -480,3 +482,21 @@ def test_workers_and_extensions_serve_an_s3_root(
                 if line.startswith("dockyard_scrub_last_checked_blobs "):
                     checked = float(line.split()[1])
     _clean_log(server)
+
+
+def test_a_reload_keeps_the_bucket_and_says_a_restart_is_needed(
+    s3_registry: S3Registry, s3_server: S3Server
+) -> None:
+    """SIGHUP with another bucket in the file: the warning names storage.storageDriver,
+    and the running server keeps serving (and writing) the bucket it started on."""
+    path = Path(s3_registry.args[0])
+    doc = json.loads(path.read_text())
+    other = s3_server.new_bucket()
+    doc["storage"]["storageDriver"]["bucket"] = other
+    write_json_atomically(path, doc)
+    signal_server(s3_registry, signal.SIGHUP)
+    wait_for(lambda: "storage.storageDriver" in s3_registry.output(), 20, "the restart warning")
+    with _client(s3_registry) as client:
+        push_image(client, "after/reload", "v1")
+    assert "dockyard/after/reload/index.json" in s3_server.keys(s3_registry.bucket)
+    assert s3_server.keys(other) == []
