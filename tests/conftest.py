@@ -109,14 +109,38 @@ def start_server(
     return server
 
 
+#: The S3 fixtures (``s3_server``: moto's server on loopback), for every test module.
+pytest_plugins = ["s3_helpers"]
+#: The folder whose tests use ``registry`` on both storages: the local disk and S3.
+BOTH_STORAGES = Path(__file__).parent / "spec"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The spec tests run against a registry on the local disk and one on S3 (moto)."""
+    if "registry" in metafunc.fixturenames and metafunc.definition.path.is_relative_to(
+        BOTH_STORAGES
+    ):
+        metafunc.parametrize("registry", ["local", "s3"], indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def registry(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """One server shared by the tests that only need a registry to talk to.
 
     Tests using it pick unique repository names (see ``repo``), so they never collide.
+    Under ``tests/spec/`` it is parametrized: ``local`` (the default) or ``s3``, its
+    layouts in a bucket of moto's S3 server.
     """
-    root = tmp_path_factory.mktemp("shared") / "data"
-    server = start_server(root)
+    storage = getattr(request, "param", "local")
+    root = tmp_path_factory.mktemp(f"shared-{storage}") / "data"
+    if storage == "s3":
+        from s3_helpers import start_s3_registry
+
+        server: Server = start_s3_registry(request.getfixturevalue("s3_server"), root)
+    else:
+        server = start_server(root)
     yield server
     server.stop()
 

@@ -6,6 +6,7 @@ format and the server's checks (conditional writes, multipart rules) as against 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,11 +20,20 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from conftest import free_port
+from conftest import Server, free_port
 
 from dockyard.storage.s3backend import S3Settings
 
 ACCESS_KEY, SECRET_KEY, REGION = "dockyard-test", "dockyard-test-secret", "us-east-1"
+#: The server's own AWS_* variables: whatever the machine's environment holds (a real
+#: profile, another endpoint) must not reach a client pointed at moto.
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+    "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+}
 
 
 @dataclass
@@ -42,6 +52,33 @@ class S3Server:
     def settings(self, bucket: str, prefix: str = "") -> S3Settings:
         return S3Settings(bucket, prefix, REGION, self.endpoint, access_key=ACCESS_KEY,
                           secret_key=SECRET_KEY)  # fmt: skip
+
+    def driver(
+        self, bucket: str, prefix: str = "/dockyard", *, keys: bool = True
+    ) -> dict[str, Any]:
+        """zot's ``storageDriver`` section for ``bucket`` (the endpoint without a scheme,
+        ``secure`` false, as zot's examples write it); without ``keys`` the server takes
+        its credentials from the AWS_* variables."""
+        section: dict[str, Any] = {
+            "name": "s3",
+            "rootdirectory": prefix,
+            "region": REGION,
+            "regionendpoint": self.endpoint.removeprefix("http://"),
+            "bucket": bucket,
+            "secure": False,
+            "skipverify": False,
+        }
+        if keys:
+            section |= {"accesskey": ACCESS_KEY, "secretkey": SECRET_KEY}
+        return section
+
+    def keys(self, bucket: str, prefix: str = "dockyard") -> list[str]:
+        """Every object key in ``bucket`` under ``prefix``."""
+        found: list[str] = []
+        pages = self.client().get_paginator("list_objects_v2")
+        for page in pages.paginate(Bucket=bucket, Prefix=prefix):
+            found += [obj["Key"] for obj in page.get("Contents", [])]
+        return found
 
     def new_bucket(self) -> str:
         name = f"registry-{uuid.uuid4().hex[:12]}"
@@ -77,3 +114,62 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@dataclass
+class S3Registry(Server):
+    """A dockyard server whose layouts live in ``bucket`` (``root`` is its local folder)."""
+
+    bucket: str = ""
+
+
+def s3_config(
+    s3: S3Server, root: Path, bucket: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A config serving from ``bucket``, with ``root`` as the local private folder."""
+    config: dict[str, Any] = {
+        "storage": {"rootDirectory": str(root), "storageDriver": s3.driver(bucket)},
+        "log": {"level": "info"},
+    }
+    for key, value in (extra or {}).items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    return config
+
+
+def start_s3_registry(
+    s3: S3Server,
+    root: Path,
+    *extra: str,
+    bucket: str | None = None,
+    config: dict[str, Any] | None = None,
+) -> S3Registry:
+    """Start dockyard serving from ``bucket`` (a new one when None) on a free port.
+
+    ``config``: a whole config to write instead of :func:`s3_config`'s.
+    """
+    bucket = bucket or s3.new_bucket()
+    doc = config if config is not None else s3_config(s3, root, bucket)
+    path = root.parent / f"s3-config-{uuid.uuid4().hex[:6]}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+    port = free_port()
+    args = [str(path), "--address", "127.0.0.1", "--port", str(port), *extra]
+    server = S3Registry(root=root, port=port, args=args, env=dict(AWS_ENV), bucket=bucket)
+    server.start()
+    return server
+
+
+def dockyard_s3(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python -m dockyard ARGS`` with the tests' own AWS_* variables."""
+    return subprocess.run(
+        [sys.executable, "-m", "dockyard", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **AWS_ENV},
+    )
+
+
+def write_config(path: Path, config: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(config))
+    return path

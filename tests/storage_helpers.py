@@ -7,6 +7,7 @@ server writes: blob files and their inodes, ``index.json``, and the SQLite map
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -193,3 +194,56 @@ def pull_all(client: httpx.Client, repo: str, pushed: Pushed, ref: str | None = 
         blob = client.get(f"/v2/{repo}/blobs/{digest}")
         assert blob.status_code == 200, f"GET {repo}@{digest}: {blob.status_code} {blob.text}"
         assert sha256_digest(blob.content) == digest, f"{repo}@{digest}: wrong bytes"
+
+
+MiB = 1024**2
+#: The piece size large-blob tests send and read in.
+CHUNK = MiB
+
+
+def payload(total: int, sink: hashlib._Hash) -> Iterator[bytes]:
+    """``total`` bytes of random-looking data in 1 MiB chunks, fed to ``sink`` as they go.
+
+    One random MiB is drawn once; each chunk stamps its counter over the start of it, so no
+    two chunks are equal yet generating 1 GiB costs almost nothing.
+    """
+    base = bytearray(os.urandom(CHUNK))
+    sent = 0
+    counter = 0
+    while sent < total:
+        base[:16] = counter.to_bytes(8, "big") + os.urandom(8)
+        chunk = bytes(base[: min(CHUNK, total - sent)])
+        sink.update(chunk)
+        sent += len(chunk)
+        counter += 1
+        yield chunk
+
+
+def vm_hwm(pid: int) -> int:
+    """Peak resident set size of ``pid`` in bytes (VmHWM in /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for pid {pid}")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its live descendants (worker processes count as the server too)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("PPid:"):
+                children.setdefault(int(line.split()[1]), []).append(int(entry.name))
+                break
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree

@@ -210,19 +210,29 @@ def test_unimplemented_zot_key_is_warned_about_and_ignored(tmp_path: Path, suffi
 
 
 @pytest.mark.parametrize("where", ["storage", "storage.subPaths./a"])
-def test_an_object_storage_driver_is_refused_not_ignored(tmp_path: Path, where: str) -> None:
-    """zot's storageDriver (S3) is not built yet: serving from the local disk instead would
-    put images elsewhere than the user thinks, so verify and serve refuse with exit 2."""
+@pytest.mark.parametrize(
+    ("driver", "key"),
+    [
+        ({"name": "gcs", "bucket": "registry"}, "storageDriver.name"),
+        ({"name": "s3", "region": "us-east-1"}, "storageDriver.bucket"),
+    ],
+    ids=["other-driver", "no-bucket"],
+)
+def test_a_storage_driver_other_than_s3_or_without_bucket_is_refused(
+    tmp_path: Path, where: str, driver: dict[str, str], key: str
+) -> None:
+    """Only zot's ``s3`` driver exists: any other (or one without a bucket) would serve
+    from somewhere the user did not mean, so verify and serve refuse it with exit 2."""
     config = zot_config(tmp_path)
     if where != "storage":
         config["storage"]["subPaths"] = {"/a": {"rootDirectory": str(tmp_path / "a")}}
     section = config["storage"] if where == "storage" else config["storage"]["subPaths"]["/a"]
-    section["storageDriver"] = {"name": "s3", "bucket": "registry", "region": "us-east-1"}
+    section["storageDriver"] = driver
     path = write_config(tmp_path / "s3.json", config)
     for command in (["verify"], ["serve", "--port", str(free_port())]):
         proc = dockyard(*command, str(path), timeout=20)
         assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
-        assert f"{where}.storageDriver" in proc.stderr, proc.stderr
+        assert f"{where}.{key}" in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr
 
 

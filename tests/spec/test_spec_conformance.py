@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Server, start_server
+from s3_helpers import start_s3_registry
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -740,8 +741,14 @@ class Suite:
             assert self.do("GET", f"/v2/<name>/blobs/{fx.configs[3].digest}").status_code == 404
 
 
-@pytest.fixture(params=["default", "config-conformance.json"])
+@pytest.fixture(params=["default", "config-conformance.json", "s3"])
 def suite_registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """The suite on the defaults, on the example config, and with the layouts in S3."""
+    if request.param == "s3":
+        server: Server = start_s3_registry(request.getfixturevalue("s3_server"), tmp_path / "data")
+        yield server
+        server.stop()
+        return
     config = None if request.param == "default" else EXAMPLES / request.param
     server = start_server(tmp_path / "data", config=config)
     yield server

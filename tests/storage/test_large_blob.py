@@ -8,7 +8,6 @@ Push and pull throughput are printed (``pytest -s``), never asserted.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,59 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import Server, start_server
+from storage_helpers import CHUNK, MiB, payload, process_tree, vm_hwm
 
 GiB = 1024**3
-MiB = 1024**2
-CHUNK = MiB
 RSS_LIMIT = 100 * MiB
-
-
-def payload(total: int, sink: hashlib._Hash) -> Iterator[bytes]:
-    """``total`` bytes of random-looking data in 1 MiB chunks, fed to ``sink`` as they go.
-
-    One random MiB is drawn once; each chunk stamps its counter over the start of it, so no
-    two chunks are equal yet generating 1 GiB costs almost nothing.
-    """
-    base = bytearray(os.urandom(CHUNK))
-    sent = 0
-    counter = 0
-    while sent < total:
-        base[:16] = counter.to_bytes(8, "big") + os.urandom(8)
-        chunk = bytes(base[: min(CHUNK, total - sent)])
-        sink.update(chunk)
-        sent += len(chunk)
-        counter += 1
-        yield chunk
-
-
-def vm_hwm(pid: int) -> int:
-    """Peak resident set size of ``pid`` in bytes (VmHWM in /proc/<pid>/status)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmHWM for pid {pid}")
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and all its live descendants (worker processes count as the server too)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("PPid:"):
-                children.setdefault(int(line.split()[1]), []).append(int(entry.name))
-                break
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(children.get(current, []))
-    return tree
 
 
 @pytest.fixture

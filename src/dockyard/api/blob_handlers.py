@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dockyard.api.blob_stream import stream_blob
 from dockyard.api.request_params import digest_param, services
 from dockyard.storage.errors import BlobUnknown, NameUnknown
 from dockyard.web.mirror import miss_hook
@@ -12,7 +13,8 @@ from dockyard.web.transfer import prepare_large_send
 
 
 async def get_blob(request: web.Request) -> web.StreamResponse:
-    """GET/HEAD a blob, served zero-copy with sendfile; one Range gives 206 (or 416)."""
+    """GET/HEAD a blob, served zero-copy with sendfile (streamed from object storage);
+    one Range gives 206 (or 416)."""
     name, svc = services(request)
     digest = digest_param(request.match_info["digest"])
     # Only a HEAD links in a blob another repository holds: it is how clients ask "may I
@@ -36,6 +38,8 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         "Content-Type": "application/octet-stream",
         "Cache-Control": "max-age=31536000",
     }
+    if svc.root.backend.local_file(path) is None:  # a bucket: stream it, bounded
+        return await stream_blob(request, svc.root.backend, path, size, headers)
     prepare_large_send(request, size)
     return web.FileResponse(path, headers=headers)
 

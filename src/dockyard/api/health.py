@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from pathlib import Path
 
 from aiohttp import web
 
 from dockyard.storage.probe import probe_writable
+from dockyard.storage.root import StorageRoot
 from dockyard.web.app_keys import STORE
 
 #: A root that takes longer than this to write a few bytes is not ready (hung NFS, dying disk).
@@ -52,10 +52,12 @@ async def startupz(request: web.Request) -> web.Response:
     return _answer(503, "starting")
 
 
-async def _probe(root: Path) -> str | None:
-    """None when the root took a write, else why not."""
+async def _probe(root: StorageRoot) -> str | None:
+    """None when the root took a write (and its bucket, if any), else why not."""
     try:
-        await asyncio.wait_for(asyncio.to_thread(probe_writable, root), PROBE_TIMEOUT)
+        await asyncio.wait_for(
+            asyncio.to_thread(probe_writable, root.path, root.backend), PROBE_TIMEOUT
+        )
     except TimeoutError:
         return f"no answer within {PROBE_TIMEOUT:g}s"
     except OSError as exc:
@@ -69,9 +71,9 @@ async def readyz(request: web.Request) -> web.Response:
         return _answer(503, "starting")
     if health.draining:
         return _answer(503, "draining")
-    roots = [services.root.path for services in request.app[STORE].roots()]
+    roots = [services.root for services in request.app[STORE].roots()]
     verdicts = await asyncio.gather(*(_probe(root) for root in roots))
-    problems = {str(r): why for r, why in zip(roots, verdicts, strict=True) if why is not None}
+    problems = {str(r.path): why for r, why in zip(roots, verdicts, strict=True) if why is not None}
     shared = [root.coordination for root in request.app[STORE].shared()]
     answers = await asyncio.gather(*(c.check() for c in shared if c is not None))
     caches = sorted({why for why in answers if why is not None})

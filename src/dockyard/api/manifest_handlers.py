@@ -62,7 +62,8 @@ async def get_manifest(request: web.Request) -> web.Response:
             raise
         found = await svc.manifests.find(name, reference)
     if ":" not in reference:
-        found = _negotiate(svc.manifests, name, found, _accepted(request))
+        # An index's child is read from the bucket on object storage: aside there.
+        found = await svc.root.off_loop(_negotiate, svc.manifests, name, found, _accepted(request))
     headers = {"Docker-Content-Digest": found.digest, "ETag": f'"{found.digest}"'}
     # aiohttp keeps Content-Length and sends no body for HEAD.
     return web.Response(body=found.body, headers=headers, content_type=found.media_type)

@@ -70,7 +70,7 @@ async def start_upload(request: web.Request) -> web.Response:
         if await store(request).mount(name, digest, source, read_filter(request)):
             return web.Response(status=201, headers=_blob_headers(name, str(digest)))
     caller = _caller(request)
-    session = svc.blobs.start_upload(name, None if caller is ANYONE else caller)
+    session = await svc.blobs.open_upload(name, None if caller is ANYONE else caller)
     if "digest" in query:
         digest = digest_param(query["digest"])
         async with session.lock:
@@ -79,7 +79,7 @@ async def start_upload(request: web.Request) -> web.Response:
                     # Made durable by the publish, if it is the copy kept (see finish).
                     await svc.blobs.append(session, body, durable=False)
             except BaseException:
-                svc.root.uploads.forget(session)
+                await svc.root.off_loop(svc.root.uploads.forget, session)
                 raise
             await svc.blobs.finish(session, digest)
         return web.Response(status=201, headers=_blob_headers(name, str(digest)))

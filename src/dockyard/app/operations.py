@@ -101,5 +101,5 @@ async def _flush_logs_forever() -> None:
 
 
 async def _start_up(app: web.Application) -> None:
-    await app[STORE].catalog.load()
+    await app[STORE].wait_for_catalog()
     app[HEALTH].started = True

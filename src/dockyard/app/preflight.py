@@ -18,7 +18,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dockyard.app.storage_roots import s3_settings
 from dockyard.config import Config
+from dockyard.storage.s3settings import bucket_problem
 
 #: Exit status for a config (or flag) that cannot be used, as zot's verify uses.
 EXIT_CONFIG = 2
@@ -116,9 +118,31 @@ def roots(config: Config, root_flag: bool = False) -> list[tuple[str, Path]]:
     return found
 
 
-def problems(config: Config, root_flag: bool = False) -> list[str]:
-    """Everything that would stop ``serve`` on this machine, each starting with its key."""
+def buckets(config: Config) -> list[tuple[str, str | None]]:
+    """(key, why its bucket cannot be used) of every ``storageDriver``: a HeadBucket each."""
+    storage = config.storage
+    drivers = [("storage.storageDriver", storage.storage_driver)]
+    drivers += [
+        (f"storage.subPaths.{prefix}.storageDriver", sub.storage_driver)
+        for prefix, sub in storage.sub_paths.items()
+    ]
+    return [
+        (key, bucket_problem(settings))
+        for key, driver in drivers
+        if (settings := s3_settings(driver)) is not None
+    ]
+
+
+def problems(config: Config, root_flag: bool = False, reach: bool = False) -> list[str]:
+    """Everything that would stop ``serve`` on this machine, each starting with its key.
+
+    ``reach`` (``verify``): also ask each bucket whether it answers. ``serve`` does not
+    wait for it: a bucket down at start is what ``/readyz`` reports until it answers,
+    so a restart during an outage recovers on its own.
+    """
     found = []
+    if reach:
+        found += [f"{key}: {why}" for key, why in buckets(config) if why is not None]
     for key, root in roots(config, root_flag):
         why = folder_problem(Path(root).absolute())
         if why is not None:

@@ -14,22 +14,42 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dockyard.config import Config
-from dockyard.config.storage import CacheDriver
+from dockyard.config.storage import CacheDriver, StorageDriver
 from dockyard.storage.coordination import Coordination
 from dockyard.storage.root import RootSettings
+from dockyard.storage.s3settings import S3Settings
 from dockyard.storage.store import Store
 
 if TYPE_CHECKING:
     from dockyard.storage.shared.redis_client import RedisSettings
 
 
+def s3_settings(driver: StorageDriver | None) -> S3Settings | None:
+    """The bucket a ``storageDriver`` names (None: the layouts stay on the local disk)."""
+    if driver is None:
+        return None
+    return S3Settings(
+        bucket=driver.bucket,
+        prefix=driver.root_directory.strip("/"),
+        region=driver.region,
+        endpoint=driver.region_endpoint,
+        secure=driver.secure,
+        skip_verify=driver.skip_verify,
+        access_key=driver.access_key,
+        secret_key=driver.secret_key,
+    )
+
+
 def root_settings(config: Config) -> tuple[RootSettings, dict[str, RootSettings]]:
     """(default root, ``subPaths`` prefix -> root) with every path made absolute."""
     storage = config.storage
 
-    def settings(root: Path, dedupe: bool, gc: bool, gc_delay: float) -> RootSettings:
+    def settings(
+        root: Path, dedupe: bool, gc: bool, gc_delay: float, driver: StorageDriver | None
+    ) -> RootSettings:
         return RootSettings(
             root.absolute(),
+            s3=s3_settings(driver),
             dedupe=dedupe,
             gc=gc,
             gc_delay=gc_delay,
@@ -37,9 +57,15 @@ def root_settings(config: Config) -> tuple[RootSettings, dict[str, RootSettings]
             retention_delay=storage.retention.delay,
         )
 
-    default = settings(storage.root_directory, storage.dedupe, storage.gc, storage.gc_delay)
+    default = settings(
+        storage.root_directory,
+        storage.dedupe,
+        storage.gc,
+        storage.gc_delay,
+        storage.storage_driver,
+    )
     subs = {
-        prefix: settings(sub.root_directory, sub.dedupe, sub.gc, sub.gc_delay)
+        prefix: settings(sub.root_directory, sub.dedupe, sub.gc, sub.gc_delay, sub.storage_driver)
         for prefix, sub in storage.sub_paths.items()
     }
     return default, subs

@@ -38,9 +38,10 @@ def load_or_report(path: Path | None) -> Config | None:
     return config
 
 
-def servable(config: Config, root_flag: bool = False) -> bool:
-    """The checks ``serve`` makes before it starts (``verify`` makes them too); printed."""
-    return report(problems(config, root_flag))
+def servable(config: Config, root_flag: bool = False, reach: bool = False) -> bool:
+    """The checks ``serve`` makes before it starts (``verify`` makes them too, and with
+    ``reach`` asks each bucket too); printed."""
+    return report(problems(config, root_flag, reach))
 
 
 def add_root_flag(parser: argparse.ArgumentParser) -> None:

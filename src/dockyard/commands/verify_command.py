@@ -1,10 +1,11 @@
 """``dockyard verify CONFIG``: check a config as ``serve`` would, exit 0 or 2.
 
 The same checks ``serve`` makes before it starts: the config's keys and values, then the
-files and folders it names (see ``dockyard.app.preflight``). Nothing is created. Then
-each ``cacheDriver``'s Redis must answer a PING: ``serve`` itself starts without it (and
-stays not ready until it answers), but a config whose Redis is unreachable from here is
-worth knowing about before it is deployed.
+files and folders it names (see ``dockyard.app.preflight``); each ``storageDriver``'s
+bucket must answer a HeadBucket. Nothing is created. Then each ``cacheDriver``'s Redis
+must answer a PING: ``serve`` itself starts without it (and stays not ready until it
+answers), but a config whose Redis is unreachable from here is worth knowing about
+before it is deployed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dockyard.commands.config_args import EXIT_CONFIG, load_or_report, report, s
 
 def run(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
-    if config is None or not servable(config):
+    if config is None or not servable(config, reach=True):
         return EXIT_CONFIG
     drivers = list(cache_drivers(config).values())
     unreachable = []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from dockyard.config.section import DAY, HOUR, Duration, Section
+from dockyard.config.section import DAY, HOUR, Duration, Section, ZotSection
 
 DEFAULT_ROOT = "./dockyard-data"
 #: zot's defaults: a blob unreferenced for an hour is garbage; GC runs hourly; an
@@ -86,8 +86,46 @@ class _Cached(Section):
         return value
 
 
+class StorageDriver(ZotSection):
+    """zot's ``storageDriver``: where a root's OCI layouts live instead of the local disk.
+
+    Only ``s3`` (AWS S3 or any S3-compatible store) exists; the root's ``rootDirectory``
+    then stays a local folder for the root's private state (locks, SQLite databases, the
+    change counter, the catalog log), as zot keeps its cache there. Keys are zot's (and
+    distribution's), lower-case; absent keys leave boto3 its usual AWS_* and credential
+    file chain.
+    """
+
+    name: str
+    #: The key prefix the layouts live under, in the bucket.
+    root_directory: str = Field("", alias="rootdirectory")
+    region: str | None = None
+    #: With or without a scheme; without one, ``secure`` decides http or https.
+    region_endpoint: str | None = Field(None, alias="regionendpoint")
+    bucket: str
+    secure: bool = True
+    skip_verify: bool = Field(False, alias="skipverify")
+    access_key: str | None = Field(None, alias="accesskey", repr=False)
+    secret_key: str | None = Field(None, alias="secretkey", repr=False)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value.lower() != "s3":
+            raise ValueError(f"storage driver {value!r} is not supported; the one driver is 's3'")
+        return "s3"
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("an S3 storage driver needs a bucket name")
+        return value.strip()
+
+
 class SubPath(_Cached):
     root_directory: Path = Field(alias="rootDirectory")
+    storage_driver: StorageDriver | None = Field(None, alias="storageDriver")
     dedupe: bool = True
     gc: bool = True
     gc_delay: Duration = Field(DEFAULT_GC_DELAY, alias="gcDelay")
@@ -95,6 +133,7 @@ class SubPath(_Cached):
 
 class Storage(_Cached):
     root_directory: Path = Field(Path(DEFAULT_ROOT), alias="rootDirectory")
+    storage_driver: StorageDriver | None = Field(None, alias="storageDriver")
     dedupe: bool = True
     gc: bool = True
     gc_delay: Duration = Field(DEFAULT_GC_DELAY, alias="gcDelay")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dockyard.oci.digest import Digest
-from dockyard.storage.backend import StorageBackend
+from dockyard.storage.backend import LinkUnsupported, StorageBackend
 from dockyard.storage.dedupe.sharing import Dedupe
 from dockyard.storage.paths import blob_path, repo_of_blob
 from dockyard.storage.stamps import VerifiedStamps
@@ -90,7 +90,9 @@ class BlobFiles:
     ) -> bool:
         """Give ``repo`` a blob another repository of this root holds (dedupe only)."""
         dest = self.path(repo, digest)
-        return self.backend.exists(dest) or self.sharing.link_known_copy(digest, dest, source_ok)
+        return self.backend.exists(dest) or self.sharing.link_known_copy(
+            digest, dest, source_ok, copy_unshared=True
+        )
 
     def repo_of(self, blob: Path) -> str:
         """The repository holding ``ROOT/<repo>/blobs/<alg>/<hex>``."""
@@ -107,7 +109,10 @@ class BlobFiles:
             return True
         try:
             if self.dedupe:
-                self.backend.link(src, dest)
+                try:
+                    self.backend.link(src, dest)
+                except LinkUnsupported:  # object storage: a server-side copy of its own
+                    self.backend.copy(src, dest)
             else:
                 self.backend.copy(src, dest)
         except FileNotFoundError:

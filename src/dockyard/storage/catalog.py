@@ -52,8 +52,14 @@ class Catalog:
     started, so a repository created during the walk is read from the log again.
     """
 
-    def __init__(self, roots: list[tuple[Path, Callable[[str], bool]]]) -> None:
+    def __init__(
+        self,
+        roots: list[tuple[Path, Callable[[str], bool]]],
+        backends: dict[Path, StorageBackend] | None = None,
+    ) -> None:
+        """``backends``: where each root's layouts live (the local disk when absent)."""
         self._roots = roots
+        self._backends = backends or {}
         self._names: list[str] | None = None
         #: Per root: how far its log of new repositories has been read.
         self._read: dict[Path, int] = {}
@@ -62,7 +68,9 @@ class Catalog:
         ends = {root: _size(repositories_log(root)) for root, _ in self._roots}
         names: set[str] = set()
         for root, serves in self._roots:
-            names.update(n for n in find_repositories(root) if serves(n))
+            names.update(
+                n for n in find_repositories(root, self._backends.get(root, LOCAL)) if serves(n)
+            )
         return sorted(names), ends
 
     def _loaded(self) -> list[str]:

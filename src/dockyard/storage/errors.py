@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import sys
 
 
 class StorageError(Exception):
@@ -73,6 +74,31 @@ def is_disk_full(exc: BaseException) -> bool:
     space, and calling it "storage full" sends an operator to the wrong problem.
     """
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+#: An object store's answers that say "not now" rather than "no": throttling, its own
+#: failures, and the bucket gone (deleted, or not yet created after a redeploy).
+_UNAVAILABLE_CODES = frozenset(
+    {"NoSuchBucket", "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"}
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when an object store did not answer (refused, reset, timed out, 5xx): a
+    503 with Retry-After, not a 500, since the same request succeeds once it is back.
+
+    Read without importing the S3 client: a process serving only local roots never has it.
+    """
+    botocore = sys.modules.get("botocore.exceptions")
+    if botocore is None:
+        return False
+    if isinstance(exc, botocore.ConnectionError | botocore.HTTPClientError):
+        return True
+    if isinstance(exc, botocore.ClientError):
+        error = exc.response.get("Error", {})
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        return status >= 500 or error.get("Code") in _UNAVAILABLE_CODES
+    return False
 
 
 class IndexUnreadable(StorageError):

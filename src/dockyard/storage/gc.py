@@ -70,6 +70,8 @@ class Collector:
         names = {entry.name for entry in entries}
         removed = []
         for entry in entries:
+            if entry.is_dir:
+                continue  # a session's own parts (object storage): they go with the session
             session_id = owner_record_of(entry.name)
             if session_id is None:
                 session_id = entry.name

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from dockyard.oci.digest import Digest
 from dockyard.private import private_folder
+from dockyard.storage.backend import StorageBackend
 from dockyard.storage.errors import BlobUnknown
 from dockyard.storage.paths import private_dir, quarantine_path
 from dockyard.storage.root import StorageRoot
@@ -61,6 +62,33 @@ def hash_path(path: str, algorithm: str) -> tuple[str, int, int, int] | None:
             os.close(fd)
         if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
             return hexdigest, after.st_ino, after.st_size, after.st_mtime_ns
+    return None
+
+
+def hash_stored(
+    backend: StorageBackend, path: Path, algorithm: str
+) -> tuple[str, int, int, int] | None:
+    """:func:`hash_path` through any backend: a local file is hashed as a file; a stored
+    object is read in bounded pieces, stat'ed before and after (its ETag is its identity)."""
+    local = backend.local_file(path)
+    if local is not None:
+        return hash_path(str(local), algorithm)
+    for _ in range(3):
+        try:
+            before = backend.stat(path)
+            if before is None:
+                return None
+            hasher = hashlib.new(algorithm)
+            with backend.open_read(path) as f:
+                while chunk := f.read(1 << 20):
+                    hasher.update(chunk)
+            after = backend.stat(path)
+        except OSError:
+            return None
+        if after is None:
+            return None
+        if (before.st_ino, before.st_size) == (after.st_ino, after.st_size):
+            return hasher.hexdigest(), after.st_ino, after.st_size, after.st_mtime_ns
     return None
 
 
@@ -106,7 +134,7 @@ class BlobVerifier:
     async def ensure_good(self, repo: str, digest: Digest, path: Path) -> int:
         """The file's size if its bytes match ``digest``; else quarantine it, BlobUnknown."""
         try:
-            st = self.root.backend.stat(path)
+            st = await self.root.off_loop(self.root.backend.stat, path)
         except OSError:
             st = None
         if st is None:
@@ -130,12 +158,12 @@ class BlobVerifier:
         )
 
     async def _verify(self, repo: str, digest: Digest, path: Path, ino: int) -> str:
-        result = await asyncio.to_thread(hash_path, str(path), digest.algorithm)
+        result = await asyncio.to_thread(hash_stored, self.root.backend, path, digest.algorithm)
         if result is None:
             return GONE
         hexdigest, found_ino, size, found_mtime = result
         if hexdigest == digest.hex:
-            st = self.root.backend.stat(path)
+            st = await self.root.off_loop(self.root.backend.stat, path)
             if st is not None and (st.st_ino, st.st_size, st.st_mtime_ns) == (
                 found_ino,
                 size,

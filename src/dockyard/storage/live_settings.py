@@ -29,12 +29,16 @@ def apply_settings(
     subs = {prefix.strip("/"): s for prefix, s in sub_paths.items()}
     if default.root != store.default.root.path:
         restart.append("storage.rootDirectory")
+    if default.s3 != store.default.root.settings.s3:
+        restart.append("storage.storageDriver")
     if set(subs) != set(store.sub_paths):
         restart.append("storage.subPaths")
     for prefix, settings in subs.items():
         running = store.sub_paths.get(prefix)
         if running is not None and settings.root != running.root.path:
             restart.append(f"storage.subPaths./{prefix}.rootDirectory")
+        if running is not None and settings.s3 != running.root.settings.s3:
+            restart.append(f"storage.subPaths./{prefix}.storageDriver")
     deduped = []
     pairs = [(store.default, default)]
     pairs += [(svc, subs[prefix]) for prefix, svc in store.sub_paths.items() if prefix in subs]
@@ -46,10 +50,11 @@ def apply_settings(
 
 
 def _apply_root(services: RootServices, settings: RootSettings) -> bool:
-    """Switch one root to ``settings`` (its directory stays); True if dedupe came on."""
+    """Switch one root to ``settings`` (its directory and bucket stay); True if dedupe
+    came on."""
     root = services.root
     old = root.settings
-    new = dataclasses.replace(settings, root=root.path)
+    new = dataclasses.replace(settings, root=root.path, s3=old.s3)
     root.settings = new
     dedupe_on = new.dedupe and not old.dedupe
     if new.dedupe != old.dedupe:

@@ -117,6 +117,8 @@ class RepoManifests:
 
     async def find(self, repo: str, reference: str) -> StoredManifest:
         """:meth:`resolve` for the event loop: a changed index is parsed aside."""
+        if self.root.remote:  # a manifest not cached is a GET from the bucket: aside
+            return await asyncio.to_thread(self.resolve, repo, reference)
         return self.resolve(repo, reference, await self.root.read_index(repo))
 
     def resolve(self, repo: str, reference: str, index: RepoIndex | None = None) -> StoredManifest:
@@ -210,8 +212,8 @@ class RepoManifests:
             if may_move is not None:
                 await self._refuse_moves(repo, tags, may_move)
             # Checked under the lock GC deletes under, so no referenced blob can vanish
-            # between the check and the publish.
-            self._check_references(repo, manifest, require_blobs)
+            # between the check and the publish (a stat each: aside on object storage).
+            await self.root.off_loop(self._check_references, repo, manifest, require_blobs)
             await asyncio.to_thread(self._store, repo, digest, body)
             index, untagged = await asyncio.to_thread(self._listed, repo, tags, desc)
             await held.fence()
@@ -252,7 +254,7 @@ class RepoManifests:
 
     async def delete(self, repo: str, reference: str) -> None:
         """Delete a tag (the manifest stays) or a manifest with every tag pointing at it."""
-        self.root.require(repo)
+        await self.root.off_loop(self.root.require, repo)
         unknown = ManifestUnknown(
             f"manifest {reference!r} is not in {repo!r}", {"reference": reference}
         )

@@ -50,7 +50,7 @@ class RepoBlobs:
 
         A file that does not is quarantined and answered as BlobUnknown (see ``integrity``).
         """
-        path, _ = self.stat(repo, digest, link, source_ok)
+        path, _ = await self.root.off_loop(self.stat, repo, digest, link, source_ok)
         return path, await self.verifier.ensure_good(repo, digest, path)
 
     def _link_in(self, repo: str, digest: Digest, source_ok: SourceFilter = None) -> bool:
@@ -62,7 +62,7 @@ class RepoBlobs:
         return True
 
     async def delete(self, repo: str, digest: Digest) -> None:
-        self.root.require(repo)
+        await self.root.off_loop(self.root.require, repo)
         async with self.root.locks.hold(repo) as held:
             await held.fence()
             if not await asyncio.to_thread(self.root.files.delete, repo, digest):
@@ -78,6 +78,10 @@ class RepoBlobs:
             if is_disk_full(exc):
                 raise StorageFull(f"cannot start an upload: {exc.strerror}") from exc
             raise  # not a full disk: a 500 that logs its cause
+
+    async def open_upload(self, repo: str, owner: Owner = None) -> Session:
+        """:meth:`start_upload` from the event loop (in a thread on object storage)."""
+        return await self.root.off_loop(self.start_upload, repo, owner)
 
     async def session(self, repo: str, session_id: str, caller: Caller = ANYONE) -> Session:
         """``caller``'s session; BlobUploadUnknown when it is absent or someone else's."""
@@ -97,7 +101,7 @@ class RepoBlobs:
         except StorageFull:
             # A full disk: free what the session holds now rather than keep a partial
             # upload the client will not resume; it starts over once there is room.
-            self.root.uploads.forget(session)
+            await self.root.off_loop(self.root.uploads.forget, session)
             raise StorageFull(
                 "no space left on the registry's disk; the upload was discarded and nothing "
                 "was published",
@@ -117,24 +121,24 @@ class RepoBlobs:
         uploads = self.root.uploads
         ok = await asyncio.to_thread(uploads.matches, session, digest)
         if not ok:
-            uploads.forget(session)
+            await self.root.off_loop(uploads.forget, session)
             raise DigestInvalid(
                 f"uploaded content does not match digest {digest}", {"digest": str(digest)}
             )
         try:
-            self.root.ensure_repo(session.repo)
+            await self.root.off_loop(self.root.ensure_repo, session.repo)
             async with self.root.locks.hold(publish_key(digest)):
                 await asyncio.to_thread(self.root.files.publish, session.repo, digest, session.path)
         except OSError as exc:
-            uploads.forget(session)
+            await self.root.off_loop(uploads.forget, session)
             if is_disk_full(exc):
                 raise StorageFull(f"could not publish {digest}: {exc.strerror}") from exc
             raise  # not a full disk: a 500 that logs its cause
-        uploads.forget(session)
+        await self.root.off_loop(uploads.forget, session)
 
     async def cancel(self, session: Session) -> None:
         async with session.lock:
-            self.root.uploads.forget(session)
+            await self.root.off_loop(self.root.uploads.forget, session)
 
     async def link_any(self, repo: str, digest: Digest, source_ok: SourceFilter = None) -> bool:
         """Mount without ``from``: link a copy any repository of this root holds (of
@@ -143,7 +147,7 @@ class RepoBlobs:
 
     async def link_from(self, repo: str, digest: Digest, source: str) -> bool:
         """Mount ``digest`` from ``source`` into ``repo`` (same root); False if it lacks it."""
-        if self.root.files.stat(source, digest) is None:
+        if await self.root.off_loop(self.root.files.stat, source, digest) is None:
             return False
-        self.root.ensure_repo(repo)
+        await self.root.off_loop(self.root.ensure_repo, repo)
         return await asyncio.to_thread(self.root.files.link_from, repo, digest, source)

@@ -7,6 +7,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from dockyard.oci.manifest import Manifest
 from dockyard.private import private_folder
@@ -21,11 +22,18 @@ from dockyard.storage.events import NO_EVENTS, Fanout, StorageEvents
 from dockyard.storage.layout import LayoutIO, RepoIndex, read_manifest
 from dockyard.storage.localfs import LOCAL
 from dockyard.storage.locks import KeyedLocks
+from dockyard.storage.offload import run_blocking
 from dockyard.storage.paths import changes_path, index_path, locks_dir
 from dockyard.storage.referrers import Referrers
 from dockyard.storage.stamps import VerifiedStamps
 from dockyard.storage.upload_pool import UploadPool
 from dockyard.storage.uploads import Uploads
+
+if TYPE_CHECKING:
+    from dockyard.storage.s3settings import S3Settings
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,19 @@ class RootSettings:
     gc_delay: float = 3600.0
     gc_interval: float = 3600.0
     retention_delay: float = 24 * 3600.0
+    #: Where the OCI layouts live when not under ``root`` (zot's ``storageDriver``);
+    #: ``root`` then holds only the root's private state (locks, databases, counters).
+    s3: S3Settings | None = None
+
+
+def backend_of(settings: RootSettings) -> StorageBackend:
+    """The backend a root's settings name: the local disk, or a bucket."""
+    if settings.s3 is None:
+        return LOCAL
+    # boto3 is imported only by a process that serves a root on S3.
+    from dockyard.storage.s3backend import S3Backend
+
+    return S3Backend(settings.s3, settings.root)
 
 
 class StorageRoot:
@@ -50,7 +71,7 @@ class StorageRoot:
         upload_pool: UploadPool,
         *,
         read_only: bool = False,
-        backend: StorageBackend = LOCAL,
+        backend: StorageBackend | None = None,
         coordination: Coordination | None = None,
     ) -> None:
         """``read_only``: for a look that must not write (``gc --dry-run``): the root is not
@@ -60,7 +81,10 @@ class StorageRoot:
         replicas (Redis); None: those of this machine, under the root's private folder."""
         self.settings = settings
         self.path = settings.root
-        self.backend = backend
+        self.backend = backend = backend_of(settings) if backend is None else backend
+        #: The layouts are not files here (object storage): calls that are a cheap
+        #: ``stat`` locally are network round trips, so they go to a thread.
+        self.remote = backend.local_file(self.path) is None
         if not read_only:
             backend.make_dirs(self.path)
         #: Bumped by every ``index.json`` write, read by every cache of the root.
@@ -122,6 +146,10 @@ class StorageRoot:
         self.events = events if self.events is NO_EVENTS else Fanout(self.events, events)
         self.locks.on_wait = self.events.lock_waited
 
+    async def off_loop(self, call: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """A blocking call of this root: inline locally, in a thread on object storage."""
+        return await run_blocking(self.remote, call, *args, **kwargs)
+
     def repo_dir(self, repo: str) -> Path:
         return self._repo_dirs(repo)
 
@@ -139,9 +167,10 @@ class StorageRoot:
         the loop a stat at most; a repository that just changed (a push, a GC pass) is
         re-read aside, so a large one never holds up requests to the others.
         """
-        index = self.layout.cached(self.repo_dir(repo))
-        if index is not None:
-            return index
+        if not self.remote:  # on object storage even the cache's check is a round trip
+            index = self.layout.cached(self.repo_dir(repo))
+            if index is not None:
+                return index
         return await asyncio.to_thread(lambda: self.index(repo).prepare())
 
     def require(self, repo: str) -> None:

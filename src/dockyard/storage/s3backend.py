@@ -25,13 +25,10 @@ import io
 import os
 import stat as stat_mode
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-import boto3
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from dockyard.storage.backend import Entry, LinkUnsupported
@@ -43,6 +40,9 @@ from dockyard.storage.s3segments import (
     SegmentReader,
     Segments,
 )
+from dockyard.storage.s3settings import S3Settings
+
+__all__ = ["MAX_COPY", "S3Backend", "S3Settings"]
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -77,48 +77,6 @@ def _stat_result(
     whole = int(seconds)
     times = (whole, whole, whole, seconds, seconds, seconds, ns, ns, ns)
     return os.stat_result((mode, _identity(etag), 0, 1, 0, 0, size, *times))
-
-
-@dataclass(frozen=True)
-class S3Settings:
-    """Where the bucket is and how to reach it (zot's ``storageDriver`` keys)."""
-
-    bucket: str
-    #: ``rootdirectory``: the key prefix the layout lives under.
-    prefix: str = ""
-    region: str | None = None
-    #: ``regionendpoint``, with or without a scheme; without one, ``secure`` decides.
-    endpoint: str | None = None
-    secure: bool = True
-    skip_verify: bool = False
-    #: Absent keys leave boto3 its usual chain: AWS_* variables, credential files, roles.
-    access_key: str | None = field(default=None, repr=False)
-    secret_key: str | None = field(default=None, repr=False)
-
-    def endpoint_url(self) -> str | None:
-        if not self.endpoint:
-            return None
-        if "://" in self.endpoint:
-            return self.endpoint
-        return f"{'https' if self.secure else 'http'}://{self.endpoint}"
-
-    def client(self) -> S3Client:
-        keys: dict[str, str] = {}
-        if self.access_key and self.secret_key:
-            keys = {"aws_access_key_id": self.access_key, "aws_secret_access_key": self.secret_key}
-        # A pool as large as the upload threads, and the SDK's standard retries (throttling,
-        # 5xx, connection resets) so one hiccup does not fail a client's request.
-        config = BotoConfig(max_pool_connections=64, retries={"mode": "standard"})
-        client: S3Client = boto3.session.Session().client(
-            "s3",
-            region_name=self.region,
-            endpoint_url=self.endpoint_url(),
-            use_ssl=self.secure,
-            verify=not self.skip_verify,
-            config=config,
-            **keys,
-        )
-        return client
 
 
 class S3Backend:

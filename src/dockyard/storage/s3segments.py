@@ -149,8 +149,15 @@ class S3Appender:
         self._open_tail()
         self._pending += data
         while len(self._pending) >= SEGMENT:
-            self._put_segment(bytes(self._pending[:SEGMENT]))
+            # One copy of the segment, not two (a bytearray slice, then bytes of it): with
+            # eight uploads streaming at once that is 64 MiB less at the peak.
+            view = memoryview(self._pending)
+            try:
+                segment = bytes(view[:SEGMENT])
+            finally:
+                view.release()
             del self._pending[:SEGMENT]
+            self._put_segment(segment)
 
     def _put_segment(self, data: bytes) -> None:
         self._unsynced.append(self._store.put_segment(self._key, data))

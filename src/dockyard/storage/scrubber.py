@@ -26,7 +26,7 @@ from dockyard.oci.digest import Digest, InvalidDigest
 from dockyard.storage import gc_walk
 from dockyard.storage.backend import StorageBackend
 from dockyard.storage.blob_walk import BlobFile, blob_files
-from dockyard.storage.integrity import hash_path, quarantine
+from dockyard.storage.integrity import hash_stored, quarantine
 from dockyard.storage.layout import read_manifest
 from dockyard.storage.paths import INDEX_FILE, blob_path
 from dockyard.storage.store import RootServices, Store
@@ -223,7 +223,8 @@ class Scrubber:
         digest = Digest.parse(blob.digest)
         key = (root.path, blob.ino)
         if key not in verdicts:
-            result = await in_walker(hash_path, str(blob.path), digest.algorithm)
+            # Through the backend: a file locally, ranged reads of an object in a bucket.
+            result = await in_walker(hash_stored, root.backend, blob.path, digest.algorithm)
             verdicts[key] = None
             if result is not None:
                 hexdigest, ino, size, mtime_ns = result
@@ -234,7 +235,7 @@ class Scrubber:
         report.blobs += 1
         report.bytes += verdict.size
         if verdict.good:
-            st = root.backend.stat(blob.path)
+            st = await root.off_loop(root.backend.stat, blob.path)
             if st is not None and (st.st_ino, st.st_size, st.st_mtime_ns) == (
                 verdict.ino,
                 verdict.size,

@@ -22,7 +22,7 @@ from dockyard.storage.lease import Lease
 from dockyard.storage.manifests import RepoManifests
 from dockyard.storage.paths import leader_path
 from dockyard.storage.repo_blobs import RepoBlobs
-from dockyard.storage.root import RootSettings, StorageRoot
+from dockyard.storage.root import RootSettings, StorageRoot, backend_of
 from dockyard.storage.upload_pool import UploadPool
 from dockyard.util.plural import count
 
@@ -31,6 +31,8 @@ log = logging.getLogger("dockyard.store")
 #: Seconds between two looks for a shared dedupe map that lost its contents.
 ADOPT_RECHECK_SECONDS = 5.0
 Progress = Callable[[str], None] | None
+#: The longest pause between two tries of the start-up walk while storage does not answer.
+CATALOG_RETRY_MAX = 30.0
 
 
 def _first(name: str) -> str:
@@ -72,11 +74,14 @@ class Store:
         #: Upload threads and admission, shared by every root, closed with the store.
         self.upload_pool = UploadPool()
         sub_paths = {prefix.strip("/"): s for prefix, s in (sub_paths or {}).items()}
+        #: One backend per root, shared by the root and the catalog's walk.
+        self._backends = {s.root: backend_of(s) for s in (default, *sub_paths.values())}
         self.catalog = Catalog(
             [
                 (default.root, lambda name: _first(name) not in sub_paths),
                 *((s.root, _starts_with(prefix)) for prefix, s in sub_paths.items()),
-            ]
+            ],
+            self._backends,
         )
         self.default = self._services(default, "")
         self.sub_paths = {prefix: self._services(s, prefix) for prefix, s in sub_paths.items()}
@@ -102,6 +107,7 @@ class Store:
             self.upload_pool,
             read_only=self._read_only,
             coordination=None if self._read_only else self._shared(prefix),
+            backend=self._backends[settings.root],
         )
         manifests = RepoManifests(root)
         collector = None
@@ -179,9 +185,27 @@ class Store:
                 return
             await asyncio.sleep(ADOPT_RECHECK_SECONDS)
 
+    async def wait_for_catalog(self) -> None:
+        """Walk the roots for the catalog, trying again until storage answers.
+
+        A bucket that does not answer yet (an outage, a bucket still being created) is
+        what ``/readyz`` reports meanwhile; the server must not give up its start-up.
+        """
+        pause = 1.0
+        while True:
+            try:
+                await self.catalog.load()
+                return
+            except Exception as exc:  # an unreadable folder, an object store's client error
+                log.warning(
+                    "the repositories cannot be listed yet (%s); trying again in %gs", exc, pause
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, CATALOG_RETRY_MAX)
+
     async def adopt_all(self) -> None:
         """Link duplicates of roots never deduplicated before (first start on a root)."""
-        await self.catalog.load()
+        await self.wait_for_catalog()
         for services in self.roots():
             root = services.root
             locations = root.locations
@@ -245,7 +269,7 @@ class Store:
             if self.for_repo(source) is not target:
                 return False
             return await target.blobs.link_from(repo, digest, source)
-        if target.root.files.stat(repo, digest) is not None:
+        if await target.root.off_loop(target.root.files.stat, repo, digest) is not None:
             return True
         if target.root.files.dedupe:
             return await target.blobs.link_any(repo, digest, source_ok)

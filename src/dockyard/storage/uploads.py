@@ -17,6 +17,11 @@ streaming and at most once at the PUT: under two passes, and one when a client k
 connection (one worker). A session this worker never saw (another worker opened it, or
 the server restarted) starts with an empty state: nothing is hashed until it is needed.
 
+On object storage (the backend has no local file for a session) the session's flock is
+taken on a lock file of its own under the root's local private folder instead, and its
+size is read from the backend once the lock is held; every call that is a network round
+trip there (create, stat, open, rollback) runs in a thread, never on the event loop.
+
 A session belongs to whoever opened it. Its owner (an opaque name handed in by the API
 layer) is kept in ``.uploads/.<uuid>.owner`` so that it survives a restart; a session of
 an anonymous client has no such record. To anyone else the session does not exist.
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import re
 import time
@@ -45,8 +51,10 @@ from dockyard.storage.errors import (
     StorageFull,
     is_disk_full,
 )
+from dockyard.storage.localfs import LOCAL
 from dockyard.storage.locks import FileLock, locked_elsewhere
-from dockyard.storage.paths import owner_record_path, upload_path
+from dockyard.storage.offload import run_blocking
+from dockyard.storage.paths import lock_path, owner_record_path, upload_path
 from dockyard.storage.upload_pool import UploadPool
 
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}\Z")
@@ -94,6 +102,10 @@ class Session:
     touched: float = field(default_factory=time.time)
     owner: SessionOwner = None
     hashed: int = 0
+    #: On object storage: the local file whose flock stands for the session's, and the
+    #: backend its size is read from. None: the session file itself is flocked.
+    lock_file: Path | None = None
+    backend: StorageBackend | None = field(default=None, repr=False)
     lock: SessionLock = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -107,22 +119,41 @@ class SessionLock:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._file = FileLock(session.path)
+        self._file = FileLock(session.lock_file or session.path)
 
     def locked(self) -> bool:
         return self._file.locked()
 
     async def __aenter__(self) -> None:
         session = self.session
+        unknown = BlobUploadUnknown(f"upload {session.id!r} is unknown", {"session": session.id})
+        if session.lock_file is not None:
+            ensure_lock_file(session.lock_file)
         held = await self._file.acquire()
         if held is None:
-            raise BlobUploadUnknown(f"upload {session.id!r} is unknown", {"session": session.id})
+            raise unknown
+        if session.backend is not None:
+            try:
+                stored = await asyncio.to_thread(session.backend.stat, session.path)
+            except BaseException:
+                self._file.release()
+                raise
+            if stored is None:
+                self._file.release()
+                raise unknown
+            held = stored
         session.size = held.st_size
         if session.hashed > session.size:  # never expected: the file only grows
             session.hasher, session.hashed = new_hasher(), 0
 
     async def __aexit__(self, *exc: object) -> None:
         self._file.release()
+
+
+def ensure_lock_file(path: Path) -> None:
+    """Make sure a remote session's lock file exists (small and local: no thread)."""
+    with contextlib.suppress(FileExistsError):
+        LOCAL.create(path)
 
 
 class _NoHash:
@@ -225,9 +256,29 @@ class Uploads:
         self.backend = backend
         self.pool = pool
         self._sessions: dict[tuple[str, str], Session] = {}
+        #: Sessions are objects in a bucket, not local files (see the module's notes).
+        self.remote = backend.local_file(root) is None
 
     def _path(self, repo: str, session_id: str) -> Path:
         return upload_path(self.root / repo, session_id)
+
+    def _lock_file(self, repo: str, session_id: str) -> Path | None:
+        """The local file a remote session's flock is taken on (None: a local session)."""
+        if not self.remote:
+            return None
+        return lock_path(self.root, f"upload {repo} {session_id}")
+
+    def _session(self, repo: str, session_id: str, size: int, owner: SessionOwner) -> Session:
+        return Session(
+            repo,
+            session_id,
+            self._path(repo, session_id),
+            size,
+            new_hasher(),
+            owner=owner,
+            lock_file=self._lock_file(repo, session_id),
+            backend=self.backend if self.remote else None,
+        )
 
     def create(self, repo: str, owner: Owner = None) -> Session:
         """A new session of ``owner``; its owner record is written before the session file,
@@ -238,7 +289,7 @@ class Uploads:
         if owner is not None:
             _write_owner(self.backend, owner_record_path(path), owner)
         self.backend.create(path)
-        session = Session(repo, session_id, path, 0, new_hasher(), owner=owner)
+        session = self._session(repo, session_id, 0, owner)
         self._sessions[(repo, session_id)] = session
         return session
 
@@ -259,11 +310,11 @@ class Uploads:
                 raise unknown
             owner, size = found
             session = self._sessions.setdefault(
-                (repo, session_id), Session(repo, session_id, path, size, new_hasher(), owner=owner)
+                (repo, session_id), self._session(repo, session_id, size, owner)
             )
         elif not session.lock.locked():
             # Another worker may have appended, published or cancelled since: one stat.
-            st = self.backend.stat(session.path)
+            st = await run_blocking(self.remote, self.backend.stat, session.path)
             if st is None:
                 self._sessions.pop((repo, session_id), None)
                 raise unknown
@@ -329,7 +380,7 @@ class Uploads:
         hasher: Hasher | _NoHash = session.hasher if current else _NoHash()
         before_size, before_hash = session.size, hasher.copy()
         threads = self.pool.io
-        out = self.backend.open_append(session.path)
+        out = await run_blocking(self.remote, self.backend.open_append, session.path)
         added = 0
         # The write of one batch overlaps the network read of the next. Its thread is
         # tracked as a concurrent future so that, whatever ends this request (even a
@@ -362,14 +413,20 @@ class Uploads:
         except BaseException as exc:
             if pending is not None:
                 concurrent.futures.wait([pending])  # at most one batch write, a few ms
-            out.truncate(before_size)
+            if self.remote:  # shielded: a cancelled request still rolls back
+                await asyncio.shield(asyncio.to_thread(out.truncate, before_size))
+            else:
+                out.truncate(before_size)
             if current:
                 session.hasher = cast(Hasher, before_hash)
             if is_disk_full(exc):
                 raise StorageFull("no space left for the upload; nothing was published") from exc
             raise
         finally:
-            out.close()
+            if self.remote:
+                await asyncio.shield(asyncio.to_thread(out.close))
+            else:
+                out.close()
         session.size = before_size + added
         if current:
             session.hashed = session.size
@@ -394,15 +451,24 @@ class Uploads:
         """Drop the session; its file has been published or is removed here."""
         self._sessions.pop((session.repo, session.id), None)
         _unlink(self.backend, session.path)
+        self._drop_lock_file(session.repo, session.id)
+
+    def _drop_lock_file(self, repo: str, session_id: str) -> None:
+        """A remote session's lock file goes after its objects: a waiter that still gets
+        the lock then finds the session gone (BlobUploadUnknown), as on a local root."""
+        lock_file = self._lock_file(repo, session_id)
+        if lock_file is not None:
+            LOCAL.delete(lock_file)
 
     def busy(self, repo: str, session_id: str) -> bool:
         """True while a request, of any worker process, is writing to the session."""
         session = self._sessions.get((repo, session_id))
         if session is not None and session.lock.locked():
             return True
-        return locked_elsewhere(self._path(repo, session_id))
+        return locked_elsewhere(self._lock_file(repo, session_id) or self._path(repo, session_id))
 
     def discard(self, repo: str, session_id: str) -> None:
         """Remove an abandoned session, live or only on disk."""
         session = self._sessions.pop((repo, session_id), None)
         _unlink(self.backend, session.path if session else self._path(repo, session_id))
+        self._drop_lock_file(repo, session_id)

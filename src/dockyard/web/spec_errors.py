@@ -20,6 +20,9 @@ from dockyard.storage import errors as se
 log = logging.getLogger("dockyard.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: Seconds a client is asked to wait when a shared service (object storage, Redis) does
+#: not answer (503).
+RETRY_AFTER = 5
 
 #: Storage failure -> (spec code, HTTP status).
 _CODES: dict[type[se.StorageError], tuple[str, int]] = {
@@ -38,9 +41,6 @@ _CODES: dict[type[se.StorageError], tuple[str, int]] = {
     se.Unavailable: ("UNAVAILABLE", 503),
     se.LockLost: ("UNAVAILABLE", 503),
 }
-
-#: Seconds a client is told to wait before retrying a 503 (a shared service is down).
-RETRY_AFTER = "2"
 
 
 class ApiError(Exception):
@@ -81,10 +81,19 @@ def _translate(request: web.Request, exc: BaseException) -> web.StreamResponse:
             headers = {"Range": f"0-{max(exc.size - 1, 0)}"}
         elif isinstance(exc, se.Unavailable):
             log.warning("503 on %s %s: %s", request.method, request.path, exc.message)
-            headers = {"Retry-After": RETRY_AFTER}
+            headers = {"Retry-After": str(RETRY_AFTER)}
         return error_response(code, exc.message, status, exc.detail, headers)
     if isinstance(exc, InvalidName):
         return error_response("NAME_INVALID", str(exc), 400)
+    if se.is_unavailable(exc):
+        # An outage, not a bug: one line, and a client that retries later succeeds.
+        log.warning("object storage unavailable on %s %s: %s", request.method, request.path, exc)
+        return error_response(
+            "UNAVAILABLE",
+            "the registry's object storage does not answer; nothing was stored, retry later",
+            503,
+            headers={"Retry-After": str(RETRY_AFTER)},
+        )
     if se.is_disk_full(exc):
         log.error("disk full on %s %s: %s", request.method, request.path, exc)
         return error_response(

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from dockyard.storage.backend import StorageBackend
+from dockyard.storage.backend import LinkUnsupported, StorageBackend
 from dockyard.storage.blob_walk import blob_files
 from dockyard.storage.dedupe.locations import LocationMap
 
@@ -41,6 +41,8 @@ def adopt_repo(backend: StorageBackend, locations: LocationMap, repo_dir: Path) 
                 continue  # not the same bytes after all: leave both alone
             try:
                 backend.replace_with_link(known, path)
+            except LinkUnsupported:
+                break  # object storage: recorded, so a HEAD or mount copies it server-side
             except OSError as exc:
                 log.warning("could not link %s to %s: %s", path, known, exc)
                 break

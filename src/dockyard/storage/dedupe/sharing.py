@@ -69,11 +69,20 @@ class Dedupe:
         if self.locations is not None:
             self.locations.remove(str(digest), dest)
 
-    def link_known_copy(self, digest: Digest, dest: Path, source_ok: SourceFilter = None) -> bool:
+    def link_known_copy(
+        self,
+        digest: Digest,
+        dest: Path,
+        source_ok: SourceFilter = None,
+        *,
+        copy_unshared: bool = False,
+    ) -> bool:
         """Make ``dest`` a name of a copy the map knows; drop records of vanished files.
 
         ``source_ok``, when given, names the repositories a copy may come from. False when
-        dedupe is off, no usable copy is known, or the backend cannot share it here.
+        dedupe is off, no usable copy is known, or the backend cannot share it here;
+        with ``copy_unshared`` (a HEAD or mount, where no upload brings the bytes) a copy
+        that cannot be shared is copied instead (object storage: server-side).
         """
         locations = self.locations
         if locations is None:
@@ -90,7 +99,13 @@ class Dedupe:
                 locations.remove(key, known)  # stale: removed by GC or by hand
                 continue
             except LinkUnsupported:
-                return False  # cannot share this copy: keep one of our own
+                if not copy_unshared:
+                    return False  # cannot share this copy: keep the upload's own
+                try:
+                    self.backend.copy(known, dest)
+                except FileNotFoundError:
+                    locations.remove(key, known)
+                    continue
             locations.add(key, dest)
             return True
         return False
