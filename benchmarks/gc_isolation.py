@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 import os
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,12 +58,16 @@ TICK = os.sysconf("SC_CLK_TCK")
 # -- the load generator process ----------------------------------------------------------
 
 
-async def hammer(url: str, clients: int, stop: asyncio.Event) -> list[tuple[float, float]]:
-    """GET ``url`` on ``clients`` connections until ``stop``; (start, end) of each GET.
+async def hammer(url: str, clients: int, stop: asyncio.Event) -> tuple[array[float], array[float]]:
+    """GET ``url`` on ``clients`` connections until ``stop``; start and end of each GET.
 
     Prints ``ready`` once the first GET completed, so the caller can time its window.
+    The times go into flat arrays, not a list of tuples: a million tuples made Python's
+    own garbage collector stall this process for tens of milliseconds now and then, more
+    often the longer the window, which showed as the server's latency.
     """
-    done: list[tuple[float, float]] = []
+    starts: array[float] = array("d")
+    ends: array[float] = array("d")
     headers = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
 
     async def one(session: aiohttp.ClientSession) -> None:
@@ -70,14 +76,16 @@ async def hammer(url: str, clients: int, stop: asyncio.Event) -> list[tuple[floa
             async with session.get(url, headers=headers) as resp:
                 await resp.read()
                 assert resp.status == 200, resp.status
-            done.append((start, time.monotonic()))
-            if len(done) == 1:
+            starts.append(start)
+            ends.append(time.monotonic())
+            if len(ends) == 1:
                 print("ready", flush=True)
 
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector) as session:
+        gc.freeze()  # what exists now is never scanned again
         await asyncio.gather(*(one(session) for _ in range(clients)))
-    return done
+    return starts, ends
 
 
 async def load_main(url: str, clients: int) -> None:
@@ -86,7 +94,8 @@ async def load_main(url: str, clients: int) -> None:
     task = asyncio.create_task(hammer(url, clients, stop))
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     stop.set()
-    json.dump(await task, sys.stdout)
+    starts, ends = await task
+    json.dump([starts.tolist(), ends.tolist()], sys.stdout)
 
 
 class Load:
@@ -105,7 +114,8 @@ class Load:
     def stop(self) -> list[tuple[float, float]]:
         out, _ = self.proc.communicate(b"stop\n")
         assert self.proc.returncode == 0, "the load generator failed"
-        return [(s, e) for s, e in json.loads(out)]
+        starts, ends = json.loads(out)
+        return list(zip(starts, ends, strict=True))
 
 
 # -- what is measured --------------------------------------------------------------------
