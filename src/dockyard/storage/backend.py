@@ -107,5 +107,8 @@ class StorageBackend(Protocol):
     def list(self, folder: Path) -> list[Entry]:
         """The names directly in ``folder``; empty when it is absent."""
 
+    def sync_file(self, path: Path) -> None:
+        """Make the bytes written to ``path`` durable (before it is moved into place)."""
+
     def sync_dir(self, folder: Path) -> None:
         """Make renames, links and unlinks inside ``folder`` durable."""

@@ -47,11 +47,7 @@ class BlobFiles:
             backend.delete(src)
             self.sharing.record(digest, dest)
             return
-        out = backend.open_append(src)
-        try:
-            out.sync()
-        finally:
-            out.close()
+        backend.sync_file(src)
         backend.move_into_place(src, dest)
         if self.stamps is not None:
             st = backend.stat(dest)

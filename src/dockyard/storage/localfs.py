@@ -189,6 +189,13 @@ class LocalBackend:
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             return []
 
+    def sync_file(self, path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
     def sync_dir(self, folder: Path) -> None:
         fsync_dir(folder)
 

@@ -281,6 +281,9 @@ class S3Backend:
                 entries.append(Entry(name, folder / name, False, _identity(obj["ETag"])))
         return entries
 
+    def sync_file(self, path: Path) -> None:
+        """An upload's segments are whole objects, durable once written: nothing to do."""
+
     def sync_dir(self, folder: Path) -> None:
         """Every PUT is durable when it returns: nothing to flush."""
 

@@ -408,7 +408,10 @@ class Uploads:
                     {"declared": length, "received": added},
                 )
             # A 202 promises the chunk survives a crash: the client will not send it again.
-            if durable:
+            # A local file's bytes are readable once written, so only their durability
+            # can wait for the publish; an object store's appender writes its segment in
+            # ``sync``, so there it always runs.
+            if durable or self.backend.local_file(session.path) is None:
                 await asyncio.wrap_future(threads.submit(out.sync))
         except BaseException as exc:
             if pending is not None:
