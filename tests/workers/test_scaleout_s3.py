@@ -123,7 +123,7 @@ def test_concurrent_pushes_of_different_tags_through_the_proxy_all_land(
         worker.start()
     for worker in workers:
         worker.join(300)
-    assert failures == []
+    assert failures == [], "\n".join(failures)
     assert len(expected) == per_thread * threads
     for replica in cluster.replicas:
         client = httpx.Client(base_url=replica.url, timeout=30)

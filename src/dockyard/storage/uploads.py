@@ -408,7 +408,9 @@ class Uploads:
                     {"declared": length, "received": added},
                 )
             # A 202 promises the chunk survives a crash: the client will not send it again.
-            if durable:
+            # On object storage the sync is what puts the bytes at all (an appender's
+            # close drops what it never synced), so a closing PUT's body is synced too.
+            if durable or self.remote:
                 await asyncio.wrap_future(threads.submit(out.sync))
         except BaseException as exc:
             if pending is not None:
