@@ -5,8 +5,9 @@ Per request, not per connection: the proxy reads one request head, rewrites its
 ``Connection`` header to ``close``, opens a fresh connection to the next replica and then
 pipes bytes both ways until the replica closes. The replica answers ``Connection: close``
 too, so the client's next request comes on a new connection and reaches the next replica.
-Bodies stream through untouched (a 64 MiB PATCH is never held here). A replica that does
-not answer (killed) gets the connection reset, as a real balancer without retries does.
+Bodies stream through untouched (a 64 MiB PATCH is never held here). A replica that
+refuses connections (killed) is skipped; a request it was serving when it died has its
+client connection reset, as a real balancer does (it cannot replay a streamed body).
 The proxy runs its own asyncio loop in a daemon thread, so synchronous tests can use it.
 """
 
@@ -72,13 +73,25 @@ class RoundRobinProxy:
         self._ready.set()
         self._loop.run_forever()
 
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to the next replica that accepts one: a replica that refuses (it
+        was killed) is skipped, as a balancer's passive health check does; a request
+        already under way on it is not moved (its client sees the reset)."""
+        for _ in range(len(self.targets)):
+            target = self.targets[next(self._next)]
+            try:
+                connection = await asyncio.open_connection("127.0.0.1", target)
+            except ConnectionRefusedError:
+                continue
+            self.sent.append(target)
+            return connection
+        raise ConnectionRefusedError("no replica accepts a connection")
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream: asyncio.StreamWriter | None = None
         try:
             head = await reader.readuntil(b"\r\n\r\n")
-            target = self.targets[next(self._next)]
-            self.sent.append(target)
-            up_reader, upstream = await asyncio.open_connection("127.0.0.1", target)
+            up_reader, upstream = await self._connect()
             upstream.write(_closing(head))
             await upstream.drain()
             to_replica = asyncio.ensure_future(_pipe(reader, upstream))

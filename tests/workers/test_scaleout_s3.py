@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -80,7 +80,10 @@ def test_a_chunked_upload_whose_patches_land_on_different_replicas(cluster: Clus
         resp = client.patch(
             url,
             content=piece,
-            headers={"Content-Range": f"{offset}-{end}", "Content-Type": "application/octet-stream"},
+            headers={
+                "Content-Range": f"{offset}-{end}",
+                "Content-Type": "application/octet-stream",
+            },
         )
         patched_on.append(cluster.front.sent[-1])
         assert resp.status_code == 202, resp.text
@@ -133,3 +136,184 @@ def test_concurrent_pushes_of_different_tags_through_the_proxy_all_land(
             assert resp.headers["Docker-Content-Digest"] == digest
         catalog = client.get("/v2/_catalog")
         assert repo in catalog.json()["repositories"]
+
+
+def test_a_repository_created_through_one_replica_is_in_every_catalog_at_once(
+    cluster: Cluster,
+) -> None:
+    """Each replica's catalog is a cache of the bucket (their local folders differ), and
+    it is validated by the shared change counter on every request."""
+    direct = [httpx.Client(base_url=r.url, timeout=30) for r in cluster.replicas]
+    for client in direct:
+        assert client.get("/v2/_catalog").status_code == 200  # walked, cached
+    for n, client in enumerate(direct):
+        repo = f"cat/{uuid.uuid4().hex[:8]}-{n}"
+        push_image(client, repo, "v1")
+        for other in direct:
+            assert repo in other.get("/v2/_catalog").json()["repositories"]
+    front = _front(cluster)
+    repo = f"cat/{uuid.uuid4().hex[:8]}-front"
+    push_image(front, repo, "v1")
+    for _ in cluster.replicas:  # one request to each replica
+        assert repo in front.get("/v2/_catalog").json()["repositories"]
+
+
+def _retrying(call: Callable[[], httpx.Response], tries: int = 20) -> httpx.Response:
+    """A client's retry: a request that reached the killed replica fails at the transport
+    (the proxy resets it); the next goes to another replica."""
+    for _ in range(tries - 1):
+        try:
+            return call()
+        except httpx.TransportError:
+            time.sleep(0.2)
+    return call()
+
+
+def test_kill_9_of_a_replica_mid_upload_loses_no_acknowledged_tag_and_the_retry_succeeds(
+    cluster: Cluster,
+) -> None:
+    client = _front(cluster, timeout=120)
+    repo = f"kill/{uuid.uuid4().hex[:8]}"
+    acknowledged = {f"before-{n}": push_image(client, repo, f"before-{n}") for n in range(3)}
+    data = random_blob(64 << 20)
+    digest = sha256_digest(data)
+    started = _retrying(lambda: client.post(f"/v2/{repo}/blobs/uploads/"))
+    assert started.status_code == 202
+    url = location_url(started)
+    victim: list[int] = []
+
+    def body() -> Iterator[bytes]:
+        for at in range(0, len(data), 1 << 20):
+            if at == 24 << 20:  # a third in: kill the replica taking this PATCH
+                port = cluster.front.sent[-1]
+                replica = next(r for r in cluster.replicas if r.port == port)
+                assert replica.proc is not None
+                replica.proc.send_signal(signal.SIGKILL)
+                replica.proc.wait(10)
+                victim.append(port)
+            yield data[at : at + (1 << 20)]
+
+    with pytest.raises(httpx.TransportError):
+        client.patch(
+            url,
+            content=body(),
+            headers={"Content-Type": "application/octet-stream"},
+        )
+    assert victim
+    # The client asks where the upload stands (through whichever replica) and resumes.
+    status = _retrying(lambda: client.get(url))
+    assert status.status_code == 204, status.text
+    # The cut PATCH was never acknowledged: none of its bytes count (an empty upload).
+    assert status.headers["Range"] == "0-0"
+    offset = 0
+    resumed = _retrying(
+        lambda: client.patch(
+            url,
+            content=data[offset:],
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"{offset}-{len(data) - 1}",
+            },
+        )
+    )
+    assert resumed.status_code == 202, resumed.text
+    done = _retrying(lambda: client.put(with_params(location_url(resumed), {"digest": digest})))
+    assert done.status_code == 201, done.text
+    pushed = image_manifest(client, repo)  # through the proxy: the dead replica is skipped
+    resp = _retrying(
+        lambda: client.put(
+            f"/v2/{repo}/manifests/after",
+            content=pushed.body,
+            headers={"Content-Type": pushed.media_type},
+        )
+    )
+    assert resp.status_code == 201, resp.text
+    acknowledged["after"] = pushed
+    for replica in cluster.replicas:
+        if replica.port in victim:
+            continue
+        alone = httpx.Client(base_url=replica.url, timeout=120)
+        assert sorted(list_tags(alone, repo)) == sorted(acknowledged)
+        for tag, image in acknowledged.items():
+            assert get_manifest(alone, repo, tag).content == image.body
+        got = alone.get(f"/v2/{repo}/blobs/{digest}")
+        assert got.status_code == 200 and sha256_digest(got.content) == digest
+
+
+def test_a_flushall_after_pushes_loses_nothing_on_any_replica(
+    cluster: Cluster,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    front = _front(cluster)
+    shared_layer = random_blob(4096)
+    images: dict[str, tuple[str, bytes]] = {}
+    for n in range(4):
+        repo = f"flush/{uuid.uuid4().hex[:6]}-{n}"
+        push_blob(front, repo, shared_layer)
+        pushed = push_image(front, repo, "v1")
+        images[repo] = (pushed.digest, pushed.body)
+    raw = redis_server.client()
+    assert raw.keys(f"{cluster.keyprefix}:*")
+    raw.flushall()
+    layer = sha256_digest(shared_layer)
+    for replica in cluster.replicas:
+        alone = httpx.Client(base_url=replica.url, timeout=30)
+        listed = alone.get("/v2/_catalog").json()["repositories"]
+        for repo, (digest, body) in images.items():
+            assert repo in listed
+            got = get_manifest(alone, repo, "v1")
+            assert got.status_code == 200, got.text
+            assert got.content == body and got.headers["Docker-Content-Digest"] == digest
+            blob = alone.get(f"/v2/{repo}/blobs/{layer}")
+            assert blob.status_code == 200 and blob.content == shared_layer
+    # And the cluster keeps taking pushes through the proxy.
+    after = push_image(front, next(iter(images)), "after-flush")
+    for replica in cluster.replicas:
+        alone = httpx.Client(base_url=replica.url, timeout=30)
+        assert get_manifest(alone, next(iter(images)), "after-flush").content == after.body
+
+
+def test_a_redis_outage_is_503_with_retry_after_on_every_replica_and_they_recover(
+    tmp_path: Path,
+    s3_server: S3Server,
+    own_redis: OwnRedis,  # noqa: F811
+) -> None:
+    cluster = start_cluster(s3_server, own_redis.url, tmp_path)
+    try:
+        front = _front(cluster)
+        repo = f"outage/{uuid.uuid4().hex[:8]}"
+        before = push_image(front, repo, "before")
+        waiting = image_manifest(front, repo)
+        own_redis.stop()
+        for _ in cluster.replicas:  # one request to each replica, through the proxy
+            got = get_manifest(front, repo, "before")
+            assert got.status_code == 503
+            assert got.headers["Retry-After"].isdigit()
+            assert [e["code"] for e in got.json()["errors"]] == ["UNAVAILABLE"]
+        for _ in cluster.replicas:
+            put = front.put(
+                f"/v2/{repo}/manifests/during",
+                content=waiting.body,
+                headers={"Content-Type": waiting.media_type},
+            )
+            assert put.status_code == 503 and put.headers["Retry-After"].isdigit()
+        for replica in cluster.replicas:
+            assert httpx.get(f"{replica.url}/readyz", timeout=10).status_code == 503
+        own_redis.start()  # empty: nothing in it is needed back
+        deadline = time.monotonic() + 30
+        while any(
+            httpx.get(f"{r.url}/readyz", timeout=10).status_code != 200 for r in cluster.replicas
+        ):
+            assert time.monotonic() < deadline, "a replica did not recover"
+            time.sleep(0.2)
+        for _ in cluster.replicas:
+            assert get_manifest(front, repo, "before").content == before.body
+            assert get_manifest(front, repo, "during").status_code == 404  # nothing half-done
+        after = push_manifest(front, repo, waiting, "during")
+        for replica in cluster.replicas:
+            alone = httpx.Client(base_url=replica.url, timeout=30)
+            assert get_manifest(alone, repo, "during").headers["Docker-Content-Digest"] == (
+                after.digest
+            )
+    finally:
+        cluster.stop()
