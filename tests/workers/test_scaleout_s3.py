@@ -5,6 +5,7 @@ one registry (issue 12, "replicas on one bucket").
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -17,7 +18,7 @@ import pytest
 from clients_helpers import Skopeo, assert_same_image
 from images import build_image
 from redis_helpers import OwnRedis, RedisServer, own_redis, redis_server  # noqa: F401
-from s3_helpers import S3Server
+from s3_helpers import S3Registry, S3Server, dockyard_s3, start_s3_registry
 from scaleout_helpers import Cluster, start_cluster
 from spec_helpers import (
     get_manifest,
@@ -317,3 +318,39 @@ def test_a_redis_outage_is_503_with_retry_after_on_every_replica_and_they_recove
             )
     finally:
         cluster.stop()
+
+
+def test_the_scaleout_example_serves_three_replicas_as_one_registry(
+    tmp_path: Path,
+    s3_server: S3Server,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """examples/config-scaleout.json (the README's), pointed at the test's bucket, Redis
+    and a local folder per replica: each replica verifies and serves what another took."""
+    example = Path(__file__).parents[2] / "examples" / "config-scaleout.json"
+    bucket, keyprefix = s3_server.new_bucket(), f"ex{uuid.uuid4().hex[:8]}"
+    replicas: list[S3Registry] = []
+    try:
+        for n in range(3):
+            doc = json.loads(example.read_text())
+            storage = doc["storage"]
+            storage["rootDirectory"] = str(tmp_path / f"machine{n}" / "dockyard")
+            storage["storageDriver"] |= s3_server.driver(bucket)
+            storage["cacheDriver"]["url"] = redis_server.url
+            storage["cacheDriver"]["keyprefix"] = keyprefix  # this test's own, in a shared Redis
+            doc["http"]["address"] = "127.0.0.1"
+            path = tmp_path / f"scaleout-{n}.json"
+            path.write_text(json.dumps(doc))
+            verified = dockyard_s3("verify", str(path))
+            assert verified.returncode == 0 and verified.stderr == "", verified.stderr
+            replicas.append(
+                start_s3_registry(s3_server, Path(storage["rootDirectory"]), config=doc)
+            )
+        clients = [httpx.Client(base_url=r.url, timeout=30) for r in replicas]
+        for n, client in enumerate(clients):
+            pushed = push_image(client, "example/app", f"from-{n}")
+            for other in clients:
+                assert get_manifest(other, "example/app", f"from-{n}").content == pushed.body
+    finally:
+        for replica in replicas:
+            replica.stop()
