@@ -354,3 +354,49 @@ def test_the_scaleout_example_serves_three_replicas_as_one_registry(
     finally:
         for replica in replicas:
             replica.stop()
+
+
+def test_two_patches_of_one_session_on_two_replicas_at_once_take_turns(
+    cluster: Cluster,
+) -> None:
+    """Two replicas given the same chunk of one session at once: exactly one takes it
+    (202), the other answers the spec's 416 with the moved offset, never a 500 or a
+    doubled chunk, and the blob is the chunk's bytes once."""
+    a, b = (httpx.Client(base_url=r.url, timeout=60) for r in cluster.replicas[:2])
+    repo = f"turns/{uuid.uuid4().hex[:8]}"
+    data = random_blob(6 << 20)
+    started = a.post(f"/v2/{repo}/blobs/uploads/")
+    assert started.status_code == 202
+    url = location_url(started)
+    statuses: list[int] = []
+    go = threading.Barrier(2)
+
+    def patch(client: httpx.Client) -> None:
+        def body() -> Iterator[bytes]:
+            go.wait()
+            for at in range(0, len(data), 256 * 1024):
+                time.sleep(0.01)  # a slow client: the two bodies overlap
+                yield data[at : at + 256 * 1024]
+
+        resp = client.patch(
+            url,
+            content=body(),
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"0-{len(data) - 1}",
+                "Content-Length": str(len(data)),
+            },
+        )
+        statuses.append(resp.status_code)
+
+    threads = [threading.Thread(target=patch, args=(c,)) for c in (a, b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert sorted(statuses) == [202, 416]
+    for client in (a, b):
+        assert client.get(url).headers["Range"] == f"0-{len(data) - 1}"
+    done = b.put(with_params(url, {"digest": sha256_digest(data)}))
+    assert done.status_code == 201, done.text
+    assert a.get(f"/v2/{repo}/blobs/{sha256_digest(data)}").content == data
