@@ -118,6 +118,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="one repetition")
     parser.add_argument("--docker-registry", default="/usr/bin/docker-registry")
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument(
+        "--part", choices=["all", "blobs", "manifests"], default="all", help="what to run"
+    )
     args = parser.parse_args()
     repeat = 1 if args.quick else 3
     work = Path(args.workdir or tempfile.mkdtemp(prefix="dockyard-scaleout-"))
@@ -214,29 +217,33 @@ def main() -> int:
         for n, (url, proc) in enumerate(dockyard):
             wait_ready(url, proc, work / f"dockyard-{n}.log")
 
-        print("== blobs through one replica each", flush=True)
-        blobs = bench(
-            [docker[0][0], dockyard[0][0]],
-            [docker[0][1].pid, dockyard[0][1].pid],
-            "push-mono-100m-c1,pull-100m-c1",
-            repeat,
-            work / "blobs.json",
-        )
-        if blobs.wait() != 0:
-            print("blob bench had failures", file=sys.stderr)
-        print("== manifest GET by tag, 64 connections on each of 3 replicas at once", flush=True)
-        runs = [
-            bench(
-                [docker[n][0], dockyard[n][0]],
-                [docker[n][1].pid, dockyard[n][1].pid],
-                "manifest-get-c64",
+        if args.part in ("all", "blobs"):
+            print("== blobs through one replica each", flush=True)
+            blobs = bench(
+                [docker[0][0], dockyard[0][0]],
+                [docker[0][1].pid, dockyard[0][1].pid],
+                "push-mono-100m-c1,pull-100m-c1",
                 repeat,
-                work / f"manifests-{n}.json",
+                work / "blobs.json",
             )
-            for n in range(3)
-        ]
-        for run in runs:
-            run.wait()
+            if blobs.wait() != 0:
+                print("blob bench had failures", file=sys.stderr)
+        if args.part in ("all", "manifests"):
+            print(
+                "== manifest GET by tag, 64 connections on each of 3 replicas at once", flush=True
+            )
+            runs = [
+                bench(
+                    [docker[n][0], dockyard[n][0]],
+                    [docker[n][1].pid, dockyard[n][1].pid],
+                    "manifest-get-c64",
+                    repeat,
+                    work / f"manifests-{n}.json",
+                )
+                for n in range(3)
+            ]
+            for run in runs:
+                run.wait()
         print(f"raw results: {work}/blobs.json, {work}/manifests-*.json")
     finally:
         for proc in reversed(procs):
