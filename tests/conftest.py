@@ -116,11 +116,14 @@ BOTH_STORAGES = Path(__file__).parent / "spec"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """The spec tests run against a registry on the local disk and one on S3 (moto)."""
+    """The spec tests run against a registry on the local disk, one on S3 (moto), and
+    three replicas on one bucket and one Redis behind a round-robin proxy."""
     if "registry" in metafunc.fixturenames and metafunc.definition.path.is_relative_to(
         BOTH_STORAGES
     ):
-        metafunc.parametrize("registry", ["local", "s3"], indirect=True, scope="session")
+        metafunc.parametrize(
+            "registry", ["local", "s3", "replicas"], indirect=True, scope="session"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -130,11 +133,28 @@ def registry(
     """One server shared by the tests that only need a registry to talk to.
 
     Tests using it pick unique repository names (see ``repo``), so they never collide.
-    Under ``tests/spec/`` it is parametrized: ``local`` (the default) or ``s3``, its
-    layouts in a bucket of moto's S3 server.
+    Under ``tests/spec/`` it is parametrized: ``local`` (the default), ``s3``, its
+    layouts in a bucket of moto's S3 server, or ``replicas``: three replicas, each with
+    its own local folder, on one bucket and a redis-server of their own, reached through
+    a round-robin proxy (the answer's ``port`` is the proxy's).
     """
     storage = getattr(request, "param", "local")
     root = tmp_path_factory.mktemp(f"shared-{storage}") / "data"
+    if storage == "replicas":
+        from redis_helpers import spawn_redis
+        from scaleout_helpers import start_cluster
+
+        redis = spawn_redis(root.parent / "redis")
+        try:
+            cluster = start_cluster(request.getfixturevalue("s3_server"), redis.url, root.parent)
+            try:
+                yield Server(root=root, port=cluster.front.port, args=[])
+            finally:
+                cluster.stop()
+        finally:
+            redis.proc.terminate()
+            redis.proc.wait(10)
+        return
     if storage == "s3":
         from s3_helpers import start_s3_registry
 

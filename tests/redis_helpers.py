@@ -77,6 +77,17 @@ def wait_answering(server: RedisServer, timeout: float = 20) -> None:
             time.sleep(0.05)
 
 
+def spawn_redis(folder: Path) -> RedisServer:
+    """A redis-server of the caller's own on a free port, answering; the caller stops it."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is missing: scripts/test installs Debian's redis-server"
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = RedisServer(f"redis://127.0.0.1:{port}/0", _spawn(binary, port, folder))
+    wait_answering(server)
+    return server
+
+
 @dataclass
 class OwnRedis(RedisServer):
     """A redis-server of one test, which the test may stop and start again (same port)."""

@@ -29,7 +29,9 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Server, start_server
+from redis_helpers import spawn_redis
 from s3_helpers import start_s3_registry
+from scaleout_helpers import start_cluster
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -741,9 +743,22 @@ class Suite:
             assert self.do("GET", f"/v2/<name>/blobs/{fx.configs[3].digest}").status_code == 404
 
 
-@pytest.fixture(params=["default", "config-conformance.json", "s3"])
+@pytest.fixture(params=["default", "config-conformance.json", "s3", "replicas"])
 def suite_registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    """The suite on the defaults, on the example config, and with the layouts in S3."""
+    """The suite on the defaults, on the example config, with the layouts in S3, and
+    against three replicas on one bucket and one Redis behind a round-robin proxy."""
+    if request.param == "replicas":
+        redis = spawn_redis(tmp_path / "redis")
+        try:
+            cluster = start_cluster(request.getfixturevalue("s3_server"), redis.url, tmp_path)
+            try:
+                yield Server(root=tmp_path / "data", port=cluster.front.port, args=[])
+            finally:
+                cluster.stop()
+        finally:
+            redis.proc.terminate()
+            redis.proc.wait(10)
+        return
     if request.param == "s3":
         server: Server = start_s3_registry(request.getfixturevalue("s3_server"), tmp_path / "data")
         yield server

@@ -142,6 +142,23 @@ def test_chunked_upload_of_small_and_large_pieces_publishes_the_exact_bytes(
     _clean_log(s3_registry)
 
 
+def test_a_monolithic_put_stores_its_body_on_the_bucket(s3_registry: S3Registry) -> None:
+    """POST then PUT with the whole body (the spec's mandatory flow): the stored blob is
+    exactly that body. (A closing PUT's body is not fsynced on a local disk until its
+    publish; on S3 the appender's sync is what puts it at all.)"""
+    with _client(s3_registry) as client:
+        for size in (85, 6 * MiB + 3):
+            data = random_blob(size)
+            digest = sha256_digest(data)
+            url = start_upload(client, "mono/app")
+            done = client.put(with_params(url, {"digest": digest}), content=data)
+            assert done.status_code == 201, done.text
+            head = client.head(f"/v2/mono/app/blobs/{digest}")
+            assert head.headers["Content-Length"] == str(size)
+            assert client.get(f"/v2/mono/app/blobs/{digest}").content == data
+    _clean_log(s3_registry)
+
+
 def test_range_requests_return_exactly_the_asked_bytes(s3_registry: S3Registry) -> None:
     """A blob larger than one read piece: single ranges give 206 with the exact slice and
     Content-Range; a range past the end gives 416; HEAD gives the size and no body."""

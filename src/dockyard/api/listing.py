@@ -56,7 +56,7 @@ async def list_tags(request: web.Request) -> web.Response:
 
 async def catalog(request: web.Request) -> web.Response:
     n, last = page_params(request)
-    names = store(request).catalog.names()
+    names = await store(request).catalog.current()
     readable = read_filter(request)
     if readable is not None:  # only what the caller may read, paged after filtering
         names = [name for name in names if readable(name)]

@@ -50,6 +50,13 @@ class Catalog:
     repositories, and every catalog reads the lines past what it has seen, a ``stat``
     per root per look, never a walk. The walk records where each log ended before it
     started, so a repository created during the walk is read from the log again.
+
+    Replicas on one bucket do not share that log (each has its own local folder). For a
+    root whose layouts are remote and whose change counter is shared (Redis), the list
+    is a per-replica cache validated by that counter: :meth:`current` walks the bucket
+    again (in a thread) when the counter moved since the last walk, so a repository
+    another replica created is listed on the next request, and nothing is trusted
+    blindly (a ``FLUSHALL`` moves the counter's epoch, which is a move too).
     """
 
     def __init__(
@@ -63,6 +70,34 @@ class Catalog:
         self._names: list[str] | None = None
         #: Per root: how far its log of new repositories has been read.
         self._read: dict[Path, int] = {}
+        #: Per root shared with other replicas: its change counter's current value.
+        self._counters: dict[Path, Callable[[], bytes]] = {}
+        #: Per such root: the counter's value when the names were last walked.
+        self._walked_at: dict[Path, bytes] = {}
+        self._rewalk: asyncio.Lock | None = None
+
+    def validate_with(self, root: Path, counter: Callable[[], bytes]) -> None:
+        """Trust ``root``'s names only while ``counter()`` answers what it did at the
+        last walk (a root whose new repositories other replicas create out of sight)."""
+        self._counters[root] = counter
+
+    def _stale(self) -> bool:
+        return any(self._walked_at.get(root) != seen() for root, seen in self._counters.items())
+
+    async def current(self) -> list[str]:
+        """:meth:`names`, walked again first if a shared root's counter moved since the
+        last walk (call it after the request's counter refresh). Concurrent callers share
+        one walk; a walk records the counters it started at, so a change made during the
+        walk makes the next call walk again."""
+        if self._names is None or self._stale():
+            if self._rewalk is None:
+                self._rewalk = asyncio.Lock()
+            async with self._rewalk:
+                if self._names is None or self._stale():
+                    at = {root: seen() for root, seen in self._counters.items()}
+                    names, ends = await asyncio.to_thread(self._walk)
+                    self._names, self._read, self._walked_at = names, ends, at
+        return self.names()
 
     def _walk(self) -> tuple[list[str], dict[Path, int]]:
         ends = {root: _size(repositories_log(root)) for root, _ in self._roots}
@@ -99,9 +134,10 @@ class Catalog:
     async def load(self) -> None:
         """Walk the roots in a thread, so a large store never stalls the event loop."""
         if self._names is None:
+            at = {root: seen() for root, seen in self._counters.items()}
             names, ends = await asyncio.to_thread(self._walk)
             if self._names is None:
-                self._names, self._read = names, ends
+                self._names, self._read, self._walked_at = names, ends, at
 
     def _insert(self, name: str) -> None:
         assert self._names is not None

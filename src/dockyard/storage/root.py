@@ -105,7 +105,9 @@ class StorageRoot:
         self.stamps = VerifiedStamps(self.path, in_memory=read_only)
         self.files.stamps = self.stamps
         self.events: StorageEvents = NO_EVENTS
-        self.uploads = Uploads(self.path, backend, upload_pool)
+        self.uploads = Uploads(
+            self.path, backend, upload_pool, coordination.locks if coordination else None
+        )
         #: Cross-process (flock) unless read-only: worker processes share the root; with
         #: ``coordination``, across replicas (Redis).
         self.locks: KeyLocks

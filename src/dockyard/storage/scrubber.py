@@ -174,6 +174,8 @@ class Scrubber:
     ) -> list[tuple[RootServices, str, RepoPlan]]:
         """The reference check of every target repository (cheap: stat and parse only)."""
         await self.store.catalog.load()
+        if repos is None and self.store.shared():
+            await self.store.current_catalog()  # other replicas' new repositories too
         plans = []
         for services, repo in self._targets(repos):
             root = services.root

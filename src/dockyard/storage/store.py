@@ -85,6 +85,11 @@ class Store:
         )
         self.default = self._services(default, "")
         self.sub_paths = {prefix: self._services(s, prefix) for prefix, s in sub_paths.items()}
+        for services in self.roots():
+            root = services.root
+            if root.coordination is not None and root.remote:
+                # Other replicas create repositories in this bucket out of this one's sight.
+                self.catalog.validate_with(root.path, root.changes.seen)
         #: Set when settings change while serving (config reload): wakes the periodic GC.
         self.settings_changed = asyncio.Event()
         #: Which worker process (or replica) runs the periodic jobs (see ``storage.lease``).
@@ -139,6 +144,7 @@ class Store:
 
     async def collect_all(self, dry_run: bool = False, progress: Progress = None) -> GcReport:
         """One full pass over every repository of every root whose GC is on."""
+        await self.current_catalog()
         report = GcReport()
         for services in self.roots():
             if services.collector is None:
@@ -167,6 +173,12 @@ class Store:
         ``gather`` would make a task per root each time (one Redis is the usual case)."""
         for root in self.shared():
             await root.changes.refresh()
+
+    async def current_catalog(self) -> list[str]:
+        """The catalog, validated against the shared counters fetched now (a background
+        job has no request whose refresh it could rely on)."""
+        await self.refresh()
+        return await self.catalog.current()
 
     async def publish(self) -> None:
         """Send the changes made here to the shared counters, before an answer leaves."""

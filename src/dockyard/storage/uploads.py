@@ -22,6 +22,13 @@ taken on a lock file of its own under the root's local private folder instead, a
 size is read from the backend once the lock is held; every call that is a network round
 trip there (create, stat, open, rollback) runs in a thread, never on the event loop.
 
+Replicas on one bucket do not share that local folder, so a root given shared locks
+(Redis, ``cacheDriver``) takes the session's lock there instead (``upload <repo> <id>``,
+with an expiry and renewal like a repository's): any replica may continue any session,
+and two requests of one session never interleave, whichever replicas they reach. The
+bucket's conditional write of the state object stays the last guard (a writer whose
+lock lapsed gets ``ConcurrentAppend``, never a lost chunk).
+
 A session belongs to whoever opened it. Its owner (an opaque name handed in by the API
 layer) is kept in ``.uploads/.<uuid>.owner`` so that it survives a restart; a session of
 an anonymous client has no such record. To anyone else the session does not exist.
@@ -44,6 +51,7 @@ from typing import Literal, cast
 
 from dockyard.oci.digest import Digest, Hasher, new_hasher
 from dockyard.storage.backend import Appender, StorageBackend
+from dockyard.storage.coordination import KeyLocks
 from dockyard.storage.errors import (
     BlobUploadInvalid,
     BlobUploadUnknown,
@@ -106,6 +114,9 @@ class Session:
     #: backend its size is read from. None: the session file itself is flocked.
     lock_file: Path | None = None
     backend: StorageBackend | None = field(default=None, repr=False)
+    #: Locks shared by the replicas (Redis): the session's lock is taken there, not on
+    #: a local file. None: an flock (this machine's worker processes).
+    shared: KeyLocks | None = field(default=None, repr=False)
     lock: SessionLock = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -120,13 +131,18 @@ class SessionLock:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._file = FileLock(session.lock_file or session.path)
+        #: While the shared lock is held: what releases it.
+        self._shared: contextlib.AsyncExitStack | None = None
 
     def locked(self) -> bool:
-        return self._file.locked()
+        return self._shared is not None or self._file.locked()
 
     async def __aenter__(self) -> None:
         session = self.session
         unknown = BlobUploadUnknown(f"upload {session.id!r} is unknown", {"session": session.id})
+        if session.shared is not None:
+            await self._enter_shared(session, unknown)
+            return
         if session.lock_file is not None:
             ensure_lock_file(session.lock_file)
         held = await self._file.acquire()
@@ -142,12 +158,43 @@ class SessionLock:
                 self._file.release()
                 raise unknown
             held = stored
-        session.size = held.st_size
+        self._sized(held.st_size)
+
+    async def _enter_shared(self, session: Session, unknown: BlobUploadUnknown) -> None:
+        """Take the session's lock in the shared service, then read its size from the
+        backend: whichever replica appended last, the stored state is the offset."""
+        assert session.shared is not None and session.backend is not None
+        stack = contextlib.AsyncExitStack()
+        await stack.enter_async_context(session.shared.hold(upload_lock_key(session)))
+        try:
+            stored = await asyncio.to_thread(session.backend.stat, session.path)
+        except BaseException:
+            await stack.aclose()
+            raise
+        if stored is None:
+            await stack.aclose()
+            raise unknown
+        self._shared = stack
+        self._sized(stored.st_size)
+
+    def _sized(self, size: int) -> None:
+        session = self.session
+        session.size = size
         if session.hashed > session.size:  # never expected: the file only grows
             session.hasher, session.hashed = new_hasher(), 0
 
     async def __aexit__(self, *exc: object) -> None:
+        stack, self._shared = self._shared, None
+        if stack is not None:
+            await stack.aclose()
+            return
         self._file.release()
+
+
+def upload_lock_key(session: Session) -> str:
+    """The name of a session's lock among the shared locks (a repository's is its name,
+    which never contains a space)."""
+    return f"upload {session.repo} {session.id}"
 
 
 def ensure_lock_file(path: Path) -> None:
@@ -251,20 +298,30 @@ def _load(backend: StorageBackend, path: Path, caller: Caller) -> tuple[SessionO
 class Uploads:
     """The upload sessions of one storage root."""
 
-    def __init__(self, root: Path, backend: StorageBackend, pool: UploadPool) -> None:
+    def __init__(
+        self,
+        root: Path,
+        backend: StorageBackend,
+        pool: UploadPool,
+        shared: KeyLocks | None = None,
+    ) -> None:
+        """``shared``: the locks the replicas share (Redis), used for session locks when
+        the sessions are remote too; a local session keeps its flock."""
         self.root = root
         self.backend = backend
         self.pool = pool
         self._sessions: dict[tuple[str, str], Session] = {}
         #: Sessions are objects in a bucket, not local files (see the module's notes).
         self.remote = backend.local_file(root) is None
+        self.shared = shared if self.remote else None
 
     def _path(self, repo: str, session_id: str) -> Path:
         return upload_path(self.root / repo, session_id)
 
     def _lock_file(self, repo: str, session_id: str) -> Path | None:
-        """The local file a remote session's flock is taken on (None: a local session)."""
-        if not self.remote:
+        """The local file a remote session's flock is taken on (None: a local session,
+        or one locked through the shared locks)."""
+        if not self.remote or self.shared is not None:
             return None
         return lock_path(self.root, f"upload {repo} {session_id}")
 
@@ -278,6 +335,7 @@ class Uploads:
             owner=owner,
             lock_file=self._lock_file(repo, session_id),
             backend=self.backend if self.remote else None,
+            shared=self.shared,
         )
 
     def create(self, repo: str, owner: Owner = None) -> Session:
@@ -408,10 +466,11 @@ class Uploads:
                     {"declared": length, "received": added},
                 )
             # A 202 promises the chunk survives a crash: the client will not send it again.
-            # A local file's bytes are readable once written, so only their durability
-            # can wait for the publish; an object store's appender writes its segment in
-            # ``sync``, so there it always runs.
-            if durable or self.backend.local_file(session.path) is None:
+            # On object storage the sync is what puts the bytes at all (an appender's
+            # close drops what it never synced), so a closing PUT's body is synced too;
+            # a local file's bytes are readable once written, so only their durability
+            # waits for the publish.
+            if durable or self.remote:
                 await asyncio.wrap_future(threads.submit(out.sync))
         except BaseException as exc:
             if pending is not None:
@@ -468,6 +527,10 @@ class Uploads:
         session = self._sessions.get((repo, session_id))
         if session is not None and session.lock.locked():
             return True
+        if self.shared is not None:
+            # Another replica's writer is not visible here; GC's idle check (the state
+            # object is rewritten by every chunk's sync) keeps it from a live session.
+            return False
         return locked_elsewhere(self._lock_file(repo, session_id) or self._path(repo, session_id))
 
     def discard(self, repo: str, session_id: str) -> None:

@@ -1,0 +1,83 @@
+"""Scale-out: replicas on one bucket and one Redis, each with its OWN local folder.
+
+Each replica is a ``dockyard serve --workers 1`` process whose ``rootDirectory`` is a
+folder no other replica sees (as on separate machines); the layouts are in one bucket of
+moto's S3 server (``storageDriver``) and the coordination in one redis-server
+(``cacheDriver``). A :class:`RoundRobinProxy` in front sends every request to the next.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from round_robin_proxy import RoundRobinProxy
+from s3_helpers import S3Registry, S3Server, start_s3_registry
+
+#: Short, so a dead holder's lock frees in seconds, not the default 30 s.
+LOCK_EXPIRY = 3.0
+
+
+def scaleout_config(
+    s3: S3Server, root: Path, bucket: str, redis_url: str, keyprefix: str
+) -> dict[str, Any]:
+    """zot's keys: layouts in ``bucket``, coordination in Redis, ``root`` local."""
+    cache = {
+        "name": "redis",
+        "url": redis_url,
+        "keyprefix": keyprefix,
+        "lockExpiry": f"{LOCK_EXPIRY:g}s",
+    }
+    storage = {
+        "rootDirectory": str(root),
+        "remoteCache": True,
+        "storageDriver": s3.driver(bucket),
+        "cacheDriver": cache,
+    }
+    return {"storage": storage, "log": {"level": "info"}}
+
+
+@dataclass
+class Cluster:
+    """Replicas, the bucket and key prefix they share, and the proxy in front of them."""
+
+    s3: S3Server
+    redis_url: str
+    folder: Path
+    bucket: str
+    keyprefix: str
+    replicas: list[S3Registry] = field(default_factory=list)
+    proxy: RoundRobinProxy | None = None
+
+    def add_replica(self) -> S3Registry:
+        root = self.folder / f"replica-{len(self.replicas)}-{uuid.uuid4().hex[:4]}" / "local"
+        config = scaleout_config(self.s3, root, self.bucket, self.redis_url, self.keyprefix)
+        server = start_s3_registry(self.s3, root, bucket=self.bucket, config=config)
+        self.replicas.append(server)
+        return server
+
+    @property
+    def front(self) -> RoundRobinProxy:
+        assert self.proxy is not None
+        return self.proxy
+
+    def stop(self) -> None:
+        if self.proxy is not None:
+            self.proxy.close()
+        for server in self.replicas:
+            server.stop()
+
+
+def start_cluster(s3: S3Server, redis_url: str, folder: Path, count: int = 3) -> Cluster:
+    """``count`` replicas on a new bucket and key prefix, behind a round-robin proxy."""
+    cluster = Cluster(s3, redis_url, folder, s3.new_bucket(), f"so{uuid.uuid4().hex[:8]}")
+    try:
+        for _ in range(count):
+            cluster.add_replica()
+        cluster.proxy = RoundRobinProxy([server.port for server in cluster.replicas])
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
