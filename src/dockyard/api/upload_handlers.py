@@ -16,7 +16,7 @@ from dockyard.api.request_params import digest_param, repo_name, services, store
 from dockyard.oci.names import validate_name
 from dockyard.storage.errors import BlobUploadInvalid
 from dockyard.storage.repo_blobs import RepoBlobs
-from dockyard.storage.uploads import ANYONE, Caller, Session
+from dockyard.storage.upload_session import ANYONE, Caller, Session
 from dockyard.web.bodies import streamed_body
 from dockyard.web.request_keys import identity, read_filter
 from dockyard.web.spec_errors import ApiError

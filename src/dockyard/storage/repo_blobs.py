@@ -11,7 +11,7 @@ from dockyard.storage.errors import BlobUnknown, DigestInvalid, StorageFull, is_
 from dockyard.storage.integrity import BlobVerifier
 from dockyard.storage.paths import publish_key
 from dockyard.storage.root import StorageRoot
-from dockyard.storage.uploads import ANYONE, Caller, Owner, Session
+from dockyard.storage.upload_session import ANYONE, Caller, Owner, Session
 
 #: Which repositories a blob may be taken from for another (None: any).
 SourceFilter = Callable[[str], bool] | None

@@ -38,16 +38,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import json
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
-from typing import Literal, cast
+from typing import cast
 
 from dockyard.oci.digest import Digest, Hasher, new_hasher
 from dockyard.storage.backend import Appender, StorageBackend
@@ -60,10 +57,19 @@ from dockyard.storage.errors import (
     is_disk_full,
 )
 from dockyard.storage.localfs import LOCAL
-from dockyard.storage.locks import FileLock, locked_elsewhere
+from dockyard.storage.locks import locked_elsewhere
 from dockyard.storage.offload import run_blocking
 from dockyard.storage.paths import lock_path, owner_record_path, upload_path
 from dockyard.storage.upload_pool import UploadPool
+from dockyard.storage.upload_session import (
+    ANYONE,
+    UNREADABLE,
+    Caller,
+    Owner,
+    Session,
+    SessionOwner,
+    may_use,
+)
 
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}\Z")
 #: Bytes gathered before one write+hash is handed to a thread: large enough that the
@@ -73,134 +79,6 @@ BATCH = 256 * 1024
 #: How long an upload of a burst waits for its turn before it streams anyway (see
 #: ``Uploads.append``).
 ADMISSION_WAIT = 2.0
-
-
-class _Mark(Enum):
-    ANYONE = "anyone"
-    UNREADABLE = "unreadable"
-
-
-#: The caller to name when access is not controlled: every session is every caller's.
-ANYONE: Literal[_Mark.ANYONE] = _Mark.ANYONE
-#: The owner of a session whose owner record cannot be read: it is nobody's (fail closed).
-UNREADABLE: Literal[_Mark.UNREADABLE] = _Mark.UNREADABLE
-
-#: Who opened a session: a name, or None for an anonymous client.
-Owner = str | None
-#: What a session records: an owner, or UNREADABLE.
-SessionOwner = Owner | Literal[_Mark.UNREADABLE]
-#: Who asks for a session: an owner, or ANYONE.
-Caller = Owner | Literal[_Mark.ANYONE]
-
-
-def _may_use(owner: SessionOwner, caller: Caller) -> bool:
-    return caller is ANYONE or owner == caller
-
-
-@dataclass
-class Session:
-    """One upload in progress: its file, how many bytes it holds, and the hash of the
-    first ``hashed`` of them (all of them, unless another worker appended)."""
-
-    repo: str
-    id: str
-    path: Path
-    size: int
-    hasher: Hasher
-    touched: float = field(default_factory=time.time)
-    owner: SessionOwner = None
-    hashed: int = 0
-    #: On object storage: the local file whose flock stands for the session's, and the
-    #: backend its size is read from. None: the session file itself is flocked.
-    lock_file: Path | None = None
-    backend: StorageBackend | None = field(default=None, repr=False)
-    #: Locks shared by the replicas (Redis): the session's lock is taken there, not on
-    #: a local file. None: an flock (this machine's worker processes).
-    shared: KeyLocks | None = field(default=None, repr=False)
-    lock: SessionLock = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.lock = SessionLock(self)
-
-
-class SessionLock:
-    """``async with session.lock``: the session's cross-process lock. On entry the
-    session's size is read from its file (another worker may have appended); a session
-    whose file went meanwhile (published, cancelled, collected) is BlobUploadUnknown."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self._file = FileLock(session.lock_file or session.path)
-        #: While the shared lock is held: what releases it.
-        self._shared: contextlib.AsyncExitStack | None = None
-
-    def locked(self) -> bool:
-        return self._shared is not None or self._file.locked()
-
-    async def __aenter__(self) -> None:
-        session = self.session
-        unknown = BlobUploadUnknown(f"upload {session.id!r} is unknown", {"session": session.id})
-        if session.shared is not None:
-            await self._enter_shared(session, unknown)
-            return
-        if session.lock_file is not None:
-            ensure_lock_file(session.lock_file)
-        held = await self._file.acquire()
-        if held is None:
-            raise unknown
-        if session.backend is not None:
-            try:
-                stored = await asyncio.to_thread(session.backend.stat, session.path)
-            except BaseException:
-                self._file.release()
-                raise
-            if stored is None:
-                self._file.release()
-                raise unknown
-            held = stored
-        self._sized(held.st_size)
-
-    async def _enter_shared(self, session: Session, unknown: BlobUploadUnknown) -> None:
-        """Take the session's lock in the shared service, then read its size from the
-        backend: whichever replica appended last, the stored state is the offset."""
-        assert session.shared is not None and session.backend is not None
-        stack = contextlib.AsyncExitStack()
-        await stack.enter_async_context(session.shared.hold(upload_lock_key(session)))
-        try:
-            stored = await asyncio.to_thread(session.backend.stat, session.path)
-        except BaseException:
-            await stack.aclose()
-            raise
-        if stored is None:
-            await stack.aclose()
-            raise unknown
-        self._shared = stack
-        self._sized(stored.st_size)
-
-    def _sized(self, size: int) -> None:
-        session = self.session
-        session.size = size
-        if session.hashed > session.size:  # never expected: the file only grows
-            session.hasher, session.hashed = new_hasher(), 0
-
-    async def __aexit__(self, *exc: object) -> None:
-        stack, self._shared = self._shared, None
-        if stack is not None:
-            await stack.aclose()
-            return
-        self._file.release()
-
-
-def upload_lock_key(session: Session) -> str:
-    """The name of a session's lock among the shared locks (a repository's is its name,
-    which never contains a space)."""
-    return f"upload {session.repo} {session.id}"
-
-
-def ensure_lock_file(path: Path) -> None:
-    """Make sure a remote session's lock file exists (small and local: no thread)."""
-    with contextlib.suppress(FileExistsError):
-        LOCAL.create(path)
 
 
 class _NoHash:
@@ -286,7 +164,7 @@ def _load(backend: StorageBackend, path: Path, caller: Caller) -> tuple[SessionO
     a restart); None when it is absent or not ``caller``'s. Nothing is hashed here: the
     hash is caught up at the PUT, if this worker is the one that gets it."""
     owner = _read_owner(backend, path)
-    if not _may_use(owner, caller):
+    if not may_use(owner, caller):
         return None
     try:
         st = backend.stat(path)
@@ -377,7 +255,7 @@ class Uploads:
                 self._sessions.pop((repo, session_id), None)
                 raise unknown
             session.size = st.st_size
-        if not _may_use(session.owner, caller):
+        if not may_use(session.owner, caller):
             raise unknown
         return session
 

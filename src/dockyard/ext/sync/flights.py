@@ -27,7 +27,7 @@ from dockyard.ext.sync.upstream import Upstream, UpstreamError
 from dockyard.oci.digest import Digest, Hasher
 from dockyard.storage.errors import StorageError
 from dockyard.storage.store import RootServices
-from dockyard.storage.uploads import Session
+from dockyard.storage.upload_session import Session
 
 log = logging.getLogger("dockyard.sync")
 
