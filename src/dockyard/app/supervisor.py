@@ -45,6 +45,7 @@ from dockyard.config import Config, ConfigError, load_config
 from dockyard.ext.metrics import MULTIPROC_ENV
 from dockyard.storage.changes import set_writer
 from dockyard.storage.workers import wait_walker_stopped
+from dockyard.util.memory_fs import memory_folder
 
 log = logging.getLogger("dockyard.workers")
 
@@ -336,23 +337,6 @@ def _forget_metrics(pid: int) -> None:
             multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
-#: A filesystem in memory, where the machine has one: see ``_memory_folder``.
-_SHM = Path("/dev/shm")
-
-
-def _memory_folder() -> str | None:
-    """Where the metrics files go: in memory when possible (None: the usual temp folder).
-
-    Every request bumps counters in these memory-mapped files. On a disk filesystem a
-    write to a page that was just written back updates the file's time, which waits for
-    the journal: while GC unlinked 80,000 files that wait was tens of milliseconds of a
-    worker's event loop. The values need no disk: they die with the server.
-    """
-    if _SHM.is_dir() and os.access(_SHM, os.W_OK | os.X_OK):
-        return str(_SHM)
-    return None
-
-
 def supervise(
     config: Config,
     path: Path | None,
@@ -366,7 +350,9 @@ def supervise(
     except OSError as exc:
         why = exc.strerror or exc
         raise StartupError(f"log.output: cannot open {config.log.output}: {why}") from exc
-    metrics_dir = tempfile.mkdtemp(prefix="dockyard-metrics-", dir=_memory_folder())
+    # In memory when possible: every request bumps counters in these mapped files, and the
+    # values die with the server (see util/memory_fs.py).
+    metrics_dir = tempfile.mkdtemp(prefix="dockyard-metrics-", dir=memory_folder())
     os.environ[MULTIPROC_ENV] = metrics_dir
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     try:

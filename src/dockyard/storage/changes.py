@@ -9,24 +9,32 @@ this counter after the file is in place and before the write is acknowledged; a 
 compares the counter with the value its cache was checked at, and looks at the files
 again only when it moved.
 
-The counter is a small file under the private folder, mapped shared into every process
-(``ROOT/_dockyard/changes``). It has one 8-byte slot per writer (the worker's number), so
-each slot has a single writer and needs no lock; a reader compares the whole region
-(2 KiB: a memcmp) with the copy it saw last. The command-line tools (``dockyard gc``,
-``scrub``, ``sync``) share one last slot; should two of them bump it at the same moment
-one bump may be lost, and the caches' ``stat`` every ``layout.REVALIDATE_SECONDS`` still
-finds their change.
+The counter is a small file mapped shared into every process that opens the root. It
+lives in memory (``/dev/shm/dockyard-changes-<id>``, named by the root folder's device and
+inode, so every path to the root finds it): a bump is a write on the event loop, and on a
+disk filesystem a write to a mapped page updates the file's time through the journal,
+which stalled the loop for tens of milliseconds while GC unlinked many files. Without a
+usable ``/dev/shm`` it is ``ROOT/_dockyard/changes``. It has one 8-byte slot per writer
+(the worker's number), so each slot has a single writer and needs no lock; a reader
+compares the whole region (2 KiB: a memcmp) with the copy it saw last. The command-line
+tools (``dockyard gc``, ``scrub``, ``sync``) share one last slot; should two of them bump
+it at the same moment one bump may be lost, and the caches' ``stat`` every
+``layout.REVALIDATE_SECONDS`` still finds their change.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import mmap
 import os
+import stat
 import struct
 from pathlib import Path
 
 from dockyard.private import FILE_MODE, private_folder
+from dockyard.storage.paths import changes_path
+from dockyard.util.memory_fs import memory_folder
 
 #: Writer slots: one per worker process (``http.workers`` is at most this).
 SLOTS = 256
@@ -49,20 +57,9 @@ def set_writer(slot: int) -> None:
 class ChangeCounter:
     """``bump()`` after a change is in place; ``seen()`` gives a value to compare with."""
 
-    def __init__(self, path: Path | None) -> None:
-        """``path`` None: this process alone (read-only looks): bumps stay in memory."""
-        self._map: mmap.mmap | bytearray
-        if path is None:
-            self._map = bytearray(_SIZE)
-            return
-        private_folder(path.parent)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
-        try:
-            if os.fstat(fd).st_size < _SIZE:
-                os.ftruncate(fd, _SIZE)
-            self._map = mmap.mmap(fd, _SIZE, mmap.MAP_SHARED)
-        finally:
-            os.close(fd)
+    def __init__(self, mapping: mmap.mmap | None = None) -> None:
+        """``mapping`` None: this process alone (read-only looks): bumps stay in memory."""
+        self._map: mmap.mmap | bytearray = bytearray(_SIZE) if mapping is None else mapping
 
     def seen(self) -> bytes:
         """The current value: equal to an earlier one only if nothing changed between."""
@@ -85,3 +82,56 @@ class ChangeCounter:
         if isinstance(self._map, mmap.mmap):
             with contextlib.suppress(BufferError, ValueError):
                 self._map.close()
+
+
+def open_counter(root: Path) -> ChangeCounter:
+    """The counter every process of this machine shares for the root folder ``root``."""
+    memory = memory_folder()
+    if memory is not None:
+        try:
+            return ChangeCounter(_map_in_memory(memory, root))
+        except OSError:
+            pass  # someone else's file under that name, or no room: the disk's copy
+    path = changes_path(root)
+    private_folder(path.parent)
+    return ChangeCounter(_map_file(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC))
+
+
+def _map_in_memory(memory: Path, root: Path) -> mmap.mmap:
+    """Map the root's counter in ``memory``; refuse a file this root's owner did not make.
+
+    The folder is shared by every user of the machine, so a file of that name may have been
+    put there by another user to freeze or replay the counter (and so keep a stale cache in
+    use): it must belong to the root's owner and be writable by no one else. A counter
+    created by root (``dockyard gc`` run with sudo) is given to the root folder's owner, so
+    the server can still open it.
+    """
+    folder = os.stat(root)
+    path = memory / in_memory_name(folder)
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+    return _map_file(path, flags, owner=(folder.st_uid, folder.st_gid))
+
+
+def in_memory_name(folder: os.stat_result) -> str:
+    """The counter's file name in memory for the root folder ``folder`` (its ``stat``)."""
+    name = hashlib.sha256(f"{folder.st_dev}:{folder.st_ino}".encode()).hexdigest()[:32]
+    return f"dockyard-changes-{name}"
+
+
+def _map_file(path: Path, flags: int, owner: tuple[int, int] | None = None) -> mmap.mmap:
+    """Open (creating) ``path`` at the counter's size and map it shared."""
+    fd = os.open(path, flags, FILE_MODE)
+    try:
+        info = os.fstat(fd)
+        if owner is not None:
+            if info.st_uid == 0 and owner[0] != 0 and os.geteuid() == 0:
+                os.fchown(fd, *owner)
+            elif info.st_uid != owner[0]:
+                raise PermissionError(f"{path} belongs to uid {info.st_uid}, not the root's owner")
+            if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o077:
+                raise PermissionError(f"{path} is not a private regular file")
+        if info.st_size < _SIZE:
+            os.ftruncate(fd, _SIZE)
+        return mmap.mmap(fd, _SIZE, mmap.MAP_SHARED)
+    finally:
+        os.close(fd)

@@ -185,7 +185,7 @@ class LayoutIO:
 
     def __init__(self, backend: StorageBackend, changes: Changes | None = None) -> None:
         self.backend = backend
-        self.changes: Changes = changes or ChangeCounter(None)
+        self.changes: Changes = changes or ChangeCounter()
         #: Keyed by the repository folder (``StorageRoot.repo_dir`` hands out the same
         #: Path object each time, whose hash is computed once).
         self._cache: dict[Path, _Cached] = {}

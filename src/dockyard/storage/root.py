@@ -13,7 +13,7 @@ from dockyard.oci.manifest import Manifest
 from dockyard.private import private_folder
 from dockyard.storage.backend import StorageBackend
 from dockyard.storage.blobs import BlobFiles
-from dockyard.storage.changes import ChangeCounter
+from dockyard.storage.changes import ChangeCounter, open_counter
 from dockyard.storage.coordination import Changes, Coordination, KeyLocks
 from dockyard.storage.dedupe.locations import LocationMap
 from dockyard.storage.dedupe.sharing import Dedupe
@@ -23,7 +23,7 @@ from dockyard.storage.layout import LayoutIO, RepoIndex, read_manifest
 from dockyard.storage.localfs import LOCAL
 from dockyard.storage.locks import KeyedLocks
 from dockyard.storage.offload import run_blocking
-from dockyard.storage.paths import changes_path, index_path, locks_dir
+from dockyard.storage.paths import index_path, locks_dir
 from dockyard.storage.referrers import Referrers
 from dockyard.storage.stamps import VerifiedStamps
 from dockyard.storage.upload_pool import UploadPool
@@ -92,7 +92,7 @@ class StorageRoot:
         if coordination is not None:
             self.changes = coordination.changes
         else:
-            self.changes = ChangeCounter(None if read_only else changes_path(self.path))
+            self.changes = ChangeCounter() if read_only else open_counter(self.path)
         self.layout = LayoutIO(backend, self.changes)
         #: Dedupe of this root (see ``storage.dedupe``); its map is ``locations``.
         enabled = settings.dedupe and not read_only
