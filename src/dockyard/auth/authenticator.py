@@ -15,7 +15,7 @@ import binascii
 from typing import Any
 
 from dockyard.auth.access_policy import AccessPolicy
-from dockyard.auth.apikey_store import PREFIX, ApiKey, ApiKeyStore
+from dockyard.auth.apikey_store import PREFIX, ApiKey, KeyStore
 from dockyard.auth.bearer import BearerVerifier, InvalidToken
 from dockyard.auth.failures import Admit
 from dockyard.auth.htpasswd import Htpasswd
@@ -50,7 +50,7 @@ class Authenticator:
         self,
         policy: AccessPolicy,
         htpasswd: Htpasswd | None = None,
-        keys: ApiKeyStore | None = None,
+        keys: KeyStore | None = None,
         bearer: BearerVerifier | None = None,
         mtls: bool = False,
     ) -> None:
