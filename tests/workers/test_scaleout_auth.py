@@ -1,0 +1,233 @@
+"""Browser sessions and API keys on replicas that share only a bucket and a Redis (issue
+12, "stateless replicas"): three replicas with folders of their own behind a round-robin
+proxy, so every request may reach another replica. A login through one is a session on
+all; an API key made through one works on all, through skopeo too, until it is revoked,
+and then every replica refuses it on its next request; a FLUSHALL keeps the keys (they
+are in the bucket) and ends the sessions (documented: log in again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from auth_helpers import write_htpasswd
+from clients_helpers import Skopeo, assert_same_image
+from images import build_image
+from redis_helpers import RedisServer, redis_server  # noqa: F401
+from s3_helpers import S3Server
+from scaleout_helpers import Cluster, start_cluster
+from search_helpers import SEARCH
+from spec_helpers import get_manifest, push_image
+
+KEYS = "/zot/auth/apikey"
+PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw"}
+#: A query every logged-in user may make: how many images are readable.
+COUNT = '{ ImageList(repo:"") { Page { TotalCount } } }'
+
+
+@pytest.fixture
+def cluster(
+    tmp_path: Path,
+    s3_server: S3Server,
+    redis_server: RedisServer,  # noqa: F811
+) -> Iterator[Cluster]:
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", PASSWORDS)
+    extra = {
+        "http": {"auth": {"htpasswd": {"path": str(htpasswd)}, "apikey": True}},
+        "extensions": {"search": {"enable": True}, "ui": {"enable": True}},
+    }
+    started = start_cluster(s3_server, redis_server.url, tmp_path, extra=extra)
+    yield started
+    started.stop()
+
+
+def _front(cluster: Cluster, auth: tuple[str, str] | None = None) -> httpx.Client:
+    return httpx.Client(base_url=cluster.front.url, timeout=60, auth=auth)
+
+
+def _alone(cluster: Cluster, auth: tuple[str, str] | None = None) -> list[httpx.Client]:
+    """A client of each replica by itself, past the proxy."""
+    return [httpx.Client(base_url=r.url, timeout=30, auth=auth) for r in cluster.replicas]
+
+
+def _login(client: httpx.Client, user: str = "alice") -> tuple[str, str]:
+    """Log in to the web UI: the cookie (as a header: it is ``Secure``, this is HTTP) and
+    the CSRF token."""
+    answer = client.post("/ui/session", json={"username": user, "password": PASSWORDS[user]})
+    assert answer.status_code == 200, answer.text
+    cookie = answer.headers["set-cookie"].split(";")[0]
+    return cookie, answer.json()["csrf"]
+
+
+def _who(client: httpx.Client, cookie: str) -> str | None:
+    answer = client.get("/ui/session", headers={"Cookie": cookie})
+    assert answer.status_code == 200, answer.text
+    user: str | None = answer.json()["user"]
+    return user
+
+
+def _create_key(cluster: Cluster, label: str) -> dict[str, object]:
+    made = _front(cluster, ("alice", PASSWORDS["alice"])).post(KEYS, json={"label": label})
+    assert made.status_code == 201, made.text
+    body: dict[str, object] = made.json()
+    return body
+
+
+def _key_answers(cluster: Cluster, key: str) -> list[int]:
+    """What each replica, asked directly, answers a request made with ``key``."""
+    return [c.get("/v2/").status_code for c in _alone(cluster, ("alice", key))]
+
+
+def test_a_login_through_the_proxy_is_a_session_on_every_replica(cluster: Cluster) -> None:
+    front = _front(cluster)
+    cookie, csrf = _login(front)
+    # Through the proxy (each request to the next replica) and on each replica alone.
+    for _ in cluster.replicas:
+        assert _who(front, cookie) == "alice"
+    for client in _alone(cluster):
+        assert _who(client, cookie) == "alice"
+        with_token = client.post(
+            SEARCH, json={"query": COUNT}, headers={"Cookie": cookie, "X-Dockyard-CSRF": csrf}
+        )
+        assert with_token.status_code == 200, with_token.text
+        assert "errors" not in with_token.json()
+        # A write with the cookie and no token is refused on every replica alike.
+        without = client.post(SEARCH, json={"query": COUNT}, headers={"Cookie": cookie})
+        assert without.status_code == 403, without.text
+        # No session at all: the search API needs a login.
+        assert client.post(SEARCH, json={"query": COUNT}).status_code == 401
+    assert set(cluster.front.spread()) == {r.port for r in cluster.replicas}
+    # Nothing of the session is in any replica's own folder.
+    for replica in cluster.replicas:
+        assert not list(replica.root.rglob("sessions.db*"))
+    # A logout through one replica ends it on all of them.
+    out = front.delete("/ui/session", headers={"Cookie": cookie, "X-Dockyard-CSRF": csrf})
+    assert out.status_code == 200, out.text
+    for client in _alone(cluster):
+        assert _who(client, cookie) is None
+        assert (
+            client.post(SEARCH, json={"query": COUNT}, headers={"Cookie": cookie}).status_code
+            == 401
+        )
+
+
+def test_sessions_in_redis_hold_only_hashes_and_expire_when_idle(
+    cluster: Cluster,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    cookie, csrf = _login(_front(cluster))
+    sid = cookie.split("=", 1)[1]
+    raw = redis_server.client()
+    names = raw.keys(f"{cluster.keyprefix}:*ui-session*")
+    assert len(names) == 1
+    name = names[0]
+    assert name.decode().endswith(hashlib.sha256(sid.encode()).hexdigest())
+    stored = raw.hgetall(name)
+    everything = b" ".join([name, *stored.keys(), *stored.values()])
+    assert sid.encode() not in everything
+    # Of the htpasswd hash only a digest: no bcrypt hash to crack in Redis.
+    assert b"$2" not in everything
+    assert stored[b"csrf"].decode() == csrf
+    # Redis ends an idle session by itself: its expiry is the idle time (12 hours).
+    assert 11.9 * 3600 * 1000 < raw.pttl(name) <= 12 * 3600 * 1000
+    # Reading it again within a minute writes nothing (last_seen is not moved).
+    seen = stored[b"last_seen"]
+    for client in _alone(cluster):
+        assert _who(client, cookie) == "alice"
+    assert raw.hget(name, "last_seen") == seen
+
+
+def test_a_new_password_ends_the_session_on_every_replica(tmp_path: Path, cluster: Cluster) -> None:
+    cookie, _ = _login(_front(cluster), "bob")
+    for client in _alone(cluster):
+        assert _who(client, cookie) == "bob"
+    time.sleep(0.01)  # a new modification time for the file's re-read
+    write_htpasswd(tmp_path / "htpasswd", {**PASSWORDS, "bob": "new-bob-pw"})
+    for client in _alone(cluster):
+        assert _who(client, cookie) is None
+
+
+def test_an_api_key_works_on_every_replica_until_revoked_through_another(
+    tmp_path: Path, cluster: Cluster, s3_server: S3Server
+) -> None:
+    made = _create_key(cluster, "ci")
+    key = str(made["apiKey"])
+    # skopeo logs in with the key and pushes and pulls through the proxy: its requests
+    # are spread over every replica.
+    skopeo = Skopeo(tmp_path / "home")
+    skopeo.run("login", "--tls-verify=false", "-u", "alice", "-p", key, cluster.front.host)
+    image = build_image(tmp_path / "src", "v1", layers=2)
+    skopeo.push(image.layout, "v1", f"{cluster.front.host}/keys/app:v1")
+    out = tmp_path / "out"
+    skopeo.pull(f"{cluster.front.host}/keys/app:v1", out, "v1")
+    assert_same_image(out, "v1", image)
+    assert set(cluster.front.spread()) == {r.port for r in cluster.replicas}
+    assert _key_answers(cluster, key) == [200, 200, 200]
+    # A key made now, while every replica's cache is warm, works on every one at once.
+    second = str(_create_key(cluster, "second")["apiKey"])
+    assert _key_answers(cluster, second) == [200, 200, 200]
+    # Every replica lists both keys (what the bucket holds, not what it cached).
+    for client in _alone(cluster, ("alice", PASSWORDS["alice"])):
+        listed = client.get(KEYS).json()["apiKeys"]
+        assert {k["label"] for k in listed} == {"ci", "second"}
+        assert "apiKey" not in json.dumps(listed)
+    # Only hashes are in the bucket, one object per key, never the secret.
+    stored = [k for k in s3_server.keys(cluster.bucket) if "/_dockyard/apikeys/" in k]
+    names = {k.rsplit("/", 1)[1] for k in stored}
+    assert {f"{hashlib.sha256(s.encode()).hexdigest()}.json" for s in (key, second)} <= names
+    bucket = s3_server.client()
+    for object_key in stored:
+        body = bucket.get_object(Bucket=cluster.bucket, Key=object_key)["Body"].read()
+        assert key.encode() not in body and second.encode() not in body
+    for replica in cluster.replicas:
+        assert not list(replica.root.rglob("apikeys.db*"))
+    # Revoked through the proxy: every replica refuses it on its next request.
+    alice = _front(cluster, ("alice", PASSWORDS["alice"]))
+    gone = alice.delete(KEYS, params={"id": str(made["uuid"])})
+    assert gone.status_code == 200, gone.text
+    assert _key_answers(cluster, key) == [401, 401, 401]
+    assert _key_answers(cluster, second) == [200, 200, 200]
+    denied = skopeo.run(
+        "inspect", "--tls-verify=false", f"docker://{cluster.front.host}/keys/app:v1", check=False
+    )
+    assert denied.returncode != 0
+    # Revoking it again, through any replica, finds nothing.
+    assert alice.delete(KEYS, params={"id": str(made["uuid"])}).status_code == 404
+
+
+def test_a_flushall_keeps_api_keys_and_ends_sessions(
+    cluster: Cluster,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    front = _front(cluster)
+    key = str(_create_key(cluster, "kept")["apiKey"])
+    doomed = _create_key(cluster, "revoked after the flush")
+    with_key = _front(cluster, ("alice", key))
+    repo = f"flush/{uuid.uuid4().hex[:6]}"
+    pushed = push_image(with_key, repo, "v1")
+    cookie, _ = _login(front)
+    assert _key_answers(cluster, key) == [200, 200, 200]
+    assert _key_answers(cluster, str(doomed["apiKey"])) == [200, 200, 200]
+    redis_server.client().flushall()
+    # The keys are in the bucket: every replica still takes them.
+    assert _key_answers(cluster, key) == [200, 200, 200]
+    for client in _alone(cluster, ("alice", key)):
+        assert get_manifest(client, repo, "v1").content == pushed.body
+    # Sessions lived in Redis only: the browser logs in again, and that works everywhere.
+    for client in _alone(cluster):
+        assert _who(client, cookie) is None
+    cookie, _ = _login(front)
+    for client in _alone(cluster):
+        assert _who(client, cookie) == "alice"
+    # A revoke after the flush still reaches every replica's cache.
+    alice = _front(cluster, ("alice", PASSWORDS["alice"]))
+    assert alice.delete(KEYS, params={"id": str(doomed["uuid"])}).status_code == 200
+    assert _key_answers(cluster, str(doomed["apiKey"])) == [401, 401, 401]
+    assert _key_answers(cluster, key) == [200, 200, 200]
