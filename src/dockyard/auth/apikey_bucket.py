@@ -168,6 +168,7 @@ class BucketKeyStore:
         creator_ua: str,
         source: str = "htpasswd",
     ) -> tuple[str, ApiKey]:
+        self._version()  # Redis down: a 503 before anything is written
         secret, record = new_key(user, label, scopes, expires_at, creator_ua, source)
         path = self._path(hash_key(secret), _RECORD)
         self._backend.write_atomic(path, json.dumps(_dump(record)).encode())
@@ -224,6 +225,7 @@ class BucketKeyStore:
         return sorted(found, key=lambda record: record.created_at)
 
     def revoke(self, user: str, key_id: str) -> bool:
+        self._version()  # Redis down: a 503 before anything is deleted
         for digest, record in self._current(fresh=True).items():
             if record.id == key_id and record.user == user:
                 self._delete(digest)
@@ -240,6 +242,7 @@ class BucketKeyStore:
         return {r.user for r in self._current(fresh=True).values() if r.source == source}
 
     def purge(self, now: float, gone: set[str], source: str) -> int:
+        self._version()  # Redis down: this pass deletes nothing, the next one will
         records = self._current(fresh=True)
         doomed = [
             digest
