@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from auth_helpers import write_htpasswd
 from round_robin_proxy import RoundRobinProxy
 from s3_helpers import S3Registry, S3Server, start_s3_registry
 
 #: Short, so a dead holder's lock frees in seconds, not the default 30 s.
 LOCK_EXPIRY = 3.0
+#: The users of :func:`start_auth_cluster` (its htpasswd file is ``folder/htpasswd``).
+PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "admin": "admin-pw"}
 
 
 def scaleout_config(
@@ -99,3 +102,27 @@ def start_cluster(
         cluster.stop()
         raise
     return cluster
+
+
+def start_auth_cluster(s3: S3Server, redis_url: str, folder: Path) -> Cluster:
+    """Three replicas with htpasswd logins (:data:`PASSWORDS`, ``admin`` in
+    ``adminPolicy``), API keys, search and the web UI."""
+    htpasswd = write_htpasswd(folder / "htpasswd", PASSWORDS)
+    everyone = ["alice", "bob", "admin"]
+    access = {
+        "repositories": {"**": {"policies": [{"users": everyone, "actions": ["read", "create"]}]}},
+        "adminPolicy": {"users": ["admin"], "actions": ["read", "create", "update", "delete"]},
+    }
+    extra = {
+        "http": {
+            "auth": {
+                "htpasswd": {"path": str(htpasswd)},
+                "apikey": True,
+                # The lease holder's purge passes, often enough for a test to see them.
+                "apikeyPurgeInterval": "1s",
+            },
+            "accessControl": access,
+        },
+        "extensions": {"search": {"enable": True}, "ui": {"enable": True}},
+    }
+    return start_cluster(s3, redis_url, folder, extra=extra)
