@@ -104,9 +104,12 @@ def start_cluster(
     return cluster
 
 
-def start_auth_cluster(s3: S3Server, redis_url: str, folder: Path) -> Cluster:
+def start_auth_cluster(
+    s3: S3Server, redis_url: str, folder: Path, purge_interval: str = "1s"
+) -> Cluster:
     """Three replicas with htpasswd logins (:data:`PASSWORDS`, ``admin`` in
-    ``adminPolicy``), API keys, search and the web UI."""
+    ``adminPolicy``), API keys, search and the web UI; the lease holder purges keys every
+    ``purge_interval`` (the default: often enough for a test to see it)."""
     htpasswd = write_htpasswd(folder / "htpasswd", PASSWORDS)
     everyone = ["alice", "bob", "admin"]
     access = {
@@ -118,8 +121,7 @@ def start_auth_cluster(s3: S3Server, redis_url: str, folder: Path) -> Cluster:
             "auth": {
                 "htpasswd": {"path": str(htpasswd)},
                 "apikey": True,
-                # The lease holder's purge passes, often enough for a test to see them.
-                "apikeyPurgeInterval": "1s",
+                "apikeyPurgeInterval": purge_interval,
             },
             "accessControl": access,
         },

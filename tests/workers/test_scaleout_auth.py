@@ -22,6 +22,7 @@ from auth_helpers import write_htpasswd
 from clients_helpers import Skopeo, assert_same_image
 from images import build_image
 from redis_helpers import OwnRedis, RedisServer, own_redis, redis_server  # noqa: F401
+from round_robin_proxy import RoundRobinProxy
 from s3_helpers import S3Server
 from scaleout_helpers import PASSWORDS, Cluster, start_auth_cluster
 from search_helpers import SEARCH
@@ -305,3 +306,48 @@ def test_expired_keys_and_those_of_deleted_users_go_from_the_bucket(
     # expired key once it expired.
     _until(lambda: not set(hashed.values()) & _stored_keys(cluster, s3_server))
     assert _key_answers(cluster, short) == [401, 401, 401]
+
+
+def _quiet(proxy: RoundRobinProxy, still: float = 1.5, timeout: float = 60) -> int:
+    """Wait until no request went through ``proxy`` for ``still`` seconds; the count."""
+    deadline = time.monotonic() + timeout
+    count, since = len(proxy.sent), time.monotonic()
+    while time.monotonic() - since < still:
+        assert time.monotonic() < deadline, "the bucket never went quiet"
+        time.sleep(0.1)
+        if len(proxy.sent) != count:
+            count, since = len(proxy.sent), time.monotonic()
+    return count
+
+
+def test_a_request_with_a_key_costs_no_s3_call_while_nothing_changed(
+    tmp_path: Path,
+    s3_server: S3Server,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    # The replicas reach the bucket through a proxy that counts their S3 requests.
+    counter = RoundRobinProxy([int(s3_server.endpoint.rsplit(":", 1)[1])])
+    try:
+        cluster = start_auth_cluster(
+            S3Server(counter.url), redis_server.url, tmp_path, purge_interval="1h"
+        )
+        try:
+            key = str(_create_key(cluster, "counted")["apiKey"])
+            # The first use on each replica loads the records and records the use.
+            assert _key_answers(cluster, key) == [200, 200, 200]
+            before = _quiet(counter)
+            for _ in range(10):
+                assert _key_answers(cluster, key) == [200, 200, 200]
+                assert _key_answers(cluster, "zak_" + "1" * 40) == [401, 401, 401]
+            assert len(counter.sent) == before
+            # A change costs each replica one catch-up (a listing), then nothing again.
+            second = str(_create_key(cluster, "second")["apiKey"])
+            assert _key_answers(cluster, second) == [200, 200, 200]
+            before = _quiet(counter)
+            for _ in range(10):
+                assert _key_answers(cluster, key) == [200, 200, 200]
+            assert len(counter.sent) == before
+        finally:
+            cluster.stop()
+    finally:
+        counter.close()
