@@ -175,8 +175,8 @@ class BucketKeyStore:
         try:
             self._announce()
         except Unavailable:
-            # The secret is never shown: leave no key behind that no one could use.
-            self._unannounced = False
+            # The secret is never shown: leave no key behind that no one could use (the
+            # version is still set anew by the next call, in case a replica read it).
             self._backend.delete(path)
             raise
         return secret, record
