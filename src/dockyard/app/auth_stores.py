@@ -40,10 +40,11 @@ def key_store(config: Config, store: Store) -> KeyStore:
     if shared is None:
         return ApiKeyStore(Path(config.storage.root_directory).absolute())
     from dockyard.auth.apikey_bucket import BucketKeyStore
-    from dockyard.storage.shared.redis_client import sync_client
+    from dockyard.storage.shared.redis_client import async_client, sync_client
 
     root = store.default.root
-    return BucketKeyStore(root.backend, root.path, sync_client(shared.url), shared.namespace)
+    clients = sync_client(shared.url), async_client(shared.url)
+    return BucketKeyStore(root.backend, root.path, *clients, shared.namespace)
 
 
 def session_store(config: Config, store: Store) -> SessionStore:

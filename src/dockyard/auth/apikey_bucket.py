@@ -10,9 +10,10 @@ or it could bring back a key another replica has just revoked.
 Each replica keeps every record in memory, valid at a version kept in Redis
 (``<namespace>:apikeys``). A change (create, revoke, purge) is written to the bucket
 first, then the version is set to a new random value, and only then acknowledged. Every
-authentication reads the version (one Redis GET, no S3 call); when it moved, the folder
-is listed again and the records not seen before are read, so a key revoked through one
-replica is refused by every replica on its next request.
+authentication reads the version (one Redis GET on the event loop, no thread, no S3
+call); when it moved, a thread lists the folder again and reads the records not seen
+before, so a key revoked through one replica is refused by every replica on its next
+request.
 
 Redis is never the only copy. After a ``FLUSHALL`` the version is missing: the first
 replica to notice sets a new one and every replica reloads from the bucket. While Redis
@@ -23,6 +24,7 @@ again before it was checked against the version.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -40,6 +42,7 @@ from dockyard.storage.shared.redis_client import unavailable
 
 if TYPE_CHECKING:
     import redis
+    import redis.asyncio
 
 log = logging.getLogger("dockyard.auth")
 
@@ -50,18 +53,29 @@ _MOST_BYTES = 64 * 1024
 
 
 class BucketKeyStore:
-    """Keys as objects under ``root``'s private prefix, cached per replica; blocking
-    calls (the backend, Redis), so callers run every method in a thread."""
+    """Keys as objects under ``root``'s private prefix, cached per replica. :meth:`verify`
+    runs on the event loop; every other method blocks (the backend, Redis), so callers
+    run it in a thread."""
 
     def __init__(
-        self, backend: StorageBackend, root: Path, client: redis.Redis, namespace: str
+        self,
+        backend: StorageBackend,
+        root: Path,
+        client: redis.Redis,
+        aclient: redis.asyncio.Redis,
+        namespace: str,
     ) -> None:
         self._backend = backend
         self._folder = apikeys_dir(root)
         self._redis = client
+        self._aredis = aclient
         self._version_key = f"{namespace}:apikeys"
-        self._lock = threading.Lock()
+        #: Held by the thread catching the cache up (never on the event loop), so loads
+        #: run one at a time and each pairs its records with the version read before.
+        self._loading = threading.Lock()
         #: The version the cache is valid at; None: not valid at any (reload first).
+        #: Set after the records it goes with, which are replaced whole, never edited:
+        #: the event loop reads both without a lock.
         self._seen: bytes | None = None
         #: key hash -> its record, and each record object's identity (ETag) when read.
         self._records: dict[str, ApiKey] = {}
@@ -88,6 +102,18 @@ class BucketKeyStore:
                 value = self._redis.get(self._version_key)
         return value if isinstance(value, bytes) else b""
 
+    async def _version_on_loop(self) -> bytes | None:
+        """:meth:`_version` through the async client; None when a change of this replica
+        still needs announcing (a thread does it)."""
+        if self._unannounced:
+            return None
+        with unavailable("the API keys' version"):
+            value = await self._aredis.get(self._version_key)
+            if value is None:
+                await self._aredis.set(self._version_key, uuid.uuid4().hex, nx=True)
+                value = await self._aredis.get(self._version_key)
+        return value if isinstance(value, bytes) and value else None
+
     def _announce(self) -> None:
         """Tell every replica that the keys changed (after the bucket holds the change)."""
         self._unannounced = True
@@ -98,23 +124,22 @@ class BucketKeyStore:
     # --- the cache ------------------------------------------------------------------------
 
     def _current(self, fresh: bool = False) -> dict[str, ApiKey]:
-        """Every record (a copy: for the rare calls that walk them all)."""
+        """Every record, current (:meth:`_refresh`)."""
         self._refresh(fresh)
-        with self._lock:
-            return dict(self._records)
+        return self._records
 
     def _refresh(self, fresh: bool = False) -> None:
         """Make the cache current: kept when the version has not moved since it was
         loaded; ``fresh``: caught up with a new listing whatever the version says."""
-        try:
-            version: bytes | None = self._version()
-        except Unavailable:
-            if not fresh:
-                raise
-            version = None  # a listing answers right; the cache stays unvalidated
-        if not version:
-            version = None  # flushed again at once: trust no cache on it
-        with self._lock:
+        with self._loading:
+            try:
+                version: bytes | None = self._version()
+            except Unavailable:
+                if not fresh:
+                    raise
+                version = None  # a listing answers right; the cache stays unvalidated
+            if not version:
+                version = None  # flushed again at once: trust no cache on it
             if fresh or version is None or version != self._seen:
                 self._seen = None
                 self._load()
@@ -181,27 +206,36 @@ class BucketKeyStore:
             raise
         return secret, record
 
-    def authenticate(self, user: str, secret: str) -> ApiKey | None:
+    async def verify(self, user: str, secret: str) -> ApiKey | None:
+        """On the event loop: one Redis GET while nothing changed; a thread otherwise."""
         if not secret.startswith(PREFIX):
             return None
         digest = hash_key(secret)
         try:
-            self._refresh()
-            with self._lock:
-                record = self._records.get(digest)
+            version = await self._version_on_loop()
         except Unavailable:
-            with self._lock:
-                self._seen = None
-            record = self._read(digest)
-        record = usable(record, user)
-        if record is not None:
+            return await asyncio.to_thread(self._verify_in_bucket, user, digest)
+        if version is None or version != self._seen:
+            await asyncio.to_thread(self._refresh)
+        record = usable(self._records.get(digest), user)
+        if record is not None and self._touch_due(digest):
+            await asyncio.to_thread(self._touch, digest)
+        return record
+
+    def _verify_in_bucket(self, user: str, digest: str) -> ApiKey | None:
+        """Redis does not answer: the key's own object decides, and the cache is not
+        trusted again before it was checked against the version."""
+        self._seen = None
+        record = usable(self._read(digest), user)
+        if record is not None and self._touch_due(digest):
             self._touch(digest)
         return record
 
+    def _touch_due(self, digest: str) -> bool:
+        return time.time() - self._touched.get(digest, 0.0) >= LAST_USED_EVERY
+
     def _touch(self, digest: str) -> None:
         now = time.time()
-        if now - self._touched.get(digest, 0.0) < LAST_USED_EVERY:
-            return
         self._touched[digest] = now
         self._backend.write(self._path(digest, _USED), repr(now).encode())
 
@@ -213,8 +247,7 @@ class BucketKeyStore:
 
     def list(self, user: str) -> list[ApiKey]:
         records = self._current(fresh=True)
-        with self._lock:
-            used = set(self._used)
+        used = self._used
         found = []
         for digest, record in records.items():
             if record.user != user:
@@ -253,14 +286,13 @@ class BucketKeyStore:
             self._delete(digest)
         if doomed:
             self._announce()
-        with self._lock:
-            orphans = self._used - set(records)
+        orphans = self._used - set(records)
         for digest in orphans:  # a use recorded just as its key was revoked
             self._backend.delete(self._path(digest, _USED))
         return len(doomed)
 
     def close(self) -> None:
-        self._redis.close()
+        self._redis.close()  # the async client's connections go with the event loop
 
 
 def _dump(record: ApiKey) -> dict[str, Any]:

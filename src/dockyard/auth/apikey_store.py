@@ -13,6 +13,7 @@ It also records how its user logged in to create it (``source``: ``htpasswd`` or
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -113,8 +114,8 @@ class KeyStore(Protocol):
 
     Two implement it: :class:`ApiKeyStore` (SQLite under the local root: one machine,
     its worker processes) and ``apikey_bucket.BucketKeyStore`` (an object per key in the
-    bucket, for replicas that share nothing but the bucket and Redis). Every method
-    blocks: callers run them in a thread.
+    bucket, for replicas that share nothing but the bucket and Redis). Every method but
+    :meth:`verify` blocks: callers run them in a thread.
     """
 
     def create(
@@ -127,7 +128,10 @@ class KeyStore(Protocol):
         source: str = "htpasswd",
     ) -> tuple[str, ApiKey]: ...
 
-    def authenticate(self, user: str, secret: str) -> ApiKey | None: ...
+    async def verify(self, user: str, secret: str) -> ApiKey | None:
+        """The key's record when ``secret`` is a live key of ``user``, else None; a
+        coroutine, since it runs on every request made with a key: it never blocks the
+        event loop (SQLite: in a thread; the bucket's store: one Redis GET)."""
 
     def list(self, user: str) -> list[ApiKey]: ...
 
@@ -203,6 +207,9 @@ class ApiKeyStore:
             return None
         self._touch(record.id)
         return record
+
+    async def verify(self, user: str, secret: str) -> ApiKey | None:
+        return await asyncio.to_thread(self.authenticate, user, secret)
 
     def _touch(self, key_id: str) -> None:
         now = time.time()
