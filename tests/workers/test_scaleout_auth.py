@@ -134,7 +134,7 @@ def test_sessions_in_redis_hold_only_hashes_and_expire_when_idle(
     cookie, csrf = _login(_front(cluster))
     sid = cookie.split("=", 1)[1]
     raw = redis_server.client()
-    names = raw.keys(f"{cluster.keyprefix}:*ui-session*")
+    names = raw.keys(f"{cluster.keyprefix}:*ui-session:*")
     assert len(names) == 1
     name = names[0]
     assert name.decode().endswith(hashlib.sha256(sid.encode()).hexdigest())
@@ -151,6 +151,41 @@ def test_sessions_in_redis_hold_only_hashes_and_expire_when_idle(
     for client in _alone(cluster):
         assert _who(client, cookie) == "alice"
     assert raw.hget(name, "last_seen") == seen
+    # The index of live sessions names it by the same hash, and a logout takes it out.
+    index = f"{cluster.keyprefix}:root:ui-sessions"
+    assert raw.zrange(index, 0, -1) == [name.decode().rsplit(":", 1)[1].encode()]
+    out = _front(cluster).delete("/ui/session", headers={"Cookie": cookie, "X-Dockyard-CSRF": csrf})
+    assert out.status_code == 200, out.text
+    assert raw.zcard(index) == 0 and not raw.exists(name)
+
+
+def test_sessions_past_the_limit_end_the_least_recently_used(
+    cluster: Cluster,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """At most 10,000 sessions, as in SQLite: logins in a loop cannot fill Redis."""
+    raw = redis_server.client()
+    index = f"{cluster.keyprefix}:root:ui-sessions"
+    prefix = f"{cluster.keyprefix}:root:ui-session:"
+    now = time.time()
+    # 9,999 sessions of other browsers (hash and index entry, as a login leaves them),
+    # one of them idle for longer than 12 hours, and the least recent one still live.
+    pipe = raw.pipeline()
+    for n in range(9_999):
+        member = f"{n:064x}"
+        pipe.hset(prefix + member, mapping={"user": "bob", "last_seen": now - 3600 + n / 10})
+        pipe.zadd(index, {member: now - 3600 + n / 10})
+    pipe.zadd(index, {"idle": now - 13 * 3600})
+    pipe.execute()
+    oldest = prefix + f"{0:064x}"
+    cookie, _ = _login(_front(cluster))  # the idle entry goes: 10,000, the limit
+    assert raw.zcard(index) == 10_000 and raw.zscore(index, "idle") is None
+    assert raw.exists(oldest)
+    second, _ = _login(_front(cluster))  # one more: the least recently used ends
+    assert raw.zcard(index) == 10_000
+    assert not raw.exists(oldest) and raw.exists(prefix + f"{1:064x}")
+    for client in _alone(cluster):
+        assert _who(client, cookie) == "alice" and _who(client, second) == "alice"
 
 
 def test_a_new_password_ends_the_session_on_every_replica(tmp_path: Path, cluster: Cluster) -> None:

@@ -4,12 +4,14 @@ Replicas on one bucket have no folder in common, so the SQLite file of one machi
 (:class:`~dockyard.auth.sessions.Sessions`) would log a user out whenever the balancer
 picks another replica. Here a session is one Redis hash,
 ``<namespace>:ui-session:<sha256 of the id>``, whose expiry is the idle time: Redis drops
-an idle session by itself, and no table grows. The promises are those of the SQLite
-store: only the hash of the id is kept (the cookie's value opens nothing if Redis is
-read), the CSRF token lives beside it, ``last_seen`` (and the expiry) is written at most
-every :data:`~dockyard.auth.sessions.SEEN_EVERY`, and a session ends when its user's
-htpasswd hash changes. Of that hash only a SHA-256 is kept, so Redis never holds a bcrypt
-hash to crack.
+an idle session by itself. As in SQLite, at most ``MAX_SESSIONS`` live at once: an
+index (``<namespace>:ui-sessions``, a sorted set by last request) drops the idle ones
+and, when full, the least recently used, so logins in a loop cannot fill Redis. The
+promises are those of the SQLite store: only the hash of the id is kept (the cookie's
+value opens nothing if Redis is read), the CSRF token lives beside it, ``last_seen``
+(and the expiry) is written at most every :data:`~dockyard.auth.sessions.SEEN_EVERY`,
+and a session ends when its user's htpasswd hash changes. Of that hash only a SHA-256
+is kept, so Redis never holds a bcrypt hash to crack.
 
 A session is not a durable fact: a ``FLUSHALL`` or a new empty Redis logs every browser
 out, and its user logs in again (API keys and images are kept in the bucket). A Redis
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.identity import Identity
-from dockyard.auth.sessions import IDLE_SECONDS, SEEN_EVERY, Session, session_key
+from dockyard.auth.sessions import IDLE_SECONDS, MAX_SESSIONS, SEEN_EVERY, Session, session_key
 from dockyard.storage.shared.redis_client import unavailable
 
 if TYPE_CHECKING:  # imported only with a cacheDriver: see redis_client.async_client
@@ -40,6 +42,7 @@ _SEEN = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'last_seen', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
 return 1
 """
 
@@ -60,6 +63,7 @@ class RedisSessions:
         self.idle = idle
         self._redis = client
         self._prefix = f"{namespace}:ui-session:"
+        self._index = f"{namespace}:ui-sessions"
         self._seen_script = client.register_script(_SEEN)
 
     def _name(self, sid: str) -> str:
@@ -80,12 +84,19 @@ class RedisSessions:
             "last_seen": repr(now),
             "credential": _fingerprint(credential),
         }
-        name = self._name(sid)
+        member = session_key(sid)
+        name = self._prefix + member
         with unavailable("the browser sessions"):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(name, mapping=fields)
                 pipe.pexpire(name, int(self.idle * 1000))
-                await pipe.execute()
+                pipe.zremrangebyscore(self._index, "-inf", now - self.idle)
+                pipe.zadd(self._index, {member: now})
+                pipe.zcard(self._index)
+                *_, count = await pipe.execute()
+            if count > MAX_SESSIONS:  # full: the least recently used go first
+                oldest = await self._redis.zpopmin(self._index, count - MAX_SESSIONS)
+                await self._redis.delete(*(self._prefix + m.decode() for m, _ in oldest))
         return sid, session
 
     async def get(self, sid: str | None) -> Session | None:
@@ -108,8 +119,9 @@ class RedisSessions:
             await self.end(sid)
             return None
         if now - last_seen > SEEN_EVERY:
+            args: list[str | int] = [repr(now), int(self.idle * 1000), session_key(sid)]
             with unavailable("the browser sessions"):
-                await self._seen_script(keys=[name], args=[repr(now), int(self.idle * 1000)])
+                await self._seen_script(keys=[name, self._index], args=args)
         identity = Identity(user=user, method=method, groups=groups)
         return Session(identity, csrf, now, credential)
 
@@ -128,7 +140,10 @@ class RedisSessions:
     async def end(self, sid: str | None) -> None:
         if sid:
             with unavailable("the browser sessions"):
-                await self._redis.delete(self._name(sid))
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.delete(self._name(sid))
+                    pipe.zrem(self._index, session_key(sid))
+                    await pipe.execute()
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -35,7 +35,8 @@ CSRF_HEADER = "X-Dockyard-CSRF"
 DB_FILE = "sessions.db"
 #: Idle time after which a session ends.
 IDLE_SECONDS = 12 * 3600.0
-_MAX_SESSIONS = 10_000
+#: Sessions kept at once: past it, the least recently used ends (logins in a loop).
+MAX_SESSIONS = 10_000
 
 
 _SCHEMA = """
@@ -114,10 +115,10 @@ class Sessions:
         session = Session(identity, secrets.token_urlsafe(32), now, credential)
         with self._db.tx() as db:
             (count,) = db.execute("SELECT COUNT(*) FROM ui_sessions").fetchone()
-            if count >= _MAX_SESSIONS:
+            if count >= MAX_SESSIONS:
                 db.execute("DELETE FROM ui_sessions WHERE last_seen < ?", (now - self.idle,))
                 (count,) = db.execute("SELECT COUNT(*) FROM ui_sessions").fetchone()
-                if count >= _MAX_SESSIONS:  # still full: drop the oldest
+                if count >= MAX_SESSIONS:  # still full: drop the oldest
                     db.execute(
                         "DELETE FROM ui_sessions WHERE id_hash IN "
                         "(SELECT id_hash FROM ui_sessions ORDER BY last_seen LIMIT 1)"
