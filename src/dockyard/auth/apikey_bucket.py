@@ -86,6 +86,9 @@ class BucketKeyStore:
         #: A change is in the bucket but its new version could not be set (Redis down):
         #: set before anything else is done, so no replica keeps trusting its cache.
         self._unannounced = False
+        #: The catch-up thread under way, and the one queued after it (see _catch_up).
+        self._running: asyncio.Future[None] | None = None
+        self._queued: asyncio.Future[None] | None = None
 
     # --- the version ----------------------------------------------------------------------
 
@@ -213,14 +216,50 @@ class BucketKeyStore:
         digest = hash_key(secret)
         try:
             version = await self._version_on_loop()
+            if version is None or version != self._seen:
+                await self._catch_up()
         except Unavailable:
             return await asyncio.to_thread(self._verify_in_bucket, user, digest)
-        if version is None or version != self._seen:
-            await asyncio.to_thread(self._refresh)
         record = usable(self._records.get(digest), user)
         if record is not None and self._touch_due(digest):
             await asyncio.to_thread(self._touch, digest)
         return record
+
+    async def _catch_up(self) -> None:
+        """A refresh that starts after this call, shared by every request waiting for one.
+
+        One thread at a time catches up, however many requests saw the version move: a
+        burst of requests with keys after a change must not take every thread of the
+        default executor (object storage calls run there too). A refresh already under
+        way may have read the version before this request did, so the request waits for
+        the next one, which all requests arriving meanwhile share.
+        """
+        waiting = self._queued
+        if waiting is None:
+            waiting = self._queued = asyncio.get_running_loop().create_future()
+            waiting.add_done_callback(_retrieve)
+            if self._running is None:
+                self._start_queued()
+        await asyncio.shield(waiting)
+
+    def _start_queued(self) -> None:
+        waiting, self._queued = self._queued, None
+        assert waiting is not None
+        running = self._running = asyncio.ensure_future(asyncio.to_thread(self._refresh))
+
+        def done(task: asyncio.Future[None]) -> None:
+            self._running = None
+            if not waiting.done():
+                if task.cancelled():
+                    waiting.cancel()
+                elif (exc := task.exception()) is not None:
+                    waiting.set_exception(exc)
+                else:
+                    waiting.set_result(None)
+            if self._queued is not None:
+                self._start_queued()
+
+        running.add_done_callback(done)
 
     def _verify_in_bucket(self, user: str, digest: str) -> ApiKey | None:
         """Redis does not answer: the key's own object decides, and the cache is not
@@ -322,3 +361,9 @@ def _parse(doc: dict[str, Any]) -> ApiKey:
         creator_ua=str(doc.get("creatorUa") or ""),
         source=str(doc.get("source") or "htpasswd"),
     )
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Mark a shared future's failure as seen: its waiters may all have been cancelled."""
+    if not future.cancelled():
+        future.exception()
