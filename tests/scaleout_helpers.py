@@ -13,17 +13,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from auth_helpers import write_htpasswd
 from round_robin_proxy import RoundRobinProxy
 from s3_helpers import S3Registry, S3Server, start_s3_registry
 
 #: Short, so a dead holder's lock frees in seconds, not the default 30 s.
 LOCK_EXPIRY = 3.0
+#: The users of :func:`start_auth_cluster` (its htpasswd file is ``folder/htpasswd``).
+PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "admin": "admin-pw"}
 
 
 def scaleout_config(
-    s3: S3Server, root: Path, bucket: str, redis_url: str, keyprefix: str
+    s3: S3Server,
+    root: Path,
+    bucket: str,
+    redis_url: str,
+    keyprefix: str,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """zot's keys: layouts in ``bucket``, coordination in Redis, ``root`` local."""
+    """zot's keys: layouts in ``bucket``, coordination in Redis, ``root`` local; ``extra``
+    adds top-level sections (``http``, ``extensions``)."""
     cache = {
         "name": "redis",
         "url": redis_url,
@@ -36,7 +45,7 @@ def scaleout_config(
         "storageDriver": s3.driver(bucket),
         "cacheDriver": cache,
     }
-    return {"storage": storage, "log": {"level": "info"}}
+    return {"storage": storage, "log": {"level": "info"}, **(extra or {})}
 
 
 @dataclass
@@ -48,12 +57,16 @@ class Cluster:
     folder: Path
     bucket: str
     keyprefix: str
+    #: Sections every replica's config adds (auth, extensions).
+    extra: dict[str, Any] = field(default_factory=dict)
     replicas: list[S3Registry] = field(default_factory=list)
     proxy: RoundRobinProxy | None = None
 
     def add_replica(self) -> S3Registry:
         root = self.folder / f"replica-{len(self.replicas)}-{uuid.uuid4().hex[:4]}" / "local"
-        config = scaleout_config(self.s3, root, self.bucket, self.redis_url, self.keyprefix)
+        config = scaleout_config(
+            self.s3, root, self.bucket, self.redis_url, self.keyprefix, self.extra
+        )
         server = start_s3_registry(self.s3, root, bucket=self.bucket, config=config)
         self.replicas.append(server)
         return server
@@ -70,9 +83,17 @@ class Cluster:
             server.stop()
 
 
-def start_cluster(s3: S3Server, redis_url: str, folder: Path, count: int = 3) -> Cluster:
-    """``count`` replicas on a new bucket and key prefix, behind a round-robin proxy."""
-    cluster = Cluster(s3, redis_url, folder, s3.new_bucket(), f"so{uuid.uuid4().hex[:8]}")
+def start_cluster(
+    s3: S3Server,
+    redis_url: str,
+    folder: Path,
+    count: int = 3,
+    extra: dict[str, Any] | None = None,
+) -> Cluster:
+    """``count`` replicas on a new bucket and key prefix, behind a round-robin proxy;
+    ``extra``: sections every replica's config adds."""
+    keyprefix = f"so{uuid.uuid4().hex[:8]}"
+    cluster = Cluster(s3, redis_url, folder, s3.new_bucket(), keyprefix, dict(extra or {}))
     try:
         for _ in range(count):
             cluster.add_replica()
@@ -81,3 +102,29 @@ def start_cluster(s3: S3Server, redis_url: str, folder: Path, count: int = 3) ->
         cluster.stop()
         raise
     return cluster
+
+
+def start_auth_cluster(
+    s3: S3Server, redis_url: str, folder: Path, purge_interval: str = "1s"
+) -> Cluster:
+    """Three replicas with htpasswd logins (:data:`PASSWORDS`, ``admin`` in
+    ``adminPolicy``), API keys, search and the web UI; the lease holder purges keys every
+    ``purge_interval`` (the default: often enough for a test to see it)."""
+    htpasswd = write_htpasswd(folder / "htpasswd", PASSWORDS)
+    everyone = ["alice", "bob", "admin"]
+    access = {
+        "repositories": {"**": {"policies": [{"users": everyone, "actions": ["read", "create"]}]}},
+        "adminPolicy": {"users": ["admin"], "actions": ["read", "create", "update", "delete"]},
+    }
+    extra = {
+        "http": {
+            "auth": {
+                "htpasswd": {"path": str(htpasswd)},
+                "apikey": True,
+                "apikeyPurgeInterval": purge_interval,
+            },
+            "accessControl": access,
+        },
+        "extensions": {"search": {"enable": True}, "ui": {"enable": True}},
+    }
+    return start_cluster(s3, redis_url, folder, extra=extra)

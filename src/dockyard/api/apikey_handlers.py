@@ -23,13 +23,13 @@ from typing import Any
 
 from aiohttp import web
 
-from dockyard.auth.apikey_store import ApiKey, ApiKeyStore
+from dockyard.auth.apikey_store import ApiKey, KeyStore
 from dockyard.util.globs import compile_glob
 from dockyard.web.bodies import read_limited
 from dockyard.web.request_keys import identity
 from dockyard.web.spec_errors import ApiError
 
-API_KEYS: web.AppKey[ApiKeyStore] = web.AppKey("api_keys", ApiKeyStore)
+API_KEYS: web.AppKey[KeyStore] = web.AppKey("api_keys")
 #: Go's zero time, which zot prints for "never".
 _NEVER = "0001-01-01T00:00:00Z"
 

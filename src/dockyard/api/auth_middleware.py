@@ -30,7 +30,7 @@ from dockyard.auth.bearer import CATALOG_SCOPE, BearerVerifier, scope_for
 from dockyard.auth.failures import THROTTLED_ANSWER_DELAY, FailedLogins, Throttled
 from dockyard.auth.identity import Identity
 from dockyard.auth.redact import loggable_name
-from dockyard.auth.sessions import COOKIE, CSRF_HEADER, Sessions
+from dockyard.auth.sessions import COOKIE, CSRF_HEADER, SessionStore
 from dockyard.oci.names import InvalidName
 from dockyard.storage.errors import StorageError
 from dockyard.web.app_keys import STORE
@@ -78,7 +78,7 @@ class Guard:
         #: API keys, the search API), so a caller learns nothing from a 404 it may not see.
         self.known: dict[str, Route] = {r.path: r for r in API_KEY_ROUTES}
         #: The web UI's browser sessions, when the UI is on (see ``dockyard.ui``).
-        self.sessions: Sessions | None = None
+        self.sessions: SessionStore | None = None
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -89,7 +89,8 @@ class Guard:
         authorization = request.headers.getall("Authorization", [])
         session = None
         if not authorization and self.sessions is not None:
-            session = self.sessions.current(request.cookies.get(COOKIE), self.auth.htpasswd)
+            cookie = request.cookies.get(COOKIE)
+            session = await self.sessions.current(cookie, self.auth.htpasswd)
         try:
             if session is not None:
                 who = session.identity

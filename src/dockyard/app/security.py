@@ -13,7 +13,6 @@ import logging
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from aiohttp import web
 
@@ -22,10 +21,11 @@ from dockyard.api.audit import AuditLog
 from dockyard.api.auth_middleware import Guard
 from dockyard.api.ratelimit import RateLimiter
 from dockyard.api.routes import API_KEY_ROUTES
+from dockyard.app.auth_stores import key_store
 from dockyard.app.reload import RELOAD_HOOKS, ReloadHook
 from dockyard.app.server_tls import ServerTls
 from dockyard.auth.access_policy import AccessPolicy
-from dockyard.auth.apikey_store import ApiKeyStore
+from dockyard.auth.apikey_store import KeyStore
 from dockyard.auth.authenticator import Authenticator
 from dockyard.auth.bearer import BearerVerifier
 from dockyard.auth.checkpool import PasswordPool
@@ -35,6 +35,7 @@ from dockyard.auth.keypurge import KeyPurger
 from dockyard.config import Config
 from dockyard.config.auth import DEFAULT_FAIL_LIMIT
 from dockyard.ext import search
+from dockyard.storage.store import Store
 from dockyard.web.app_keys import STORE
 from dockyard.web.routing import add_routes
 
@@ -51,7 +52,10 @@ def tls_context(app: web.Application) -> ssl.SSLContext | None:
 
 
 def _authenticator(
-    config: Config, keys: ApiKeyStore | None = None, pool: PasswordPool | None = None
+    config: Config,
+    store: Store,
+    keys: KeyStore | None = None,
+    pool: PasswordPool | None = None,
 ) -> Authenticator | None:
     http = config.http
     auth = http.auth
@@ -72,7 +76,7 @@ def _authenticator(
     if auth is None or not auth.apikey:
         keys = None
     elif keys is None:
-        keys = ApiKeyStore(Path(config.storage.root_directory).absolute())
+        keys = key_store(config, store)
     return Authenticator(policy, htpasswd, keys, bearer, mtls and bearer is None)
 
 
@@ -89,7 +93,7 @@ def install_security(app: web.Application, config: Config) -> Security:
     """Set up what ``config`` asks for: TLS, rate limits, auth and access control, audit."""
     http = config.http
     pool = PasswordPool()
-    authenticator = _authenticator(config, pool=pool)
+    authenticator = _authenticator(config, app[STORE], pool=pool)
     if http.tls is not None:
         # Client certificates are required only when they are the one way in.
         only_mtls = (
@@ -126,7 +130,7 @@ def install_security(app: web.Application, config: Config) -> Security:
         purger.lease = app[STORE].lease
         app.cleanup_ctx.append(purger.lifetime)
         app.on_cleanup.append(lambda _: _close(keys))
-    app[RELOAD_HOOKS].append(_reloader(guard, limiter, pool, purger))
+    app[RELOAD_HOOKS].append(_reloader(app[STORE], guard, limiter, pool, purger))
     return Security(audit, limiter, guard)
 
 
@@ -141,6 +145,7 @@ def _purge_interval(config: Config) -> float:
 
 
 def _reloader(
+    store: Store,
     guard: Guard | None,
     limiter: RateLimiter | None,
     pool: PasswordPool,
@@ -164,7 +169,7 @@ def _reloader(
             return
         replacement = None
         if guard is not None:
-            replacement = _authenticator(new, keys=guard.auth.keys, pool=pool)
+            replacement = _authenticator(new, store, keys=guard.auth.keys, pool=pool)
         if guard is None or replacement is None:
             log.warning("http.auth/accessControl: switching auth on or off needs a restart")
             return
@@ -200,7 +205,7 @@ def _tls_reloader(tls: ServerTls) -> ReloadHook:
     return apply
 
 
-async def _close(thing: AuditLog | ApiKeyStore) -> None:
+async def _close(thing: AuditLog | KeyStore) -> None:
     thing.close()
 
 

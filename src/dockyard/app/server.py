@@ -15,6 +15,7 @@ from aiohttp import web
 from dockyard import ui
 from dockyard.api.health import HEALTH
 from dockyard.api.routes import SPEC_ROUTES
+from dockyard.app.auth_stores import session_store
 from dockyard.app.drain import drain
 from dockyard.app.listen import close_all, open_listeners
 from dockyard.app.logs import AccessLogger, access_log, setup_logging
@@ -58,7 +59,9 @@ def build_app(
     if config.extensions.search_on:
         search.install(app)
     if config.extensions.ui_on:
-        ui.install(app, security.guard)
+        guard = security.guard
+        sessions = session_store(config, app[STORE]) if guard is not None else None
+        ui.install(app, guard, sessions)
     app.cleanup_ctx.append(_background)
     app.cleanup_ctx.append(operations_background)
     shared = bool(app[STORE].shared())

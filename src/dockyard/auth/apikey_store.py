@@ -13,6 +13,7 @@ It also records how its user logged in to create it (``source``: ``htpasswd`` or
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -23,6 +24,7 @@ import uuid
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from dockyard.dbfile import SharedDB
 
@@ -74,6 +76,74 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def new_key(
+    user: str,
+    label: str,
+    scopes: list[str] | None,
+    expires_at: float | None,
+    creator_ua: str,
+    source: str,
+) -> tuple[str, ApiKey]:
+    """A fresh secret and its record: what every store keeps, minus the secret itself."""
+    secret = PREFIX + secrets.token_hex(20)
+    record = ApiKey(
+        id=str(uuid.uuid4()),
+        user=user,
+        label=label,
+        scopes=tuple(scopes) if scopes else None,
+        created_at=time.time(),
+        expires_at=expires_at,
+        last_used=None,
+        creator_ua=creator_ua,
+        source=source,
+    )
+    return secret, record
+
+
+def usable(record: ApiKey | None, user: str) -> ApiKey | None:
+    """``record`` when it belongs to ``user`` and has not expired, else None."""
+    if record is None:
+        return None
+    if not hmac.compare_digest(record.user.encode(), user.encode()) or record.expired():
+        return None
+    return record
+
+
+class KeyStore(Protocol):
+    """What the authenticator, the key endpoints and the purge need of a key store.
+
+    Two implement it: :class:`ApiKeyStore` (SQLite under the local root: one machine,
+    its worker processes) and ``apikey_bucket.BucketKeyStore`` (an object per key in the
+    bucket, for replicas that share nothing but the bucket and Redis). Every method but
+    :meth:`verify` blocks: callers run them in a thread.
+    """
+
+    def create(
+        self,
+        user: str,
+        label: str,
+        scopes: list[str] | None,
+        expires_at: float | None,
+        creator_ua: str,
+        source: str = "htpasswd",
+    ) -> tuple[str, ApiKey]: ...
+
+    async def verify(self, user: str, secret: str) -> ApiKey | None:
+        """The key's record when ``secret`` is a live key of ``user``, else None; a
+        coroutine, since it runs on every request made with a key: it never blocks the
+        event loop (SQLite: in a thread; the bucket's store: one Redis GET)."""
+
+    def list(self, user: str) -> list[ApiKey]: ...
+
+    def revoke(self, user: str, key_id: str) -> bool: ...
+
+    def users(self, source: str) -> set[str]: ...
+
+    def purge(self, now: float, gone: set[str], source: str) -> int: ...
+
+    def close(self) -> None: ...
+
+
 class ApiKeyStore:
     """Keys in SQLite under a storage root; safe to call from any thread."""
 
@@ -102,18 +172,7 @@ class ApiKeyStore:
         source: str = "htpasswd",
     ) -> tuple[str, ApiKey]:
         """A new key for ``user``: the secret (to show once) and its record."""
-        secret = PREFIX + secrets.token_hex(20)
-        record = ApiKey(
-            id=str(uuid.uuid4()),
-            user=user,
-            label=label,
-            scopes=tuple(scopes) if scopes else None,
-            created_at=time.time(),
-            expires_at=expires_at,
-            last_used=None,
-            creator_ua=creator_ua,
-            source=source,
-        )
+        secret, record = new_key(user, label, scopes, expires_at, creator_ua, source)
         with self._tx() as db:
             db.execute(
                 "INSERT INTO api_keys (id, user, key_hash, label, scopes, created_at,"
@@ -143,13 +202,14 @@ class ApiKeyStore:
                 f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = ?",
                 (hash_key(secret),),
             ).fetchone()
-        if row is None:
-            return None
-        record = _record(row)
-        if not hmac.compare_digest(record.user.encode(), user.encode()) or record.expired():
+        record = usable(None if row is None else _record(row), user)
+        if record is None:
             return None
         self._touch(record.id)
         return record
+
+    async def verify(self, user: str, secret: str) -> ApiKey | None:
+        return await asyncio.to_thread(self.authenticate, user, secret)
 
     def _touch(self, key_id: str) -> None:
         now = time.time()

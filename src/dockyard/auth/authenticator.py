@@ -9,13 +9,12 @@ that is what containers/image (skopeo, podman) sends when it has none.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from typing import Any
 
 from dockyard.auth.access_policy import AccessPolicy
-from dockyard.auth.apikey_store import PREFIX, ApiKey, ApiKeyStore
+from dockyard.auth.apikey_store import PREFIX, ApiKey, KeyStore
 from dockyard.auth.bearer import BearerVerifier, InvalidToken
 from dockyard.auth.failures import Admit
 from dockyard.auth.htpasswd import Htpasswd
@@ -50,7 +49,7 @@ class Authenticator:
         self,
         policy: AccessPolicy,
         htpasswd: Htpasswd | None = None,
-        keys: ApiKeyStore | None = None,
+        keys: KeyStore | None = None,
         bearer: BearerVerifier | None = None,
         mtls: bool = False,
     ) -> None:
@@ -97,7 +96,7 @@ class Authenticator:
         # An API key first: a hash lookup, where trying it as a password would pay for
         # a bcrypt check on every request made with a key.
         if self.keys is not None and password.startswith(PREFIX):
-            record = await asyncio.to_thread(self.keys.authenticate, user, password)
+            record = await self.keys.verify(user, password)
             if record is not None and self.still_issued(record):
                 return Identity(user, "apikey", self.policy.groups_of(user), record.scopes)
         if self.htpasswd is not None and await self.htpasswd.verify(user, password, admit):

@@ -1,6 +1,6 @@
 """Deletes API keys that can no longer be used, in a pass every ``apikeyPurgeInterval``.
 
-Expired keys are refused the moment they expire (:meth:`ApiKeyStore.authenticate`);
+Expired keys are refused the moment they expire (:meth:`KeyStore.authenticate`);
 this only clears them out of the database. The keys of a user the htpasswd file no
 longer names are refused at once too (:meth:`Authenticator.still_issued`); they are
 deleted once the user has been missing on two passes in a row, so that a user created
@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from dockyard.auth.apikey_store import ApiKeyStore
+from dockyard.auth.apikey_store import KeyStore
 from dockyard.auth.authenticator import Authenticator
 from dockyard.storage.coordination import BackgroundLease
 
@@ -28,9 +28,7 @@ log = logging.getLogger("dockyard.auth")
 class KeyPurger:
     """The periodic purge of one key store, against the authenticator of the moment."""
 
-    def __init__(
-        self, keys: ApiKeyStore, current: Callable[[], Authenticator], every: float
-    ) -> None:
+    def __init__(self, keys: KeyStore, current: Callable[[], Authenticator], every: float) -> None:
         self.keys = keys
         self.current = current
         self.every = every

@@ -8,6 +8,10 @@ opens no session. It carries its own CSRF token,
 which every write made with the cookie must echo in the ``X-Dockyard-CSRF`` header: a
 page on another site can make the browser send the cookie (it cannot with SameSite=Strict
 in current browsers, but older ones exist), never read the token.
+
+That is one machine's store. Replicas that share only a bucket and a Redis keep their
+sessions in Redis instead (:mod:`.redis_sessions`), with the same promises; both are a
+:class:`SessionStore`, and the running process picks one (``app/auth_stores.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.identity import Identity
@@ -30,7 +35,8 @@ CSRF_HEADER = "X-Dockyard-CSRF"
 DB_FILE = "sessions.db"
 #: Idle time after which a session ends.
 IDLE_SECONDS = 12 * 3600.0
-_MAX_SESSIONS = 10_000
+#: Sessions kept at once: past it, the least recently used ends (logins in a loop).
+MAX_SESSIONS = 10_000
 
 
 _SCHEMA = """
@@ -61,29 +67,58 @@ class Session:
         return sent is not None and hmac.compare_digest(sent.encode(), self.csrf.encode())
 
 
-def _key(sid: str) -> str:
+def session_key(sid: str) -> str:
+    """What a store keeps a session by: the hash of its id, never the id itself."""
     return hashlib.sha256(sid.encode()).hexdigest()
+
+
+class SessionStore(Protocol):
+    """What the login endpoints and the auth guard need of a session store.
+
+    Every store keeps only the hash of a session's id, ends a session when its user's
+    htpasswd hash changes (:meth:`current`), after :data:`IDLE_SECONDS` without a
+    request, and writes ``last_seen`` at most every :data:`SEEN_EVERY`.
+    """
+
+    async def create(
+        self, identity: Identity, credential: bytes | None = None
+    ) -> tuple[str, Session]: ...
+
+    async def get(self, sid: str | None) -> Session | None: ...
+
+    async def current(self, sid: str | None, htpasswd: Htpasswd | None) -> Session | None:
+        """The live session of this cookie value, if its user's password is unchanged."""
+
+    async def end(self, sid: str | None) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class Sessions:
     """Session id -> session, in SQLite (``path``; None: in memory, this process only).
-    Expired ones are dropped when seen or when the table is full."""
+    Expired ones are dropped when seen or when the table is full.
+
+    The methods are coroutines for :class:`SessionStore`'s sake, but run their one small
+    SQLite statement inline, as they always did: a local WAL read costs less than a
+    thread hop."""
 
     def __init__(self, path: Path | None = None, idle: float = IDLE_SECONDS) -> None:
         self.idle = idle
         self._db = SharedDB(path, _SCHEMA)
 
-    def create(self, identity: Identity, credential: bytes | None = None) -> tuple[str, Session]:
+    async def create(
+        self, identity: Identity, credential: bytes | None = None
+    ) -> tuple[str, Session]:
         assert identity.user is not None, "only a logged-in user has a session"
         sid = secrets.token_urlsafe(32)
         now = time.time()
         session = Session(identity, secrets.token_urlsafe(32), now, credential)
         with self._db.tx() as db:
             (count,) = db.execute("SELECT COUNT(*) FROM ui_sessions").fetchone()
-            if count >= _MAX_SESSIONS:
+            if count >= MAX_SESSIONS:
                 db.execute("DELETE FROM ui_sessions WHERE last_seen < ?", (now - self.idle,))
                 (count,) = db.execute("SELECT COUNT(*) FROM ui_sessions").fetchone()
-                if count >= _MAX_SESSIONS:  # still full: drop the oldest
+                if count >= MAX_SESSIONS:  # still full: drop the oldest
                     db.execute(
                         "DELETE FROM ui_sessions WHERE id_hash IN "
                         "(SELECT id_hash FROM ui_sessions ORDER BY last_seen LIMIT 1)"
@@ -91,7 +126,7 @@ class Sessions:
             db.execute(
                 "INSERT INTO ui_sessions VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
-                    _key(sid),
+                    session_key(sid),
                     identity.user,
                     identity.method,
                     json.dumps(sorted(identity.groups)),
@@ -102,10 +137,10 @@ class Sessions:
             )
         return sid, session
 
-    def get(self, sid: str | None) -> Session | None:
+    async def get(self, sid: str | None) -> Session | None:
         if not sid:
             return None
-        key = _key(sid)
+        key = session_key(sid)
         with self._db.tx() as db:
             row = db.execute(
                 "SELECT user, method, groups, csrf, last_seen, credential FROM ui_sessions "
@@ -124,25 +159,25 @@ class Sessions:
         identity = Identity(user=user, method=method, groups=frozenset(json.loads(groups)))
         return Session(identity, csrf, now, credential)
 
-    def current(self, sid: str | None, htpasswd: Htpasswd | None) -> Session | None:
+    async def current(self, sid: str | None, htpasswd: Htpasswd | None) -> Session | None:
         """The live session of this cookie value, if its user's password is unchanged.
 
         A new password or a deleted user (the htpasswd file is re-read when it changes)
         ends every session opened with the old one.
         """
-        session = self.get(sid)
+        session = await self.get(sid)
         if session is None:
             return None
         user = session.identity.user
         if user is None or htpasswd is None or htpasswd.entry(user) != session.credential:
-            self.end(sid)
+            await self.end(sid)
             return None
         return session
 
-    def end(self, sid: str | None) -> None:
+    async def end(self, sid: str | None) -> None:
         if sid:
             with self._db.tx() as db:
-                db.execute("DELETE FROM ui_sessions WHERE id_hash = ?", (_key(sid),))
+                db.execute("DELETE FROM ui_sessions WHERE id_hash = ?", (session_key(sid),))
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self._db.close()

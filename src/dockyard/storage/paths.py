@@ -16,6 +16,8 @@ folder::
     ROOT/_dockyard/changes                      the change counter workers share
     ROOT/_dockyard/repositories                 names of new repositories, one a line
     ROOT/_dockyard/leader                       the background-work lease (an flock)
+    ROOT/_dockyard/apikeys/<sha256>.json        an API key's record (replicas on a bucket)
+    ROOT/_dockyard/apikeys/<sha256>.used        when that key was last used
 
 Paths are built from a root (or a repository folder under it) so that a backend which is
 not a filesystem maps each one to a key by its part below the root: the same names work
@@ -43,6 +45,7 @@ LOCKS_DIR = "locks"
 CHANGES_FILE = "changes"
 REPOSITORIES_LOG = "repositories"
 LEADER_FILE = "leader"
+APIKEYS_DIR = "apikeys"
 #: The lock key of a root's GC passes: not a repository name (none starts with "/").
 GC_PASS_KEY = "/gc"
 #: How many locks publishes are spread over (by digest): a lock file each, so a fixed
@@ -148,3 +151,8 @@ def repositories_log(root: Path) -> Path:
 
 def leader_path(root: Path) -> Path:
     return root / PRIVATE_DIR / LEADER_FILE
+
+
+def apikeys_dir(root: Path) -> Path:
+    """The API keys of replicas on one bucket: an object per key, named by its hash."""
+    return root / PRIVATE_DIR / APIKEYS_DIR

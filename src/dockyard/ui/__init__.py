@@ -14,9 +14,7 @@ from importlib.resources import files
 
 from aiohttp import web
 
-from dockyard.auth.sessions import DB_FILE, Sessions
-from dockyard.storage.paths import private_dir
-from dockyard.web.app_keys import STORE
+from dockyard.auth.sessions import SessionStore
 from dockyard.web.routing import Access, Route, add_routes
 
 from . import session
@@ -69,18 +67,20 @@ ROUTES = (
 )
 
 
-def install(app: web.Application, guard: session.LoginGuard | None) -> None:
-    """Serve the UI at ``/``; with auth on (``guard``), browser sessions too."""
+def install(
+    app: web.Application, guard: session.LoginGuard | None, sessions: SessionStore | None
+) -> None:
+    """Serve the UI at ``/``; with auth on (``guard``), browser sessions too, kept in
+    ``sessions`` (the running process picks the store every worker or replica shares)."""
     app[session.GUARD] = guard
-    sessions = None
-    if guard is not None:
-        # Under the default root's private folder: every worker process shares it.
-        sessions = Sessions(private_dir(app[STORE].default.root.path) / DB_FILE)
-        guard.sessions = sessions
+    if guard is None:
+        sessions = None
+    elif sessions is not None:
+        guard.sessions = store = sessions
 
         async def close(app: web.Application) -> AsyncIterator[None]:
             yield
-            sessions.close()
+            await store.close()
 
         app.cleanup_ctx.append(close)
     app[session.SESSIONS] = sessions

@@ -19,14 +19,14 @@ from aiohttp import web
 from dockyard.auth.authenticator import Authenticator, AuthFailed
 from dockyard.auth.failures import Throttled
 from dockyard.auth.identity import Identity
-from dockyard.auth.sessions import COOKIE, CSRF_HEADER, Sessions
+from dockyard.auth.sessions import COOKIE, CSRF_HEADER, SessionStore
 from dockyard.web.bodies import read_limited
 from dockyard.web.routing import Access, Route
 from dockyard.web.spec_errors import error_response
 
 log = logging.getLogger("dockyard.auth")
 PATH = "/ui/session"
-SESSIONS: web.AppKey[Sessions | None] = web.AppKey("ui_sessions")
+SESSIONS: web.AppKey[SessionStore | None] = web.AppKey("ui_sessions")
 
 
 class LoginGuard(Protocol):
@@ -35,7 +35,7 @@ class LoginGuard(Protocol):
 
     auth: Authenticator
     fail_delay: float
-    sessions: Sessions | None
+    sessions: SessionStore | None
 
     async def identify(
         self, client: str, authorization: list[str], peercert: Any = None
@@ -60,7 +60,7 @@ async def whoami(request: web.Request) -> web.Response:
         return web.json_response(_state(False, None, None))
     guard = request.app[GUARD]
     htpasswd = guard.auth.htpasswd if guard is not None else None
-    current = sessions.current(request.cookies.get(COOKIE), htpasswd)
+    current = await sessions.current(request.cookies.get(COOKIE), htpasswd)
     if current is None:
         return web.json_response(_state(True, None, None))
     return web.json_response(_state(True, current.identity.user, current.csrf))
@@ -99,7 +99,7 @@ async def login(request: web.Request) -> web.Response:
         return error_response("UNAUTHORIZED", "log in with a user name and password", 401)
     htpasswd = guard.auth.htpasswd
     credential = htpasswd.entry(user) if htpasswd is not None else None
-    sid, current = sessions.create(who, credential)
+    sid, current = await sessions.create(who, credential)
     response = web.json_response(_state(True, who.user, current.csrf))
     response.set_cookie(COOKIE, sid, path="/", secure=True, httponly=True, samesite="Strict")
     return response
@@ -109,10 +109,10 @@ async def logout(request: web.Request) -> web.Response:
     sessions = request.app[SESSIONS]
     if sessions is not None:
         sid = request.cookies.get(COOKIE)
-        current = sessions.get(sid)
+        current = await sessions.get(sid)
         if current is not None and not current.csrf_ok(request.headers.get(CSRF_HEADER)):
             return error_response("DENIED", f"logging out needs the {CSRF_HEADER} header", 403)
-        sessions.end(sid)
+        await sessions.end(sid)
     response = web.json_response(_state(sessions is not None, None, None))
     response.del_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
     return response
