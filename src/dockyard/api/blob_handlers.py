@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dockyard.api.blob_stream import stream_blob
+from dockyard.api.blob_stream import redirect_blob, stream_blob
 from dockyard.api.request_params import digest_param, services
 from dockyard.storage.errors import BlobUnknown, NameUnknown
 from dockyard.web.mirror import miss_hook
@@ -39,7 +39,11 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         "Cache-Control": "max-age=31536000",
     }
     if svc.root.backend.local_file(path) is None:  # a bucket: stream it, bounded
-        return await stream_blob(request, svc.root.backend, path, size, headers)
+        s3 = svc.root.settings.s3
+        if s3 is not None and s3.redirect and request.method == "GET":
+            return await redirect_blob(svc.root.backend, path, headers)
+        verify = s3 is None or not s3.skip_verify
+        return await stream_blob(request, svc.root.backend, path, size, headers, verify=verify)
     prepare_large_send(request, size)
     return web.FileResponse(path, headers=headers)
 

@@ -28,6 +28,10 @@ class S3Settings:
     #: Absent keys leave boto3 its usual chain: AWS_* variables, credential files, roles.
     access_key: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)
+    #: Answer a blob GET with a 307 to a presigned URL of its object, so clients fetch
+    #: the bytes from the store itself (distribution's ``storage.redirect``); off: the
+    #: server streams them.
+    redirect: bool = False
 
     def endpoint_url(self) -> str | None:
         if not self.endpoint:
