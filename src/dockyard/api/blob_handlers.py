@@ -7,7 +7,7 @@ from aiohttp import web
 from dockyard.api.blob_stream import redirect_blob, stream_blob
 from dockyard.api.request_params import digest_param, services
 from dockyard.storage.errors import BlobUnknown, NameUnknown
-from dockyard.web.mirror import miss_hook
+from dockyard.web.mirror import Stored, miss_hook
 from dockyard.web.request_keys import may_create, read_filter
 from dockyard.web.transfer import prepare_large_send
 
@@ -32,7 +32,10 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         fetched = await mirror.blob(request, svc, name, digest) if mirror else None
         if fetched is None:
             raise
-        return fetched
+        if not isinstance(fetched, Stored):
+            return fetched
+        # Fetched into a bucket: served below like any stored blob.
+        path, size = await svc.blobs.checked(name, digest, source_ok=read_filter(request))
     headers = {
         "Docker-Content-Digest": str(digest),
         "Content-Type": "application/octet-stream",
