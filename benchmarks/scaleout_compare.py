@@ -3,6 +3,7 @@ and one Redis each side, in one command.
 
     python benchmarks/scaleout_compare.py            # 3 repetitions
     python benchmarks/scaleout_compare.py --quick    # 1 repetition
+    python benchmarks/scaleout_compare.py --part blobs --blob-size 1g   # issue 12's size
 
 Starts moto's S3 server and a redis-server on loopback, then three replicas of each
 registry: docker-registry (Debian's, CNCF distribution 2.8.2: the S3 driver on moto, its
@@ -10,8 +11,8 @@ redis blob-descriptor cache, one shared ``http.secret``) and ``dockyard serve`` 
 ``storageDriver`` on moto, its ``cacheDriver`` on Redis, a local folder of its own each).
 Each side has a bucket and a Redis key space of its own. Then:
 
-1. ``dockyard bench`` push and pull of a 100 MiB blob through one replica of each
-   (``push-mono-100m-c1``, ``pull-100m-c1``; 1 GiB takes minutes per round on moto);
+1. ``dockyard bench`` push and pull of a 100 MiB blob (``--blob-size 1g``: 1 GiB)
+   through one replica of each (``push-mono-100m-c1``, ``pull-100m-c1``);
 2. manifest GET by tag at 64 connections on each of the three replicas at once: three
    ``dockyard bench`` processes, one per replica pair, whose targets alternate, so the
    two registries are measured interleaved. Their rates are summed per registry.
@@ -121,6 +122,12 @@ def main() -> int:
     parser.add_argument(
         "--part", choices=["all", "blobs", "manifests"], default="all", help="what to run"
     )
+    parser.add_argument(
+        "--blob-size",
+        choices=["100m", "1g"],
+        default="100m",
+        help="the blob pushed and pulled through one replica (1g: minutes per round on moto)",
+    )
     args = parser.parse_args()
     repeat = 1 if args.quick else 3
     work = Path(args.workdir or tempfile.mkdtemp(prefix="dockyard-scaleout-"))
@@ -222,7 +229,7 @@ def main() -> int:
             blobs = bench(
                 [docker[0][0], dockyard[0][0]],
                 [docker[0][1].pid, dockyard[0][1].pid],
-                "push-mono-100m-c1,pull-100m-c1",
+                f"push-mono-{args.blob_size}-c1,pull-{args.blob_size}-c1",
                 repeat,
                 work / "blobs.json",
             )

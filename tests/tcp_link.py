@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 
 from conftest import free_port
 
@@ -28,7 +29,15 @@ class TcpLink:
     def restore(self) -> None:
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        deadline = time.monotonic() + 2
+        while True:
+            try:  # the old listener's accept thread may hold its port a moment longer
+                listener.bind(("127.0.0.1", self.port))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         listener.listen(64)
         listener.settimeout(0.1)
         self._listener = listener
@@ -38,10 +47,16 @@ class TcpLink:
         """Refuse new connections and reset every open one."""
         listener, self._listener = self._listener, None
         if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accept thread: port free
             listener.close()
         with self._lock:
             doomed, self._open = self._open, set()
         for sock in doomed:
+            with contextlib.suppress(OSError):
+                # A pump thread blocked in recv or sendall holds the socket open past a
+                # close(); shutdown wakes it, so the peers see the cut now, mid-transfer.
+                sock.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 sock.setsockopt(
                     socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"

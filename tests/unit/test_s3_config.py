@@ -94,20 +94,28 @@ def test_a_driver_that_cannot_be_served_names_its_key(
 
 
 @pytest.mark.parametrize(
-    ("section", "key"),
+    "section",
     [
-        (
-            {"extensions": {"sync": {"registries": [{"urls": ["https://r.example"]}]}}},
-            "extensions.sync",
-        ),
-        ({"proxy": {"remoteurl": "https://r.example"}}, "proxy"),
+        {"extensions": {"sync": {"registries": [{"urls": ["https://r.example"]}]}}},
+        {"proxy": {"remoteurl": "https://r.example"}},
     ],
     ids=["sync", "proxy"],
 )
-def test_mirroring_into_a_bucket_is_refused(
-    tmp_path: Path, section: dict[str, Any], key: str
-) -> None:
-    """Mirroring writes local files: with a root on S3 it is refused, not half-working."""
+def test_mirroring_into_a_bucket_loads(tmp_path: Path, section: dict[str, Any]) -> None:
+    """Mirroring writes through the storage backend, so a root on S3 may be a mirror."""
     config = {"storage": {"subPaths": {"/a": {"rootDirectory": "a", "storageDriver": _driver()}}}}
-    with pytest.raises(ConfigError, match=f"^{key}: mirroring into a root on object storage"):
-        _load(tmp_path, {**config, **section})
+    _load(tmp_path, {**config, **section})
+
+
+def test_redirect_is_off_unless_asked(tmp_path: Path) -> None:
+    """``storageDriver.redirect`` (dockyard's own key, any case) reaches the root's
+    settings; absent, blobs are streamed by the server."""
+    config, warnings = _load(tmp_path, {"storage": {"storageDriver": _driver(Redirect=True)}})
+    assert warnings == []
+    default, _ = root_settings(config)
+    assert default.s3 is not None and default.s3.redirect is True
+    config, _ = _load(tmp_path, {"storage": {"storageDriver": _driver()}})
+    default, _ = root_settings(config)
+    assert default.s3 is not None and default.s3.redirect is False
+    with pytest.raises(ConfigError, match=r"storageDriver\.redirect"):
+        _load(tmp_path, {"storage": {"storageDriver": _driver(redirect="sometimes")}})

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dockyard.api.blob_stream import stream_blob
+from dockyard.api.blob_stream import redirect_blob, stream_blob
 from dockyard.api.request_params import digest_param, services
 from dockyard.storage.errors import BlobUnknown, NameUnknown
-from dockyard.web.mirror import miss_hook
+from dockyard.web.mirror import Stored, miss_hook
 from dockyard.web.request_keys import may_create, read_filter
 from dockyard.web.transfer import prepare_large_send
 
@@ -32,14 +32,21 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         fetched = await mirror.blob(request, svc, name, digest) if mirror else None
         if fetched is None:
             raise
-        return fetched
+        if not isinstance(fetched, Stored):
+            return fetched
+        # Fetched into a bucket: served below like any stored blob.
+        path, size = await svc.blobs.checked(name, digest, source_ok=read_filter(request))
     headers = {
         "Docker-Content-Digest": str(digest),
         "Content-Type": "application/octet-stream",
         "Cache-Control": "max-age=31536000",
     }
     if svc.root.backend.local_file(path) is None:  # a bucket: stream it, bounded
-        return await stream_blob(request, svc.root.backend, path, size, headers)
+        s3 = svc.root.settings.s3
+        if s3 is not None and s3.redirect and request.method == "GET":
+            return await redirect_blob(svc.root.backend, path, headers)
+        verify = s3 is None or not s3.skip_verify
+        return await stream_blob(request, svc.root.backend, path, size, headers, verify=verify)
     prepare_large_send(request, size)
     return web.FileResponse(path, headers=headers)
 

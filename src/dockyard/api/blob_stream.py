@@ -1,24 +1,36 @@
 """Serving a blob that is not a local file (object storage): streamed, with one Range.
 
-A local blob goes to sendfile (``web.FileResponse``). A blob in a bucket is read through
-the backend's ``open_read`` (a ranged GET) in bounded pieces, each read in a thread and
-written to the client before the next is read: never the whole blob in memory or on the
-local disk, and the client's pace sets the reads (aiohttp's ``drain`` after each write).
+A local blob goes to sendfile (``web.FileResponse``). A blob in a bucket is fetched from a
+presigned URL of its object (``StorageBackend.object_url``: signed locally, no round trip)
+by the loop's own HTTP client (``api/object_client.py``), one ranged GET, and each piece
+read from the store's socket is written to the client's before the next is read: never
+the whole blob in memory or on the local disk, and the client's pace sets the reads
+(aiohttp's ``drain`` after each write, and the client's bounded read buffer). A store that
+fails before the first byte is a 503 with ``Retry-After``; after it, the client's
+connection is cut short of its ``Content-Length`` (one warning line), so it never takes a
+short blob for a whole one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
-from typing import BinaryIO
 
+import aiohttp
 from aiohttp import web
+from yarl import URL
 
+from dockyard.api.object_client import OBJECT_CLIENT
 from dockyard.storage.backend import StorageBackend
+from dockyard.storage.errors import BlobUnknown, Unavailable
+from dockyard.web.transfer import prepare_large_send
 
-#: Bytes read from the store per piece: large enough that a thread hop and a ranged
-#: read's overhead are small, small enough that many concurrent pulls hold little.
-PIECE = 1024 * 1024
+log = logging.getLogger("dockyard.api")
+
+#: How long a presigned URL the server streams from stays valid: one pull's request is
+#: sent at once, so a minute is ample and a URL that leaks is soon useless.
+STREAM_EXPIRY = 60
 
 
 class Unsatisfiable(Exception):
@@ -56,8 +68,13 @@ async def stream_blob(
     path: Path,
     size: int,
     headers: dict[str, str],
+    *,
+    verify: bool = True,
 ) -> web.StreamResponse:
-    """200 (or 206 for one Range) with the blob's bytes read piece by piece."""
+    """200 (or 206 for one Range) with the blob's bytes streamed from the object store.
+
+    ``verify``: check the store's TLS certificate (``storageDriver.skipverify`` off).
+    """
     try:
         wanted = byte_range(request, size)
     except Unsatisfiable:
@@ -73,17 +90,73 @@ async def stream_blob(
         await response.prepare(request)
         await response.write_eof()
         return response
-    reader: BinaryIO = await asyncio.to_thread(backend.open_read, path, first)
+    # Signing is local, but credentials from a role may be refreshed over the network.
+    url = await asyncio.to_thread(backend.object_url, path, STREAM_EXPIRY)
+    if url is None:
+        raise RuntimeError(f"{path} is neither a local file nor an object with a URL")
+    session = request.app[OBJECT_CLIENT].session(verify)
+    ask = {} if wanted is None else {"Range": f"bytes={first}-{last}"}
     try:
+        store = await session.get(URL(url, encoded=True), headers=ask)
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise Unavailable(f"the object store did not answer for {path.name}: {exc}") from exc
+    async with store:
+        if store.status == 404:
+            raise BlobUnknown(f"{path.name} is no longer in the bucket")
+        if store.status != (200 if wanted is None else 206) or store.content_length != length:
+            raise Unavailable(
+                f"the object store answered {store.status} with {store.content_length} bytes "
+                f"for {length} bytes of {path.name}"
+            )
+        prepare_large_send(request, length)
         await response.prepare(request)
         left = length
         while left:
-            piece = await asyncio.to_thread(reader.read, min(PIECE, left))
-            if not piece:  # the object shrank under us: never pad, end short
-                raise ConnectionResetError(f"{path.name} ended {left} bytes early")
+            try:
+                # One socket read's bytes as they arrived: no join, no copy.
+                piece, _ = await store.content.readchunk()
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                _cut(request, path, length - left, length, repr(exc))
+                return response
+            if not piece:
+                _cut(request, path, length - left, length, "the object ended early")
+                return response
             await response.write(piece)
             left -= len(piece)
         await response.write_eof()
-    finally:
-        await asyncio.to_thread(reader.close)
     return response
+
+
+def _cut(request: web.Request, path: Path, sent: int, length: int, why: str) -> None:
+    """The store failed mid-stream: cut the client's connection short of its
+    ``Content-Length``, so it reports an error rather than keep a short blob."""
+    log.warning(
+        "blob %s: the object store failed after %d of %d bytes (%s); connection cut",
+        path.name,
+        sent,
+        length,
+        why,
+    )
+    if request.transport is not None:
+        request.transport.abort()
+
+
+#: How long a redirect's presigned URL stays valid: distribution's 20 minutes, time for
+#: a client to follow it and read a large blob, short enough that a leaked URL soon dies.
+REDIRECT_EXPIRY = 20 * 60
+
+
+async def redirect_blob(
+    backend: StorageBackend, path: Path, headers: dict[str, str]
+) -> web.StreamResponse:
+    """307 to a presigned URL of the blob's object (``storageDriver.redirect``): the
+    client fetches the bytes, and any Range, from the store itself. Called only after
+    the access check, since the URL lets its holder read the blob until it expires."""
+    url = await asyncio.to_thread(backend.object_url, path, REDIRECT_EXPIRY)
+    if url is None:
+        raise RuntimeError(f"{path} is neither a local file nor an object with a URL")
+    # No Cache-Control: the URL expires, so the redirect must not be kept for a year.
+    return web.Response(
+        status=307,
+        headers={"Location": url, "Docker-Content-Digest": headers["Docker-Content-Digest"]},
+    )

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from dockyard import ui
 from dockyard.api.health import HEALTH
+from dockyard.api.object_client import install as install_object_client
 from dockyard.api.routes import SPEC_ROUTES
 from dockyard.app.auth_stores import session_store
 from dockyard.app.drain import drain
@@ -54,6 +55,7 @@ def build_app(
     app[STORE] = build_store(config)
     install_operations(app, config, path, overrides)
     add_routes(app, SPEC_ROUTES)
+    install_object_client(app)
     security = install_security(app, config)
     install_sync(app, config)
     if config.extensions.search_on:

@@ -37,6 +37,7 @@ def s3_settings(driver: StorageDriver | None) -> S3Settings | None:
         skip_verify=driver.skip_verify,
         access_key=driver.access_key,
         secret_key=driver.secret_key,
+        redirect=driver.redirect,
     )
 
 

@@ -73,9 +73,6 @@ def load_config(path: Path | None) -> tuple[Config, list[str]]:
     except ValidationError as exc:
         raise ConfigError(_format_error(exc)) from exc
     unknown = _unknown_keys(config)
-    refused = _mirror_into_object_storage(config)
-    if refused is not None:
-        raise ConfigError(refused)
     warnings = [
         f"config key {key!r} is not implemented by dockyard yet and is ignored" for key in unknown
     ]
@@ -85,24 +82,6 @@ def load_config(path: Path | None) -> tuple[Config, list[str]]:
         for key in unsupported_sync_keys(config.extensions.sync)
     ]
     return config, warnings
-
-
-def _mirror_into_object_storage(config: Config) -> str | None:
-    """Mirroring writes its fetched blobs as local files: refused (the key named) with a
-    root on S3 until it goes through the storage backend, rather than failing per pull."""
-    storage = config.storage
-    on_s3 = storage.storage_driver is not None or any(
-        sub.storage_driver is not None for sub in storage.sub_paths.values()
-    )
-    if not on_s3:
-        return None
-    for key, on in (("extensions.sync", config.extensions.sync_on), ("proxy", config.proxy)):
-        if on:
-            return (
-                f"{key}: mirroring into a root on object storage (storage.storageDriver) "
-                "is not supported yet; serve the mirror from a local rootDirectory"
-            )
-    return None
 
 
 def _dead_globs(config: Config) -> list[str]:

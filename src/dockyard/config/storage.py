@@ -107,6 +107,10 @@ class StorageDriver(ZotSection):
     skip_verify: bool = Field(False, alias="skipverify")
     access_key: str | None = Field(None, alias="accesskey", repr=False)
     secret_key: str | None = Field(None, alias="secretkey", repr=False)
+    #: dockyard's own key (zot has none; distribution's is ``storage.redirect``): a blob
+    #: GET gets a 307 to a presigned URL of the object, valid 20 minutes, after the
+    #: access check. Clients must reach the bucket's endpoint themselves.
+    redirect: bool = False
 
     @field_validator("name")
     @classmethod

@@ -67,6 +67,11 @@ class StorageBackend(Protocol):
     def local_file(self, path: Path) -> Path | None:
         """A local file the server may hand to sendfile, or None (then stream a reader)."""
 
+    def object_url(self, path: Path, expires: int) -> str | None:
+        """A URL whoever holds it may GET the file's bytes from for ``expires`` seconds
+        (an object store's presigned GET), or None when only this process reads them (a
+        local file). Made without a round trip: the server streams from it, or redirects."""
+
     def write_atomic(self, path: Path, data: bytes) -> None:
         """Replace ``path`` whole and durably: a crash leaves the old content or the new."""
 

@@ -110,6 +110,9 @@ class LocalBackend:
     def local_file(self, path: Path) -> Path | None:
         return path
 
+    def object_url(self, path: Path, expires: int) -> str | None:
+        return None  # sendfile serves it; nothing else may read the root
+
     def write_atomic(self, path: Path, data: bytes) -> None:
         atomic_write(path, data)
 

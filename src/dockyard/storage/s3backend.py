@@ -216,7 +216,17 @@ class S3Backend:
         return io.BufferedReader(SegmentReader(self, segments, offset), 1024 * 1024)
 
     def local_file(self, path: Path) -> Path | None:
-        return None  # nothing to sendfile: the API streams open_read
+        return None  # nothing to sendfile: the API streams object_url
+
+    def object_url(self, path: Path, expires: int) -> str:
+        """A presigned GET of the path's object: signed locally with the client's
+        credentials, no request made. Only for a whole object (a published blob), never
+        an upload's state object, whose bytes are its segments."""
+        return self._client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": self.key(path)},
+            ExpiresIn=expires,
+        )
 
     def write_atomic(self, path: Path, data: bytes) -> None:
         self._client.put_object(Bucket=self.bucket, Key=self.key(path), Body=data)

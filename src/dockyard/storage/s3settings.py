@@ -28,6 +28,10 @@ class S3Settings:
     #: Absent keys leave boto3 its usual chain: AWS_* variables, credential files, roles.
     access_key: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)
+    #: Answer a blob GET with a 307 to a presigned URL of its object, so clients fetch
+    #: the bytes from the store itself (distribution's ``storage.redirect``); off: the
+    #: server streams them.
+    redirect: bool = False
 
     def endpoint_url(self) -> str | None:
         if not self.endpoint:
@@ -48,10 +52,16 @@ class S3Settings:
             keys = {"aws_access_key_id": self.access_key, "aws_secret_access_key": self.secret_key}
         # A pool as large as the upload threads, and the SDK's standard retries (throttling,
         # 5xx, connection resets) so one hiccup does not fail a client's request.
-        config = BotoConfig(max_pool_connections=64, retries={"mode": "standard"})
+        # SigV4 named, or botocore presigns URLs with SigV2, which newer regions refuse.
+        config = BotoConfig(
+            max_pool_connections=64, retries={"mode": "standard"}, signature_version="s3v4"
+        )
         if quick:
             config = BotoConfig(
-                connect_timeout=3, read_timeout=3, retries={"mode": "standard", "max_attempts": 2}
+                connect_timeout=3,
+                read_timeout=3,
+                retries={"mode": "standard", "max_attempts": 2},
+                signature_version="s3v4",
             )
         client: S3Client = boto3.session.Session().client(
             "s3",

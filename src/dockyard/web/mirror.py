@@ -16,6 +16,15 @@ from dockyard.oci.digest import Digest
 from dockyard.storage.store import RootServices
 
 
+class Stored:
+    """What :meth:`MissHook.blob` answers when it stored the blob rather than streamed it
+    (a root on object storage): the handler serves it as any stored blob."""
+
+
+#: The one :class:`Stored` answer.
+STORED = Stored()
+
+
 class MissHook(Protocol):
     async def refresh(self, svc: RootServices, name: str, reference: str) -> None:
         """Bring a local tag up to date with its upstream when it is due for a check."""
@@ -25,8 +34,9 @@ class MissHook(Protocol):
 
     async def blob(
         self, request: web.Request, svc: RootServices, name: str, digest: Digest
-    ) -> web.StreamResponse | None:
-        """Answer a missing blob from an upstream (streaming it while it is stored)."""
+    ) -> web.StreamResponse | Stored | None:
+        """Answer a missing blob from an upstream (streaming it while it is stored), or
+        :data:`STORED` once it is stored; None when no upstream has it."""
 
 
 MIRROR: web.AppKey[MissHook] = web.AppKey("mirror", MissHook)

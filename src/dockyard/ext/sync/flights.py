@@ -1,13 +1,16 @@
 """Blob fetches from an upstream, shared by everyone waiting for the same blob.
 
 A :class:`BlobFlight` streams one blob from the first upstream that has it into an upload
-session (the storage seam a push uses), hashing as it writes, and publishes it only when
-the bytes match the digest and the declared size. Clients asking for the blob meanwhile
-follow the growing file: the first byte goes out as soon as it is on disk, long before the
-fetch ends. The last byte is held back until the digest is verified, so a client is never
-sent a whole blob of wrong bytes: if verification fails its connection is cut short of
-``Content-Length`` and the client reports an error. Concurrent requests, the background
-fill and periodic sync all join the one flight per ``(repository, digest)``.
+session, written through the root's storage backend as a push's chunks are (a local file,
+or an upload's segments in a bucket), hashing as it writes, and publishes it only when
+the bytes match the digest and the declared size. On a local root, clients asking for the
+blob meanwhile follow the growing file: the first byte goes out as soon as it is on disk,
+long before the fetch ends. The last byte is held back until the digest is verified, so a
+client is never sent a whole blob of wrong bytes: if verification fails its connection is
+cut short of ``Content-Length`` and the client reports an error. On object storage an
+upload's bytes are readable only once its segments are put, so clients wait for the blob
+to be published and are then served it as any stored blob. Concurrent requests, the
+background fill and periodic sync all join the one flight per ``(repository, digest)``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from aiohttp import web
 from dockyard.ext.sync.sync_stats import SyncStats
 from dockyard.ext.sync.upstream import Upstream, UpstreamError
 from dockyard.oci.digest import Digest, Hasher
+from dockyard.storage.backend import Appender
 from dockyard.storage.errors import StorageError
 from dockyard.storage.store import RootServices
 from dockyard.storage.upload_session import Session
@@ -40,10 +44,8 @@ SEND = 4 * 1024 * 1024
 Sources = Sequence[tuple[Upstream, str]]
 
 
-def _write_and_hash(fd: int, data: bytes | bytearray, hasher: Hasher) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+def _write_and_hash(out: Appender, data: bytes | bytearray, hasher: Hasher) -> None:
+    out.write(data)
     hasher.update(data)
 
 
@@ -105,12 +107,18 @@ class BlobFlight:
     async def _receive(self, upstream: Upstream, name: str, resp: aiohttp.ClientResponse) -> None:
         where = f"{upstream.host}/{name}@{self.digest}"
         self.size = _content_length(resp.headers.get("Content-Length"))
-        session = self.svc.blobs.start_upload(self.repo)
+        root = self.svc.root
+        # A PUT on object storage: in a thread there, inline on a local root.
+        session = await self.svc.blobs.open_upload(self.repo)
         session.hasher = self.digest.hasher()
+        try:
+            out = await root.off_loop(root.backend.open_append, session.path)
+        except BaseException:
+            await root.off_loop(root.uploads.forget, session)
+            raise
         self.path = session.path
         self.started = True
         self._notify()
-        fd = os.open(session.path, os.O_WRONLY | os.O_APPEND)
         published = False
         try:
             batch = bytearray()
@@ -119,13 +127,13 @@ class BlobFlight:
                 if self.size is not None and self.written + len(batch) > self.size:
                     raise UpstreamError(f"{where}: more bytes than its Content-Length")
                 if len(batch) >= BATCH:
-                    await self._write(fd, session, batch)
+                    await self._write(out, session, batch)
                     batch = bytearray()
             if batch:
-                await self._write(fd, session, batch)
+                await self._write(out, session, batch)
             if self.size is not None and self.written != self.size:
                 raise UpstreamError(f"{where}: ended at {self.written} of {self.size} bytes")
-            await asyncio.to_thread(os.fsync, fd)
+            await asyncio.to_thread(out.sync)  # fsync, or the last segment and state put
             session.size = session.hashed = self.written  # hashed as it was written
             try:
                 await self.svc.blobs.finish(session, self.digest)
@@ -146,12 +154,12 @@ class BlobFlight:
             log.warning("sync: fetch of %s failed: %r", where, exc)
             self._fail(repr(exc))
         finally:
-            os.close(fd)
+            await root.off_loop(out.close)
             if not published:
-                self.svc.root.uploads.forget(session)
+                await root.off_loop(root.uploads.forget, session)
 
-    async def _write(self, fd: int, session: Session, data: bytearray) -> None:
-        await asyncio.to_thread(_write_and_hash, fd, data, session.hasher)
+    async def _write(self, out: Appender, session: Session, data: bytearray) -> None:
+        await asyncio.to_thread(_write_and_hash, out, data, session.hasher)
         self.written += len(data)
         self._notify()
 
@@ -162,7 +170,9 @@ class BlobFlight:
         return self.started and not (self.failed and self.written == 0 and not self.done)
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        """Send the blob to a client while it arrives; cut the connection if it fails."""
+        """Send the blob to a client while it arrives; cut the connection if it fails.
+
+        A local root only: the growing upload is a file this process can read."""
         published = self.svc.root.files.path(self.repo, self.digest)
         if self.done:
             return web.FileResponse(published, headers=self._headers())

@@ -34,6 +34,7 @@ from dockyard.oci.digest import Digest
 from dockyard.oci.names import is_tag
 from dockyard.storage.errors import StorageError
 from dockyard.storage.store import RootServices
+from dockyard.web.mirror import STORED, Stored
 
 log = logging.getLogger("dockyard.sync")
 
@@ -159,13 +160,17 @@ class OnDemand:
 
     async def blob(
         self, request: web.Request, svc: RootServices, name: str, digest: Digest
-    ) -> web.StreamResponse | None:
+    ) -> web.StreamResponse | Stored | None:
         covering = self._covering(name)
         if covering is None:
             return None
         sources = covering[1]
         if request.method == "HEAD":
             return await self._head(sources, digest)
+        if svc.root.remote:
+            # In a bucket an upload is not readable while it grows: the whole blob is
+            # fetched and published, then served as any stored blob.
+            return STORED if await self.flights.fetch(svc, name, digest, sources) else None
         flight = self.flights.join(svc, name, digest, sources)
         if not await flight.wait_started():
             return None
