@@ -25,6 +25,10 @@ def _print(report: GcReport, dry_run: bool) -> None:
         print(f"{verb} untagged manifest {repo}@{digest}")
     for repo, session in report.uploads:
         print(f"{verb} idle upload {repo}/{session}")
+    for digest, freed in report.shared:
+        print(f"{verb} shared copy {digest}, no repository names it ({count(freed, 'byte')} freed)")
+    for upload in report.aborted:
+        print(f"{verb} abandoned multipart upload {upload}")
     for repo, why in report.skipped:
         print(f"kept everything in {repo}: {why}")
     print(

@@ -53,6 +53,24 @@ class Appender(Protocol):
 class StorageBackend(Protocol):
     """Blocking operations on files under a storage root."""
 
+    #: True where names share one stored copy through reference objects (object storage,
+    #: which has no hard links): only a copy in the root's shared store
+    #: (``paths.shared_blob_path``) can be linked to, and ``stat``, ``open_read`` and
+    #: ``copy`` of a reference follow it. False: ``link`` makes equal names (hard links).
+    by_reference: bool
+
+    def resolve(self, path: Path) -> Path | None:
+        """The path whose stored bytes ``path`` names (itself, or a reference's target);
+        None when absent (a reference whose target is gone is absent too)."""
+
+    def referenced(self, path: Path) -> bool:
+        """Whether another name shares ``path``'s stored bytes (a reference names it, or
+        a hard link): a shared copy with no name left may be deleted."""
+
+    def abort_abandoned_writes(self, older_than: float, dry_run: bool) -> list[str]:
+        """Writes the store keeps open out of sight of any listing (S3's multipart uploads
+        under the root) started over ``older_than`` seconds ago: aborted, and named."""
+
     def stat(self, path: Path) -> os.stat_result | None:
         """Size, identity (``st_ino``), link count and times; None when absent."""
 
@@ -90,7 +108,8 @@ class StorageBackend(Protocol):
     def link(self, src: Path, dest: Path) -> None:
         """Make ``dest`` name the bytes of ``src`` without copying them, atomically.
 
-        FileNotFoundError when ``src`` is gone; LinkUnsupported when they cannot share.
+        FileNotFoundError when ``src`` is gone; LinkUnsupported when they cannot share
+        (with ``by_reference``: ``src`` is neither in the shared store nor a reference).
         """
 
     def replace_with_link(self, src: Path, dest: Path) -> None:

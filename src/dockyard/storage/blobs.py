@@ -2,7 +2,11 @@
 
 Every file appears under its final name in one step, so a reader sees a blob whole or
 not at all. With dedupe on, a blob another repository holds is linked in rather than
-stored again (see :mod:`dockyard.storage.dedupe`).
+stored again (see :mod:`dockyard.storage.dedupe`). On object storage (a backend
+``by_reference``) a digest's bytes go once to the root's shared store and each
+repository gets a reference object naming them; every call that writes a reference
+(:meth:`publish`, :meth:`link_in`, :meth:`link_from` with dedupe) runs under the
+digest's publish lock, which GC takes to delete a shared copy no reference names.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 from dockyard.oci.digest import Digest
 from dockyard.storage.backend import LinkUnsupported, StorageBackend
 from dockyard.storage.dedupe.sharing import Dedupe
-from dockyard.storage.paths import blob_path, repo_of_blob
+from dockyard.storage.paths import blob_path, repo_of_blob, shared_blob_path
 from dockyard.storage.stamps import VerifiedStamps
 
 
@@ -32,6 +36,24 @@ class BlobFiles:
     def dedupe(self) -> bool:
         return self.sharing.on
 
+    @property
+    def by_reference(self) -> bool:
+        """Dedupe is on and names share a copy through reference objects (object
+        storage): writing a reference needs the digest's publish lock."""
+        return self.sharing.on and self.backend.by_reference
+
+    def resolve(self, repo: str, digest: Digest) -> Path | None:
+        """The path holding the bytes of ``repo``'s blob (the shared copy a reference
+        names), so a served blob costs one look-up of the reference, not one per read."""
+        return self.backend.resolve(self.path(repo, digest))
+
+    def _stamp(self, path: Path, digest: Digest) -> None:
+        if self.stamps is not None:
+            st = self.backend.stat(path)
+            if st is None:
+                raise FileNotFoundError(path)
+            self.stamps.record(st, str(digest))
+
     def path(self, repo: str, digest: Digest) -> Path:
         return blob_path(self.root / repo, digest)
 
@@ -43,17 +65,35 @@ class BlobFiles:
         a twin and drop the file (never fsynced then: its bytes are stored already)."""
         backend = self.backend
         dest = self.path(repo, digest)
-        if backend.exists(dest) or self.sharing.link_known_copy(digest, dest):
+        if backend.exists(dest):
+            backend.delete(src)
+            self.sharing.record(digest, dest)
+            return
+        if self.by_reference:
+            self._publish_shared(digest, src, dest)
+            return
+        if self.sharing.link_known_copy(digest, dest):
             backend.delete(src)
             self.sharing.record(digest, dest)
             return
         backend.sync_file(src)
         backend.move_into_place(src, dest)
-        if self.stamps is not None:
-            st = backend.stat(dest)
-            if st is None:
-                raise FileNotFoundError(dest)
-            self.stamps.record(st, str(digest))
+        self._stamp(dest, digest)
+        self.sharing.record(digest, dest)
+
+    def _publish_shared(self, digest: Digest, src: Path, dest: Path) -> None:
+        """Object storage with dedupe: the upload becomes the root's shared copy unless
+        there is one (derived from the digest: one HEAD, no cache), and ``dest`` a
+        reference to it. The caller holds the digest's publish lock."""
+        backend = self.backend
+        shared = shared_blob_path(self.root, digest)
+        if backend.exists(shared):
+            backend.delete(src)  # the bytes are stored already: none copied again
+        else:
+            backend.sync_file(src)
+            backend.move_into_place(src, shared)
+            self._stamp(shared, digest)
+        backend.link(shared, dest)
         self.sharing.record(digest, dest)
 
     def put_bytes(self, repo: str, digest: Digest, data: bytes) -> None:
@@ -62,15 +102,13 @@ class BlobFiles:
         dest = self.path(repo, digest)
         if backend.exists(dest):
             return
-        if self.sharing.link_known_copy(digest, dest):
+        # On object storage a manifest stays a small object of its own: a reference
+        # would be as large, and cost a second request on every read of it.
+        if not backend.by_reference and self.sharing.link_known_copy(digest, dest):
             self.sharing.record(digest, dest)
             return
         backend.write_atomic(dest, data)
-        if self.stamps is not None:
-            st = backend.stat(dest)
-            if st is None:
-                raise FileNotFoundError(dest)
-            self.stamps.record(st, str(digest))
+        self._stamp(dest, digest)
         self.sharing.record(digest, dest)
 
     def read_bytes(self, repo: str, digest: Digest, limit: int) -> bytes | None:
@@ -97,17 +135,20 @@ class BlobFiles:
     def link_from(self, repo: str, digest: Digest, source_repo: str) -> bool:
         """Make ``source_repo``'s blob appear in ``repo``: shared with dedupe, else a copy.
 
-        False when the source does not hold the blob.
+        False when the source does not hold the blob. On object storage with dedupe the
+        caller holds the digest's publish lock.
         """
         src = self.path(source_repo, digest)
         dest = self.path(repo, digest)
         if self.backend.exists(dest):
             return True
         try:
-            if self.dedupe:
+            if self.by_reference:
+                self.sharing.share(digest, src, dest)
+            elif self.dedupe:
                 try:
                     self.backend.link(src, dest)
-                except LinkUnsupported:  # object storage: a server-side copy of its own
+                except LinkUnsupported:  # another filesystem: a copy of its own
                     self.backend.copy(src, dest)
             else:
                 self.backend.copy(src, dest)

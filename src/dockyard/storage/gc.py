@@ -23,9 +23,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from dockyard.oci.digest import Digest
 from dockyard.storage import gc_walk
+from dockyard.storage.dedupe import shared_copies
 from dockyard.storage.layout import index_stamp
-from dockyard.storage.paths import GC_PASS_KEY, owner_record_of, uploads_dir
+from dockyard.storage.paths import GC_PASS_KEY, owner_record_of, publish_key, uploads_dir
 from dockyard.storage.root import StorageRoot
 from dockyard.storage.workers import in_walker
 
@@ -42,10 +44,14 @@ class GcReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # repo, why
     #: Verified stamps of files that vanished other than through GC (periodic pass only).
     stamps_pruned: int = 0
+    #: Shared copies (object storage with dedupe) no reference named: digest, bytes freed.
+    shared: list[tuple[str, int]] = field(default_factory=list)
+    #: Multipart uploads aborted (object storage): "key (upload id)".
+    aborted: list[str] = field(default_factory=list)
 
     @property
     def bytes_freed(self) -> int:
-        return sum(size for _, _, size in self.blobs)
+        return sum(size for _, _, size in self.blobs) + sum(size for _, size in self.shared)
 
     def merge(self, other: GcReport) -> None:
         self.blobs += other.blobs
@@ -53,6 +59,8 @@ class GcReport:
         self.uploads += other.uploads
         self.skipped += other.skipped
         self.stamps_pruned += other.stamps_pruned
+        self.shared += other.shared
+        self.aborted += other.aborted
 
 
 class Collector:
@@ -195,6 +203,44 @@ class Collector:
         last = [(ino, digest) for digest, _, ino, _ in removed if ino is not None]
         if last:
             self.root.stamps.forget_many(last)
+
+    async def collect_root(self, *, dry_run: bool = False) -> GcReport:
+        """What the root holds outside its repositories, after a pass over all of them:
+        shared copies no reference names any more (object storage with dedupe; see
+        ``dedupe.shared_copies``), and multipart uploads left open by a crash.
+
+        Each shared copy is checked again and deleted under its digest's publish lock,
+        fenced like every GC delete; its verified stamp goes with it.
+        """
+        report = GcReport()
+        root, backend = self.root, self.root.backend
+        async with root.locks.hold(GC_PASS_KEY):
+            if backend.by_reference:
+                picked = await in_walker(
+                    shared_copies.unnamed, backend, root.path, time.time(), self.gc_delay
+                )
+                for digest in picked:
+                    async with root.locks.hold(publish_key(Digest.parse(digest))) as held:
+                        if not dry_run:
+                            await held.fence()
+                        dropped = await asyncio.to_thread(
+                            shared_copies.drop_if_unnamed,
+                            backend,
+                            root.path,
+                            digest,
+                            self.gc_delay,
+                            dry_run,
+                        )
+                    if dropped is None:
+                        continue
+                    size, ino = dropped
+                    report.shared.append((digest, size))
+                    if not dry_run:
+                        await asyncio.to_thread(root.stamps.forget_many, [(ino, digest)])
+            report.aborted += await asyncio.to_thread(
+                backend.abort_abandoned_writes, self.gc_delay, dry_run
+            )
+        return report
 
     async def prune_stamps(self) -> int:
         """Drop the stamps of files gone by other ways than GC (by hand); return how many.

@@ -18,7 +18,14 @@ from dockyard.oci.digest import Digest, InvalidDigest
 from dockyard.storage.backend import StorageBackend
 from dockyard.storage.blob_walk import blob_files
 from dockyard.storage.layout import RepoIndex, index_stamp, read_manifest
-from dockyard.storage.paths import BLOBS_DIR, PRIVATE_DIR, blob_path, index_path, stamps_db
+from dockyard.storage.paths import (
+    BLOBS_DIR,
+    PRIVATE_DIR,
+    blob_path,
+    index_path,
+    shared_blobs_dir,
+    stamps_db,
+)
 
 
 class Undecidable(Exception):
@@ -189,12 +196,13 @@ def delete_orphans(
 
 
 def live_inodes(backend: StorageBackend, root: Path) -> set[int]:
-    """Identities of every blob file under the root (``<repo>/blobs/<alg>/<hex>``).
+    """Identities of every blob file under the root (``<repo>/blobs/<alg>/<hex>``, and
+    the shared copies of object storage, which its references' stamps are keyed by).
 
     The listing carries each name's identity, so this costs no stat per file.
     """
     found: set[int] = set()
-    stack = [root]
+    stack = [root, shared_blobs_dir(root)]
     while stack:
         folder = stack.pop()
         try:

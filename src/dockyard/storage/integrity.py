@@ -110,7 +110,15 @@ def quarantine(
         return None
     dest = quarantine_path(root.path, repo, digest, time.time_ns())
     private_folder(private_dir(root.path))
-    root.backend.move(path, dest)
+    held = root.backend.resolve(path)
+    if held is not None and held != path:
+        # A reference (object storage with dedupe): the shared copy it names is what is
+        # bad. It goes aside, so every reference to it answers 404 (never bad bytes)
+        # until a push stores the good bytes again, which they all name once more.
+        root.backend.move(held, dest)
+        root.backend.delete(path)
+    else:
+        root.backend.move(path, dest)
     root.dedupe.forget(digest, path)
     root.stamps.forget(expected_ino)
     log.error(

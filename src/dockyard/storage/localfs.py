@@ -88,6 +88,20 @@ class FileAppender:
 class LocalBackend:
     """Files under a local folder. Stateless, so it can be handed to a worker process."""
 
+    #: Hard links: every name of a file is equal, none refers to another.
+    by_reference = False
+
+    def resolve(self, path: Path) -> Path | None:
+        return path if self.stat(path) is not None else None
+
+    def referenced(self, path: Path) -> bool:
+        st = self.stat(path)
+        return st is not None and st.st_nlink > 1
+
+    def abort_abandoned_writes(self, older_than: float, dry_run: bool) -> list[str]:
+        """A file system keeps no write out of sight: every upload is a file GC lists."""
+        return []
+
     def stat(self, path: Path) -> os.stat_result | None:
         try:
             return os.stat(path)

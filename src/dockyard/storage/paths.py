@@ -9,6 +9,10 @@ folder::
     ROOT/<repo>/.uploads/<uuid>                 an upload session's bytes
     ROOT/<repo>/.uploads/.<uuid>.owner          who opened that session
     ROOT/_dockyard/cache.db                     dedupe map (digest -> blob paths)
+    ROOT/_dockyard/blobs/<alg>/<hex>            object storage with dedupe: a digest's
+                                                bytes, stored once per root
+    ROOT/_dockyard/blobs/<alg>/.<hex>.refs/<repo>/blobs/<alg>/<hex>
+                                                one empty object per repository naming it
     ROOT/_dockyard/verified.db                  verified stamps
     ROOT/_dockyard/quarantine/<repo>/<alg>/<hex>.<ns>   blobs that failed their digest
     ROOT/_dockyard/.readyz-<pid>-<token>        the readiness probe's scratch file
@@ -102,6 +106,17 @@ def owner_record_of(name: str) -> str | None:
     """The session id whose owner record a file of ``.uploads/`` is; None if it is not one."""
     match = _OWNER_RECORD.match(name)
     return match[1] if match else None
+
+
+def shared_blobs_dir(root: Path) -> Path:
+    """Where object storage keeps each deduplicated digest once (``storage.dedupe``)."""
+    return root / PRIVATE_DIR / BLOBS_DIR
+
+
+def shared_blob_path(root: Path, digest: Digest) -> Path:
+    """The root's one stored copy of ``digest`` on object storage, which repositories'
+    reference objects name: derived from the digest, so no cache is needed to find it."""
+    return shared_blobs_dir(root) / digest.algorithm / digest.hex
 
 
 def private_dir(root: Path) -> Path:

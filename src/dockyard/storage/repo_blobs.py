@@ -24,33 +24,28 @@ class RepoBlobs:
         self.root = root
         self.verifier = BlobVerifier(root)
 
-    def stat(
+    async def checked(
         self, repo: str, digest: Digest, link: bool = False, source_ok: SourceFilter = None
     ) -> tuple[Path, int]:
-        """The blob's file and size; NameUnknown or BlobUnknown when it is not there.
+        """The blob's path and size, for a blob about to be served: its bytes must match
+        its digest; NameUnknown or BlobUnknown when it is not there.
 
         With dedupe and ``link``, a blob this repository lacks but another repository of
         the root holds is linked in first, so a client checking before a push skips the
         upload (zot's check-blob behaviour). ``source_ok`` limits the repositories it may
         come from (those the caller may read), so a HEAD never reveals another's blob.
+        The path returned holds the bytes: on object storage with dedupe, the shared copy
+        the repository's reference names (read without a second look-up of the
+        reference). A file that does not match is quarantined and answered as
+        BlobUnknown (see ``integrity``).
         """
-        files = self.root.files
-        st = files.stat(repo, digest)
-        if st is None and link and files.dedupe and self._link_in(repo, digest, source_ok):
-            st = files.stat(repo, digest)
-        if st is None:
-            self.root.require(repo)  # NameUnknown for a missing repository
-            raise BlobUnknown(f"blob {digest} is not in {repo!r}", {"digest": str(digest)})
-        return files.path(repo, digest), st.st_size
-
-    async def checked(
-        self, repo: str, digest: Digest, link: bool = False, source_ok: SourceFilter = None
-    ) -> tuple[Path, int]:
-        """As :meth:`stat`, for a blob about to be served: its bytes must match its digest.
-
-        A file that does not is quarantined and answered as BlobUnknown (see ``integrity``).
-        """
-        path, _ = await self.root.off_loop(self.stat, repo, digest, link, source_ok)
+        root, files = self.root, self.root.files
+        path = await root.off_loop(files.resolve, repo, digest)
+        if path is None and link and files.dedupe and await self.link_any(repo, digest, source_ok):
+            path = await root.off_loop(files.resolve, repo, digest)
+        if path is None:
+            await root.off_loop(root.require, repo)  # NameUnknown for a missing repository
+            raise _unknown(repo, digest)
         return path, await self.verifier.ensure_good(repo, digest, path)
 
     def _link_in(self, repo: str, digest: Digest, source_ok: SourceFilter = None) -> bool:
@@ -61,12 +56,22 @@ class RepoBlobs:
         self.root.ensure_repo(repo)
         return True
 
+    async def _sharing(self, digest: Digest, call: Callable[..., bool], *args: object) -> bool:
+        """``call`` in a thread; under the digest's publish lock when it may write a
+        reference object (object storage with dedupe), so GC never deletes the shared
+        copy a new reference names (it deletes under that lock, after checking)."""
+        if not self.root.files.by_reference:
+            return bool(await asyncio.to_thread(call, *args))
+        async with self.root.locks.hold(publish_key(digest)) as held:
+            await held.fence()
+            return bool(await asyncio.to_thread(call, *args))
+
     async def delete(self, repo: str, digest: Digest) -> None:
         await self.root.off_loop(self.root.require, repo)
         async with self.root.locks.hold(repo) as held:
             await held.fence()
             if not await asyncio.to_thread(self.root.files.delete, repo, digest):
-                raise BlobUnknown(f"blob {digest} is not in {repo!r}", {"digest": str(digest)})
+                raise _unknown(repo, digest)
 
     def start_upload(self, repo: str, owner: Owner = None) -> Session:
         """A new session of ``owner``; the repository exists from here on, so GC finds
@@ -127,7 +132,8 @@ class RepoBlobs:
             )
         try:
             await self.root.off_loop(self.root.ensure_repo, session.repo)
-            async with self.root.locks.hold(publish_key(digest)):
+            async with self.root.locks.hold(publish_key(digest)) as held:
+                await held.fence()
                 await asyncio.to_thread(self.root.files.publish, session.repo, digest, session.path)
         except OSError as exc:
             await self.root.off_loop(uploads.forget, session)
@@ -141,13 +147,17 @@ class RepoBlobs:
             await self.root.off_loop(self.root.uploads.forget, session)
 
     async def link_any(self, repo: str, digest: Digest, source_ok: SourceFilter = None) -> bool:
-        """Mount without ``from``: link a copy any repository of this root holds (of
-        those ``source_ok`` accepts, when given)."""
-        return await asyncio.to_thread(self._link_in, repo, digest, source_ok)
+        """Mount without ``from`` (or a pusher's HEAD): link a copy any repository of this
+        root holds (of those ``source_ok`` accepts, when given)."""
+        return await self._sharing(digest, self._link_in, repo, digest, source_ok)
 
     async def link_from(self, repo: str, digest: Digest, source: str) -> bool:
         """Mount ``digest`` from ``source`` into ``repo`` (same root); False if it lacks it."""
         if await self.root.off_loop(self.root.files.stat, source, digest) is None:
             return False
         await self.root.off_loop(self.root.ensure_repo, repo)
-        return await asyncio.to_thread(self.root.files.link_from, repo, digest, source)
+        return await self._sharing(digest, self.root.files.link_from, repo, digest, source)
+
+
+def _unknown(repo: str, digest: Digest) -> BlobUnknown:
+    return BlobUnknown(f"blob {digest} is not in {repo!r}", {"digest": str(digest)})

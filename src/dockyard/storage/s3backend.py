@@ -11,9 +11,16 @@ What a filesystem gives for free is built here from S3's own guarantees:
 - **Appendable uploads** (``s3segments``): an upload is a state object listing readable
   segment objects, replaced by compare-and-swap; publishing composes the segments into
   the final object with server-side part copies, so no byte goes through dockyard again.
-- **No hard links.** ``link`` and ``replace_with_link`` raise :class:`LinkUnsupported`, so
-  storage keeps a copy of its own (a server-side copy). Deduplication on S3 is the shared
-  cache's job, not the backend's.
+- **References instead of hard links.** With dedupe, a digest's bytes are stored once per
+  root in the shared store (``<prefix>/_dockyard/blobs/<alg>/<hex>``), and each
+  repository's ``blobs/<alg>/<hex>`` is an empty *reference object* whose metadata names
+  that key (relative to the prefix, so the root can move). ``stat``, ``open_read`` and
+  ``copy`` follow a reference; ``delete`` drops only the reference. ``link`` writes, first,
+  an empty object ``.<hex>.refs/<the reference's key>`` beside the target, then the
+  reference: every reference has its entry there, so whether a stored copy is still named
+  is one listing (``referenced``), never a walk of the repositories, and never a cache
+  (Redis holds no pointer: zot #4062). ``replace_with_link`` stays unsupported (adoption
+  keeps full copies: replacing one without the publish lock could race GC).
 
 Each call is blocking, as the interface says: the server runs them in threads. The boto3
 client is thread-safe; the backend holds only it and its names.
@@ -25,13 +32,14 @@ import io
 import os
 import stat as stat_mode
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from botocore.exceptions import ClientError
 
 from dockyard.storage.backend import Entry, LinkUnsupported
+from dockyard.storage.paths import shared_blobs_dir
 from dockyard.storage.s3segments import (
     AppendState,
     ConcurrentAppend,
@@ -51,7 +59,11 @@ if TYPE_CHECKING:
 MAX_COPY = 5 * 1024**3
 #: Object metadata that marks an appendable upload's state object.
 _APPENDABLE = "dockyard-appendable"
+#: Object metadata of a reference object: the key it names, relative to the prefix.
+_REFERENCE = "dockyard-ref"
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+#: Names (the class's ``list`` method shadows the builtin inside it).
+_Names = list[str]
 
 
 def _missing(exc: ClientError) -> bool:
@@ -69,14 +81,24 @@ def _identity(etag: str) -> int:
 
 
 def _stat_result(
-    size: int, modified: datetime, etag: str, *, folder: bool = False
+    size: int,
+    modified: datetime,
+    etag: str,
+    *,
+    folder: bool = False,
+    named: datetime | None = None,
 ) -> os.stat_result:
+    """``named``: when a reference was written (its ``st_ctime``, GC's age of the name, as
+    a link bumps an inode's); the target's time stays ``st_mtime`` and its ETag the
+    identity, so every name of one stored copy shares its verified stamp."""
     mode = (stat_mode.S_IFDIR | 0o755) if folder else (stat_mode.S_IFREG | 0o644)
     seconds = modified.timestamp()
+    changed = (named or modified).timestamp()
     ns = int(seconds * 1e9)
     whole = int(seconds)
-    times = (whole, whole, whole, seconds, seconds, seconds, ns, ns, ns)
-    return os.stat_result((mode, _identity(etag), 0, 1, 0, 0, size, *times))
+    times = (whole, whole, int(changed), seconds, seconds, changed, ns, ns, int(changed * 1e9))
+    links = 1 if named is None else 2
+    return os.stat_result((mode, _identity(etag), 0, links, 0, 0, size, *times))
 
 
 class S3Backend:
@@ -92,6 +114,11 @@ class S3Backend:
         self.bucket = settings.bucket
         self.prefix = settings.prefix.strip("/")
         self.root = root
+        #: Keys a reference may name: the root's shared store, nothing a repository holds.
+        self._shared = self._folder_prefix(shared_blobs_dir(root))
+
+    #: No hard links: names share a stored copy through reference objects.
+    by_reference = True
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (S3Backend, (self.settings, self.root))
@@ -113,6 +140,17 @@ class S3Backend:
         folder, _, name = key.rpartition("/")
         return f"{folder}/.{name}.parts/" if folder else f".{name}.parts/"
 
+    def _refs_prefix(self, key: str) -> str:
+        """Where the entries of the references naming ``key`` are kept."""
+        folder, _, name = key.rpartition("/")
+        return f"{folder}/.{name}.refs/" if folder else f".{name}.refs/"
+
+    def _relative(self, key: str) -> str:
+        return key[len(self.prefix) + 1 :] if self.prefix else key
+
+    def _absolute(self, relative: str) -> str:
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
     # --- raw object operations ------------------------------------------------------------
 
     def _head(self, key: str) -> dict[str, Any] | None:
@@ -122,6 +160,24 @@ class S3Backend:
             if _missing(exc):
                 return None
             raise
+
+    def _follow(
+        self, key: str, head: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any], dict[str, Any] | None] | None:
+        """(key holding the bytes, its HEAD, the reference's HEAD or None) for ``key``;
+        None when absent, or a reference whose target is gone (a dangling reference is
+        no blob: never served, and a new publish writes it again)."""
+        head = head if head is not None else (self._head(key) if key else None)
+        if head is None:
+            return None
+        target = head.get("Metadata", {}).get(_REFERENCE)
+        if target is None:
+            return key, head, None
+        target_key = self._absolute(target)
+        target_head = self._head(target_key)
+        if target_head is None:
+            return None
+        return target_key, target_head, head
 
     def get_body(self, key: str, start: int = 0) -> Any:
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
@@ -188,6 +244,17 @@ class S3Backend:
         key = self.key(path)
         head = self._head(key) if key else None
         if head is not None:
+            if _REFERENCE in head.get("Metadata", {}):
+                followed = self._follow(key, head)
+                if followed is None:
+                    return None
+                _, target, _ = followed
+                return _stat_result(
+                    int(target["ContentLength"]),
+                    target["LastModified"],
+                    target["ETag"],
+                    named=head["LastModified"],
+                )
             size = int(head["ContentLength"])
             if _APPENDABLE in head.get("Metadata", {}):
                 size = int(head["Metadata"].get("size", "0"))
@@ -206,11 +273,23 @@ class S3Backend:
         with self.open_read(path) as f:
             return f.read() if limit is None else f.read(limit + 1)
 
+    def resolve(self, path: Path) -> Path | None:
+        followed = self._follow(self.key(path))
+        if followed is None:
+            return None
+        return path if followed[2] is None else self.root / self._relative(followed[0])
+
+    def referenced(self, path: Path) -> bool:
+        reply = self._client.list_objects_v2(
+            Bucket=self.bucket, Prefix=self._refs_prefix(self.key(path)), MaxKeys=1
+        )
+        return bool(reply.get("KeyCount", 0))
+
     def open_read(self, path: Path, offset: int = 0) -> BinaryIO:
-        key = self.key(path)
-        head = self._head(key)
-        if head is None:
+        followed = self._follow(self.key(path))
+        if followed is None:
             raise FileNotFoundError(path)
+        key, head, _ = followed
         state = self._state_of(key, head)
         segments = state.segments if state else [Segment(key, int(head["ContentLength"]))]
         return io.BufferedReader(SegmentReader(self, segments, offset), 1024 * 1024)
@@ -253,10 +332,30 @@ class S3Backend:
         self.delete(src)
 
     def link(self, src: Path, dest: Path) -> None:
-        raise LinkUnsupported(0, "object storage has no hard links", str(src))
+        """Make ``dest`` a reference to the shared copy ``src`` is, or names.
+
+        The entry beside the target goes first: a crash between the two writes leaves an
+        entry without its reference (the copy kept a while longer), never a reference
+        GC cannot see. Callers hold the digest's publish lock, which GC takes to delete.
+        """
+        followed = self._follow(self.key(src))
+        if followed is None:
+            raise FileNotFoundError(src)
+        target = followed[0]
+        if not target.startswith(self._shared):
+            raise LinkUnsupported(0, "only the root's shared copy can be named", str(src))
+        dest_key = self.key(dest)
+        entry = self._refs_prefix(target) + self._relative(dest_key)
+        self._client.put_object(Bucket=self.bucket, Key=entry, Body=b"")
+        self._client.put_object(
+            Bucket=self.bucket,
+            Key=dest_key,
+            Body=b"",
+            Metadata={_REFERENCE: self._relative(target)},
+        )
 
     def replace_with_link(self, src: Path, dest: Path) -> None:
-        raise LinkUnsupported(0, "object storage has no hard links", str(src))
+        raise LinkUnsupported(0, "adoption keeps full copies on object storage", str(src))
 
     def copy(self, src: Path, dest: Path) -> None:
         self._copy_key(self.key(src), self.key(dest))
@@ -265,10 +364,17 @@ class S3Backend:
         self.move_into_place(src, dest)
 
     def delete(self, path: Path) -> bool:
+        """Remove an object; a reference goes before its entry (a crash between keeps the
+        shared copy a while longer), and never takes the copy it names."""
         key = self.key(path)
         head = self._head(key)
         if head is None:
             return False
+        target = head.get("Metadata", {}).get(_REFERENCE)
+        if target is not None:
+            self.delete_key(key)
+            self.delete_key(self._refs_prefix(self._absolute(target)) + self._relative(key))
+            return True
         state = self._state_of(key, head)
         self.delete_key(key)
         for segment in state.segments if state else ():
@@ -300,10 +406,12 @@ class S3Backend:
     # --- copies ---------------------------------------------------------------------------
 
     def _copy_key(self, src: str, dest: str) -> None:
-        """Server-side copy; an upload's segments are composed into one object."""
-        head = self._head(src)
-        if head is None:
+        """Server-side copy (of what a reference names); an upload's segments are
+        composed into one object."""
+        followed = self._follow(src)
+        if followed is None:
             raise FileNotFoundError(src)
+        src, head, _ = followed
         state = self._state_of(src, head)
         if state is None:
             size = int(head["ContentLength"])
@@ -355,3 +463,32 @@ class S3Backend:
         except BaseException:
             self._client.abort_multipart_upload(Bucket=self.bucket, Key=dest, UploadId=upload_id)
             raise
+
+    # --- writes out of sight -------------------------------------------------------------
+
+    def abort_abandoned_writes(self, older_than: float, dry_run: bool) -> _Names:
+        """Abort multipart uploads under the prefix started over ``older_than`` seconds ago.
+
+        A publish composes segments with a multipart upload and aborts it on any error, but
+        a crash (kill -9, a lost machine) between its start and its completion leaves it
+        open: no listing shows it, and the store bills its parts until it is aborted.
+        """
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        now = datetime.now(UTC)
+        aborted: _Names = []
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                if (now - upload["Initiated"]).total_seconds() < older_than:
+                    continue
+                if not dry_run:
+                    try:
+                        self._client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                    except ClientError as exc:
+                        if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                            raise
+                        continue  # finished or aborted meanwhile
+                aborted.append(f"{upload['Key']} ({upload['UploadId']})")
+        return aborted

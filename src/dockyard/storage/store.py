@@ -157,6 +157,7 @@ class Store:
                 )
                 if progress is not None:
                     progress(repo)
+            report.merge(await services.collector.collect_root(dry_run=dry_run))
             if not dry_run:
                 report.stamps_pruned += await services.collector.prune_stamps()
         return report
@@ -251,13 +252,22 @@ class Store:
             except Exception:
                 log.exception("periodic gc failed")
                 continue
-            if report.blobs or report.manifests or report.uploads or report.stamps_pruned:
+            if (
+                report.blobs
+                or report.manifests
+                or report.uploads
+                or report.stamps_pruned
+                or report.shared
+                or report.aborted
+            ):
                 log.info(
-                    "gc removed %s (%s), %s, %s, %s",
+                    "gc removed %s, %s (%s), %s, %s, %s, %s",
                     count(len(report.blobs), "blob"),
+                    count(len(report.shared), "shared copy", "shared copies"),
                     count(report.bytes_freed, "byte"),
                     count(len(report.manifests), "manifest"),
                     count(len(report.uploads), "upload"),
+                    count(len(report.aborted), "abandoned multipart upload"),
                     count(report.stamps_pruned, "stale verified stamp"),
                 )
 

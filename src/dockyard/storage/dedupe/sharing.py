@@ -15,7 +15,7 @@ from pathlib import Path
 from dockyard.oci.digest import Digest
 from dockyard.storage.backend import LinkUnsupported, StorageBackend
 from dockyard.storage.dedupe.locations import BlobLocations, LocationMap
-from dockyard.storage.paths import repo_of_blob
+from dockyard.storage.paths import repo_of_blob, shared_blob_path
 
 #: Which repositories a copy may be taken from (None: any).
 SourceFilter = Callable[[str], bool] | None
@@ -93,6 +93,16 @@ class Dedupe:
                 continue
             if source_ok is not None and not source_ok(repo_of_blob(self.root, known)):
                 continue
+            if self.backend.by_reference:
+                if not copy_unshared:
+                    return False  # a publish: it finds the shared copy by its digest
+                try:
+                    self.share(digest, known, dest)
+                except FileNotFoundError:
+                    locations.remove(key, known)  # stale: removed by GC or by hand
+                    continue
+                locations.add(key, dest)
+                return True
             try:
                 self.backend.link(known, dest)
             except FileNotFoundError:
@@ -109,3 +119,19 @@ class Dedupe:
             locations.add(key, dest)
             return True
         return False
+
+    def share(self, digest: Digest, known: Path, dest: Path) -> None:
+        """Object storage: make ``dest`` a reference to the root's shared copy of
+        ``digest``, made from ``known`` (server-side) when there is none yet (a full copy
+        from before dedupe). FileNotFoundError when ``known`` holds nothing: a name the
+        caller may read must hold the blob, or it would reveal another repository's.
+
+        The caller holds the digest's publish lock (GC takes it to delete a shared copy).
+        """
+        backend = self.backend
+        if backend.resolve(known) is None:
+            raise FileNotFoundError(known)
+        shared = shared_blob_path(self.root, digest)
+        if backend.resolve(shared) is None:
+            backend.copy(known, shared)
+        backend.link(shared, dest)
