@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 from s3_helpers import ACCESS_KEY, SECRET_KEY, S3Server, s3_server  # noqa: F401 - the fixture
 
+from dockyard.oci.digest import Digest
 from dockyard.storage.backend import Appender, LinkUnsupported, StorageBackend
 from dockyard.storage.localfs import LocalBackend
+from dockyard.storage.paths import blob_path, shared_blob_path
 from dockyard.storage.s3backend import S3Backend, S3Settings
 from dockyard.storage.s3segments import MIN_PART, SEGMENT, ConcurrentAppend
 
@@ -158,7 +160,8 @@ def test_publish_composes_an_upload_into_one_object(replicas: tuple[Path, Factor
 
 
 def test_copy_and_link(replicas: tuple[Path, Factory]) -> None:
-    """A link either shares the bytes or says it cannot (then storage copies)."""
+    """A link either shares the bytes or says it cannot (then storage copies): on S3,
+    a repository's own copy is not one another name may share."""
     root, make = replicas
     backend = make()
     src, dest, copied = root / "a" / "x", root / "b" / "x", root / "c" / "x"
@@ -174,6 +177,51 @@ def test_copy_and_link(replicas: tuple[Path, Factory]) -> None:
         assert os.stat(dest).st_ino == os.stat(src).st_ino
     backend.copy(src, copied)
     assert backend.read_bytes(copied) == b"shared bytes"
+
+
+def test_a_shared_copy_and_its_names(replicas: tuple[Path, Factory]) -> None:
+    """A name linked to the root's shared copy reads, stats and copies as the copy;
+    deleting a name never takes the copy; whether a name is left is ``referenced``.
+    On S3 a name is a reference object (and a reference's reference names the copy);
+    locally a hard link."""
+    root, make = replicas
+    backend = make()
+    digest = Digest.parse("sha256:" + hashlib.sha256(b"layer bytes").hexdigest())
+    shared = shared_blob_path(root, digest)
+    one, two = blob_path(root / "one", digest), blob_path(root / "two", digest)
+    plain = blob_path(root / "plain", digest)
+    for path in (shared, one, two, plain):
+        backend.make_dirs(path.parent)
+    backend.write_atomic(shared, b"layer bytes")
+    assert not backend.referenced(shared)
+    backend.link(shared, one)
+    backend.link(one, two)
+    assert backend.referenced(shared)
+    for name in (one, two):
+        st = backend.stat(name)
+        assert st is not None and st.st_size == len(b"layer bytes")
+        assert st.st_ino == backend.stat(shared).st_ino  # type: ignore[union-attr]
+        assert backend.read_bytes(name) == b"layer bytes"
+        with backend.open_read(name, 6) as f:
+            assert f.read() == b"bytes"
+        assert backend.resolve(name) == (shared if backend.by_reference else name)
+    backend.copy(two, plain)
+    assert backend.read_bytes(plain) == b"layer bytes"
+    if backend.by_reference:
+        with pytest.raises(LinkUnsupported):  # a repository's own copy is no shared copy
+            backend.link(plain, blob_path(root / "three", digest))
+    assert backend.delete(one)
+    assert backend.referenced(shared) and backend.exists(shared)
+    assert backend.delete(two)
+    assert not backend.referenced(shared)
+    assert backend.read_bytes(shared) == b"layer bytes"
+    backend.link(shared, one)
+    backend.delete(shared)
+    assert backend.stat(one) is None or not backend.by_reference
+    if backend.by_reference:  # a reference whose copy is gone is absent, never served
+        assert backend.resolve(one) is None
+        with pytest.raises(FileNotFoundError):
+            backend.open_read(one)
 
 
 def test_two_writers_of_one_upload_never_both_win(s3_server: S3Server) -> None:  # noqa: F811
