@@ -88,12 +88,13 @@ class BlobFiles:
         backend = self.backend
         shared = shared_blob_path(self.root, digest)
         if backend.exists(shared):
+            backend.link(shared, dest)
             backend.delete(src)  # the bytes are stored already: none copied again
         else:
             backend.sync_file(src)
             backend.move_into_place(src, shared)
             self._stamp(shared, digest)
-        backend.link(shared, dest)
+            backend.link(shared, dest)
         self.sharing.record(digest, dest)
 
     def put_bytes(self, repo: str, digest: Digest, data: bytes) -> None:
