@@ -128,6 +128,11 @@ def main() -> int:
         default="100m",
         help="the blob pushed and pulled through one replica (1g: minutes per round on moto)",
     )
+    parser.add_argument(
+        "--blob-workloads",
+        help="the blob part's workloads instead of --blob-size's push and pull "
+        "(pull-1m-c8 shows a GET's per-request costs)",
+    )
     args = parser.parse_args()
     repeat = 1 if args.quick else 3
     work = Path(args.workdir or tempfile.mkdtemp(prefix="dockyard-scaleout-"))
@@ -229,7 +234,7 @@ def main() -> int:
             blobs = bench(
                 [docker[0][0], dockyard[0][0]],
                 [docker[0][1].pid, dockyard[0][1].pid],
-                f"push-mono-{args.blob_size}-c1,pull-{args.blob_size}-c1",
+                args.blob_workloads or f"push-mono-{args.blob_size}-c1,pull-{args.blob_size}-c1",
                 repeat,
                 work / "blobs.json",
             )

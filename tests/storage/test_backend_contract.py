@@ -204,7 +204,9 @@ def test_a_shared_copy_and_its_names(replicas: tuple[Path, Factory]) -> None:
         assert backend.read_bytes(name) == b"layer bytes"
         with backend.open_read(name, 6) as f:
             assert f.read() == b"bytes"
-        assert backend.resolve(name) == (shared if backend.by_reference else name)
+        found = backend.resolve(name)
+        assert found is not None and found[0] == (shared if backend.by_reference else name)
+        assert found[1].st_size == len(b"layer bytes")
     backend.copy(two, plain)
     assert backend.read_bytes(plain) == b"layer bytes"
     if backend.by_reference:

@@ -59,9 +59,10 @@ class StorageBackend(Protocol):
     #: ``copy`` of a reference follow it. False: ``link`` makes equal names (hard links).
     by_reference: bool
 
-    def resolve(self, path: Path) -> Path | None:
-        """The path whose stored bytes ``path`` names (itself, or a reference's target);
-        None when absent (a reference whose target is gone is absent too)."""
+    def resolve(self, path: Path) -> tuple[Path, os.stat_result] | None:
+        """The path whose stored bytes ``path`` names (itself, or a reference's target),
+        and ``path``'s stat; None when absent (a reference whose target is gone is absent
+        too). A blob GET reads the reference once and hands the stat on."""
 
     def referenced(self, path: Path) -> bool:
         """Whether another name shares ``path``'s stored bytes (a reference names it, or

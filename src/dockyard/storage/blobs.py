@@ -42,9 +42,10 @@ class BlobFiles:
         storage): writing a reference needs the digest's publish lock."""
         return self.sharing.on and self.backend.by_reference
 
-    def resolve(self, repo: str, digest: Digest) -> Path | None:
+    def resolve(self, repo: str, digest: Digest) -> tuple[Path, os.stat_result] | None:
         """The path holding the bytes of ``repo``'s blob (the shared copy a reference
-        names), so a served blob costs one look-up of the reference, not one per read."""
+        names) and its stat, so a served blob costs one look-up of the reference, not
+        one per read."""
         return self.backend.resolve(self.path(repo, digest))
 
     def _stamp(self, path: Path, digest: Digest) -> None:

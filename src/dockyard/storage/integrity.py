@@ -110,7 +110,8 @@ def quarantine(
         return None
     dest = quarantine_path(root.path, repo, digest, time.time_ns())
     private_folder(private_dir(root.path))
-    held = root.backend.resolve(path)
+    found = root.backend.resolve(path)
+    held = None if found is None else found[0]
     if held is not None and held != path:
         # A reference (object storage with dedupe): the shared copy it names is what is
         # bad. It goes aside, so every reference to it answers 404 (never bad bytes)
@@ -139,12 +140,19 @@ class BlobVerifier:
         self.root = root
         self._hashing: dict[int, asyncio.Future[str]] = {}
 
-    async def ensure_good(self, repo: str, digest: Digest, path: Path) -> int:
-        """The file's size if its bytes match ``digest``; else quarantine it, BlobUnknown."""
-        try:
-            st = await self.root.off_loop(self.root.backend.stat, path)
-        except OSError:
-            st = None
+    async def ensure_good(
+        self, repo: str, digest: Digest, path: Path, st: os.stat_result | None = None
+    ) -> int:
+        """The file's size if its bytes match ``digest``; else quarantine it, BlobUnknown.
+
+        ``st``: the file's stat, taken just before by the caller (on object storage each
+        stat is a request): then it is not taken again.
+        """
+        if st is None:
+            try:
+                st = await self.root.off_loop(self.root.backend.stat, path)
+            except OSError:
+                st = None
         if st is None:
             raise _unknown(repo, digest)
         if self.root.stamps.matches(st, str(digest)):

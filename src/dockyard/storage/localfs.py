@@ -91,8 +91,9 @@ class LocalBackend:
     #: Hard links: every name of a file is equal, none refers to another.
     by_reference = False
 
-    def resolve(self, path: Path) -> Path | None:
-        return path if self.stat(path) is not None else None
+    def resolve(self, path: Path) -> tuple[Path, os.stat_result] | None:
+        st = self.stat(path)
+        return None if st is None else (path, st)
 
     def referenced(self, path: Path) -> bool:
         st = self.stat(path)

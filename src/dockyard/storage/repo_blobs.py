@@ -40,13 +40,14 @@ class RepoBlobs:
         BlobUnknown (see ``integrity``).
         """
         root, files = self.root, self.root.files
-        path = await root.off_loop(files.resolve, repo, digest)
-        if path is None and link and files.dedupe and await self.link_any(repo, digest, source_ok):
-            path = await root.off_loop(files.resolve, repo, digest)
-        if path is None:
+        found = await root.off_loop(files.resolve, repo, digest)
+        if found is None and link and files.dedupe and await self.link_any(repo, digest, source_ok):
+            found = await root.off_loop(files.resolve, repo, digest)
+        if found is None:
             await root.off_loop(root.require, repo)  # NameUnknown for a missing repository
             raise _unknown(repo, digest)
-        return path, await self.verifier.ensure_good(repo, digest, path)
+        path, st = found
+        return path, await self.verifier.ensure_good(repo, digest, path, st)
 
     def _link_in(self, repo: str, digest: Digest, source_ok: SourceFilter = None) -> bool:
         if not self.root.dedupe.knows(digest):

@@ -240,25 +240,27 @@ class S3Backend:
 
     # --- the interface --------------------------------------------------------------------
 
+    @staticmethod
+    def _stat_of(head: dict[str, Any], reference: dict[str, Any] | None) -> os.stat_result:
+        """The stat of an object, or of the one ``reference`` (its HEAD) names."""
+        if reference is not None:
+            return _stat_result(
+                int(head["ContentLength"]),
+                head["LastModified"],
+                head["ETag"],
+                named=reference["LastModified"],
+            )
+        size = int(head["ContentLength"])
+        if _APPENDABLE in head.get("Metadata", {}):
+            size = int(head["Metadata"].get("size", "0"))
+        return _stat_result(size, head["LastModified"], head["ETag"])
+
     def stat(self, path: Path) -> os.stat_result | None:
         key = self.key(path)
         head = self._head(key) if key else None
         if head is not None:
-            if _REFERENCE in head.get("Metadata", {}):
-                followed = self._follow(key, head)
-                if followed is None:
-                    return None
-                _, target, _ = followed
-                return _stat_result(
-                    int(target["ContentLength"]),
-                    target["LastModified"],
-                    target["ETag"],
-                    named=head["LastModified"],
-                )
-            size = int(head["ContentLength"])
-            if _APPENDABLE in head.get("Metadata", {}):
-                size = int(head["Metadata"].get("size", "0"))
-            return _stat_result(size, head["LastModified"], head["ETag"])
+            followed = self._follow(key, head)
+            return None if followed is None else self._stat_of(followed[1], followed[2])
         listing = self._client.list_objects_v2(
             Bucket=self.bucket, Prefix=self._folder_prefix(path), MaxKeys=1
         )
@@ -273,11 +275,13 @@ class S3Backend:
         with self.open_read(path) as f:
             return f.read() if limit is None else f.read(limit + 1)
 
-    def resolve(self, path: Path) -> Path | None:
+    def resolve(self, path: Path) -> tuple[Path, os.stat_result] | None:
         followed = self._follow(self.key(path))
         if followed is None:
             return None
-        return path if followed[2] is None else self.root / self._relative(followed[0])
+        key, head, reference = followed
+        held = path if reference is None else self.root / self._relative(key)
+        return held, self._stat_of(head, reference)
 
     def referenced(self, path: Path) -> bool:
         reply = self._client.list_objects_v2(
