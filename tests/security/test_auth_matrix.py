@@ -293,8 +293,11 @@ def test_head_link_and_mount_only_from_readable_repositories(
         assert alice.head(f"/v2/shared/app/blobs/{other}").status_code == 200
 
 
-def test_base_endpoint_and_login(registry: Server) -> None:
-    """``/v2/`` asks anonymous callers to log in; a good login gets 200, a bad one 401."""
+def test_base_endpoint_and_login(registry: Server, fixtures: dict[str, Fixture]) -> None:
+    """``/v2/`` asks anonymous callers to log in; a good login gets 200, a bad one 401.
+
+    ``fixtures``: the anonymous read below needs public/app to exist, whatever ran before.
+    """
     with _client(registry, "anonymous") as anon:
         r = anon.get("/v2/")
         assert_error(r, 401, "UNAUTHORIZED")
