@@ -78,3 +78,36 @@ def test_a_planted_symlink_is_not_followed(root: Path, tmp_path: Path) -> None:
         assert changes_path(root).exists()
     finally:
         counter.close()
+
+
+def test_the_last_holder_removes_the_file_and_not_before(root: Path) -> None:
+    first, second = open_counter(root), open_counter(root)
+    first.bump()
+    first.close()
+    assert _in_memory(root).exists(), "removed while another process still counts on it"
+    before = second.seen()
+    third = open_counter(root)
+    third.bump()
+    assert second.seen() != before, "a later opener got a file of its own"
+    second.close()
+    third.close()
+    assert not _in_memory(root).exists()
+
+
+def test_a_forked_child_closing_leaves_the_parents_file(root: Path) -> None:
+    counter = open_counter(root)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: lets go of what it inherited, and exits
+            counter.close()
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert _in_memory(root).exists()
+        before = counter.seen()
+        other = open_counter(root)
+        other.bump()
+        other.close()
+        assert counter.seen() != before
+    finally:
+        counter.close()
+    assert not _in_memory(root).exists()

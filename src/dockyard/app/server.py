@@ -91,6 +91,10 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     for root in store.shared():
         assert root.coordination is not None
         root.coordination.close()  # hands the lease over now, not one expiry later
+    for services in store.roots():
+        if services.root.coordination is None:
+            # This machine's counter: the last process of the root removes its file.
+            services.root.changes.close()
 
 
 async def _serve(

@@ -50,14 +50,17 @@ def run(args: argparse.Namespace) -> int:
 
     async def collect() -> GcReport:
         store = build_store(config, read_only=args.dry_run)
-        await store.catalog.load()
-        repos = sum(len(store.repos_of(s)) for s in store.roots() if s.collector)
-        with tqdm(total=repos, unit="repo", desc="gc", file=sys.stderr) as bar:
+        try:
+            await store.catalog.load()
+            repos = sum(len(store.repos_of(s)) for s in store.roots() if s.collector)
+            with tqdm(total=repos, unit="repo", desc="gc", file=sys.stderr) as bar:
 
-            def tick(_: str) -> None:
-                bar.update()
+                def tick(_: str) -> None:
+                    bar.update()
 
-            return await store.collect_all(dry_run=args.dry_run, progress=tick)
+                return await store.collect_all(dry_run=args.dry_run, progress=tick)
+        finally:
+            store.close()
 
     try:
         _print(asyncio.run(collect()), args.dry_run)

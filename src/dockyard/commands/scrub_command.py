@@ -58,21 +58,24 @@ def run(args: argparse.Namespace) -> int:
 
     async def scrub() -> ScrubReport | None:
         store = build_store(config)
-        await store.catalog.load()
-        unknown = [name for name in repos or () if name not in store.catalog.names()]
-        if unknown:
-            print(f"dockyard: no repository {', '.join(unknown)}", file=sys.stderr)
-            return None
-        scrubber = Scrubber(store, quarantine=not args.dry_run)
-        with tqdm(unit="B", unit_scale=True, desc="scrub", file=sys.stderr) as bar:
+        try:
+            await store.catalog.load()
+            unknown = [name for name in repos or () if name not in store.catalog.names()]
+            if unknown:
+                print(f"dockyard: no repository {', '.join(unknown)}", file=sys.stderr)
+                return None
+            scrubber = Scrubber(store, quarantine=not args.dry_run)
+            with tqdm(unit="B", unit_scale=True, desc="scrub", file=sys.stderr) as bar:
 
-            def total(nbytes: int) -> None:
-                bar.reset(total=nbytes)
+                def total(nbytes: int) -> None:
+                    bar.reset(total=nbytes)
 
-            def advance(nbytes: int) -> None:
-                bar.update(nbytes)
+                def advance(nbytes: int) -> None:
+                    bar.update(nbytes)
 
-            return await scrubber.run(repos, on_total=total, on_progress=advance)
+                return await scrubber.run(repos, on_total=total, on_progress=advance)
+        finally:
+            store.close()
 
     try:
         report = asyncio.run(scrub())

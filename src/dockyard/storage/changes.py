@@ -25,6 +25,7 @@ it at the same moment one bump may be lost, and the caches' ``stat`` every
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import mmap
 import os
@@ -54,12 +55,50 @@ def set_writer(slot: int) -> None:
     _writer = slot
 
 
+class _Holder:
+    """This process's share of an in-memory counter file: a shared ``flock`` on it.
+
+    The file is removed by the last process that lets go of it (an exclusive lock taken
+    without waiting, at ``close``), so ``/dev/shm`` does not collect one file per root
+    ever opened. A process that opened the file just before it was removed finds, once
+    its shared lock is granted, that the name no longer leads to its file, and opens
+    again: two processes never count on two different files. Only the process that took
+    the lock lets go of it: a forked child shares the lock, and must not convert it.
+    """
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self.fd, self.path, self.pid = fd, path, os.getpid()
+
+    def release(self) -> None:
+        if os.getpid() != self.pid:
+            return
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _same_file(self.path, self.fd):
+                self.path.unlink()
+        except OSError:
+            pass  # held by another process (BlockingIOError) or gone: theirs to remove
+        finally:
+            os.close(self.fd)
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    """Whether ``path`` still names the file open at ``fd``."""
+    try:
+        named = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
 class ChangeCounter:
     """``bump()`` after a change is in place; ``seen()`` gives a value to compare with."""
 
-    def __init__(self, mapping: mmap.mmap | None = None) -> None:
+    def __init__(self, mapping: mmap.mmap | None = None, holder: _Holder | None = None) -> None:
         """``mapping`` None: this process alone (read-only looks): bumps stay in memory."""
         self._map: mmap.mmap | bytearray = bytearray(_SIZE) if mapping is None else mapping
+        self._holder = holder
 
     def seen(self) -> bytes:
         """The current value: equal to an earlier one only if nothing changed between."""
@@ -79,9 +118,14 @@ class ChangeCounter:
         """Nothing to send: a bump is in the shared mapping as soon as it is made."""
 
     def close(self) -> None:
+        """Let go of the shared file; a late look or bump still works, on a private copy."""
         if isinstance(self._map, mmap.mmap):
+            mapping, self._map = self._map, bytearray(self._map)
             with contextlib.suppress(BufferError, ValueError):
-                self._map.close()
+                mapping.close()
+        if self._holder is not None:
+            holder, self._holder = self._holder, None
+            holder.release()
 
 
 def open_counter(root: Path) -> ChangeCounter:
@@ -89,15 +133,19 @@ def open_counter(root: Path) -> ChangeCounter:
     memory = memory_folder()
     if memory is not None:
         try:
-            return ChangeCounter(_map_in_memory(memory, root))
+            return _open_in_memory(memory, root)
         except OSError:
             pass  # someone else's file under that name, or no room: the disk's copy
     path = changes_path(root)
     private_folder(path.parent)
-    return ChangeCounter(_map_file(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC))
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    try:
+        return ChangeCounter(_map_fd(path, fd))
+    finally:
+        os.close(fd)
 
 
-def _map_in_memory(memory: Path, root: Path) -> mmap.mmap:
+def _open_in_memory(memory: Path, root: Path) -> ChangeCounter:
     """Map the root's counter in ``memory``; refuse a file this root's owner did not make.
 
     The folder is shared by every user of the machine, so a file of that name may have been
@@ -109,7 +157,19 @@ def _map_in_memory(memory: Path, root: Path) -> mmap.mmap:
     folder = os.stat(root)
     path = memory / in_memory_name(folder)
     flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-    return _map_file(path, flags, owner=(folder.st_uid, folder.st_gid))
+    while True:
+        fd = os.open(path, flags, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            if not _same_file(path, fd):
+                os.close(fd)  # removed by its last holder meanwhile: open the new one
+                continue
+            return ChangeCounter(
+                _map_fd(path, fd, owner=(folder.st_uid, folder.st_gid)), _Holder(fd, path)
+            )
+        except BaseException:
+            os.close(fd)
+            raise
 
 
 def in_memory_name(folder: os.stat_result) -> str:
@@ -118,20 +178,16 @@ def in_memory_name(folder: os.stat_result) -> str:
     return f"dockyard-changes-{name}"
 
 
-def _map_file(path: Path, flags: int, owner: tuple[int, int] | None = None) -> mmap.mmap:
-    """Open (creating) ``path`` at the counter's size and map it shared."""
-    fd = os.open(path, flags, FILE_MODE)
-    try:
-        info = os.fstat(fd)
-        if owner is not None:
-            if info.st_uid == 0 and owner[0] != 0 and os.geteuid() == 0:
-                os.fchown(fd, *owner)
-            elif info.st_uid != owner[0]:
-                raise PermissionError(f"{path} belongs to uid {info.st_uid}, not the root's owner")
-            if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o077:
-                raise PermissionError(f"{path} is not a private regular file")
-        if info.st_size < _SIZE:
-            os.ftruncate(fd, _SIZE)
-        return mmap.mmap(fd, _SIZE, mmap.MAP_SHARED)
-    finally:
-        os.close(fd)
+def _map_fd(path: Path, fd: int, owner: tuple[int, int] | None = None) -> mmap.mmap:
+    """Check the open file (``owner``: whose it must be), size it, and map it shared."""
+    info = os.fstat(fd)
+    if owner is not None:
+        if info.st_uid == 0 and owner[0] != 0 and os.geteuid() == 0:
+            os.fchown(fd, *owner)
+        elif info.st_uid != owner[0]:
+            raise PermissionError(f"{path} belongs to uid {info.st_uid}, not the root's owner")
+        if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o077:
+            raise PermissionError(f"{path} is not a private regular file")
+    if info.st_size < _SIZE:
+        os.ftruncate(fd, _SIZE)
+    return mmap.mmap(fd, _SIZE, mmap.MAP_SHARED)
