@@ -12,7 +12,7 @@ again only when it moved.
 The counter is a small file mapped shared into every process that opens the root. It
 lives in memory (``/dev/shm/dockyard-changes-<id>``, named by the root folder's device and
 inode, so every path to the root finds it): a bump is a write on the event loop, and on a
-disk filesystem a write to a mapped page updates the file's time through the journal,
+disk filesystem a write to a mapped page that was written back faults and may wait for I/O,
 which stalled the loop for tens of milliseconds while GC unlinked many files. Without a
 usable ``/dev/shm`` it is ``ROOT/_dockyard/changes``. It has one 8-byte slot per writer
 (the worker's number), so each slot has a single writer and needs no lock; a reader

@@ -2,7 +2,7 @@
 
 Memory-mapped files that the event loop writes to (the metrics values, a root's change
 counter) must not live on a disk filesystem: there a write to a page that was just
-written back updates the file's time, which waits for the journal, and while GC unlinked
+written back faults, updates the file's time and may wait for disk I/O, and while GC unlinked
 tens of thousands of files that wait was tens of milliseconds of a worker's event loop.
 """
 
