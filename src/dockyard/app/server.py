@@ -20,7 +20,7 @@ from dockyard.app.auth_stores import session_store
 from dockyard.app.drain import drain
 from dockyard.app.listen import close_all, open_listeners
 from dockyard.app.logs import AccessLogger, access_log, setup_logging
-from dockyard.app.memory import tune_allocator
+from dockyard.app.memory import freeze_startup_objects, tune_allocator
 from dockyard.app.middleware import middleware_chain
 from dockyard.app.operations import install_operations, operations_background
 from dockyard.app.preflight import StartupError, describe
@@ -126,6 +126,7 @@ async def _serve(
     scheme = "https" if ssl_context else "http"
     address = f"{scheme}://{config.http.address}:{config.http.port}"
     log.info("dockyard serving %s on %s", root, address)
+    freeze_startup_objects()
     if ready is not None:
         ready()
     stop = asyncio.Event()
