@@ -9,11 +9,14 @@ moto's S3 server (``storageDriver``) and the coordination in one redis-server
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from auth_helpers import write_htpasswd
+from redis_helpers import RedisServer
 from round_robin_proxy import RoundRobinProxy
 from s3_helpers import S3Registry, S3Server, start_s3_registry
 
@@ -128,3 +131,19 @@ def start_auth_cluster(
         "extensions": {"search": {"enable": True}, "ui": {"enable": True}},
     }
     return start_cluster(s3, redis_url, folder, extra=extra)
+
+
+def cluster_fixture(start: Callable[[S3Server, str, Path], Cluster]) -> Any:
+    """A ``cluster`` fixture for a test module: ``start`` on the session's moto and Redis,
+    stopped after the test. The module must also import ``redis_server`` (and see
+    ``s3_server``) so pytest finds the fixtures it asks for."""
+
+    @pytest.fixture
+    def cluster(
+        tmp_path: Path, s3_server: S3Server, redis_server: RedisServer
+    ) -> Iterator[Cluster]:
+        started = start(s3_server, redis_server.url, tmp_path)
+        yield started
+        started.stop()
+
+    return cluster

@@ -8,28 +8,15 @@ nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
-import pytest
 from redis_helpers import RedisServer, redis_server  # noqa: F401
-from s3_helpers import S3Server
-from scaleout_helpers import PASSWORDS, Cluster, start_auth_cluster
+from scaleout_helpers import PASSWORDS, Cluster, cluster_fixture, start_auth_cluster
 from spec_helpers import assert_error
 
 KEYS = "/zot/auth/apikey"
 
 
-@pytest.fixture
-def cluster(
-    tmp_path: Path,
-    s3_server: S3Server,
-    redis_server: RedisServer,  # noqa: F811
-) -> Iterator[Cluster]:
-    started = start_auth_cluster(s3_server, redis_server.url, tmp_path)
-    yield started
-    started.stop()
+cluster = cluster_fixture(start_auth_cluster)
 
 
 def _clients(cluster: Cluster, user: str, secret: str) -> list[httpx.Client]:

@@ -13,19 +13,18 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 from auth_helpers import write_htpasswd
 from clients_helpers import Skopeo, assert_same_image
 from images import build_image
 from redis_helpers import OwnRedis, RedisServer, own_redis, redis_server  # noqa: F401
 from round_robin_proxy import RoundRobinProxy
 from s3_helpers import S3Server
-from scaleout_helpers import PASSWORDS, Cluster, start_auth_cluster
+from scaleout_helpers import PASSWORDS, Cluster, cluster_fixture, start_auth_cluster
 from search_helpers import SEARCH
 from spec_helpers import get_manifest, push_image
 
@@ -34,15 +33,7 @@ KEYS = "/zot/auth/apikey"
 COUNT = '{ ImageList(repo:"") { Page { TotalCount } } }'
 
 
-@pytest.fixture
-def cluster(
-    tmp_path: Path,
-    s3_server: S3Server,
-    redis_server: RedisServer,  # noqa: F811
-) -> Iterator[Cluster]:
-    started = start_auth_cluster(s3_server, redis_server.url, tmp_path)
-    yield started
-    started.stop()
+cluster = cluster_fixture(start_auth_cluster)
 
 
 def _front(cluster: Cluster, auth: tuple[str, str] | None = None) -> httpx.Client:

@@ -13,30 +13,20 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from clients_helpers import Skopeo, assert_same_image
 from images import build_image
 from redis_helpers import RedisServer, redis_server  # noqa: F401
 from s3_helpers import S3Server, dockyard_s3, write_config
-from scaleout_helpers import Cluster, start_cluster
+from scaleout_helpers import Cluster, cluster_fixture, start_cluster
 from spec_helpers import push_blob, random_blob, sha256_digest
 
 SHARED = "dockyard/_dockyard/blobs/sha256"
 
 
-@pytest.fixture
-def cluster(
-    tmp_path: Path,
-    s3_server: S3Server,
-    redis_server: RedisServer,  # noqa: F811
-) -> Iterator[Cluster]:
-    started = start_cluster(s3_server, redis_server.url, tmp_path)
-    yield started
-    started.stop()
+cluster = cluster_fixture(start_cluster)
 
 
 def _sizes(s3: S3Server, bucket: str) -> dict[str, int]:

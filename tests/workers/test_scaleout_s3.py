@@ -19,7 +19,7 @@ from clients_helpers import Skopeo, assert_same_image
 from images import build_image
 from redis_helpers import OwnRedis, RedisServer, own_redis, redis_server  # noqa: F401
 from s3_helpers import S3Registry, S3Server, dockyard_s3, start_s3_registry
-from scaleout_helpers import Cluster, start_cluster
+from scaleout_helpers import Cluster, cluster_fixture, start_cluster
 from spec_helpers import (
     get_manifest,
     image_manifest,
@@ -33,16 +33,7 @@ from spec_helpers import (
     with_params,
 )
 
-
-@pytest.fixture
-def cluster(
-    tmp_path: Path,
-    s3_server: S3Server,
-    redis_server: RedisServer,  # noqa: F811
-) -> Iterator[Cluster]:
-    started = start_cluster(s3_server, redis_server.url, tmp_path)
-    yield started
-    started.stop()
+cluster = cluster_fixture(start_cluster)
 
 
 def _front(cluster: Cluster, timeout: float = 60) -> httpx.Client:
