@@ -36,20 +36,12 @@ import aiohttp
 import bcrypt
 import boto3
 import httpx
-from compare import free_port, start, stop
+from compare import SRC, free_port, start, stop
+from scaleout_compare import AWS_ENV, KEY, REGION, SECRET
 
-SRC = Path(__file__).resolve().parent.parent / "src"
-KEY, SECRET, REGION = "bench", "bench-secret", "us-east-1"
 USER, PASSWORD = "ci", "ci-password"
 REPO = "bench/app"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": KEY,
-    "AWS_SECRET_ACCESS_KEY": SECRET,
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_CONFIG_FILE": "/nonexistent",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-}
 DOCKER_CONFIG = """\
 version: 0.1
 log:

@@ -35,9 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from compare import free_port, start, stop, wait_ready
+from compare import SRC, free_port, start, stop, wait_ready
 
-SRC = Path(__file__).resolve().parent.parent / "src"
 KEY, SECRET, REGION = "bench", "bench-secret", "us-east-1"
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": KEY,
