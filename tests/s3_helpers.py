@@ -86,6 +86,15 @@ class S3Server:
         return name
 
 
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    """Servers a test starts itself; stopped whatever happens."""
+    started: list[Server] = []
+    yield started
+    for server in started:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """One moto S3 server per test process; each test takes a bucket of its own."""

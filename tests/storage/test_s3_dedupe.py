@@ -10,12 +10,10 @@ bucket is the plain OCI layout. Each test reads the bucket to see which it got.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from clients_helpers import Skopeo, assert_same_image
 from conftest import Server
 from images import build_image
@@ -26,14 +24,6 @@ from storage_helpers import cache_paths
 PREFIX = "dockyard"
 SHARED = f"{PREFIX}/_dockyard/blobs/sha256"
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for server in started:
-        server.stop()
 
 
 def _hex(digest: str) -> str:

@@ -40,15 +40,6 @@ from tcp_link import TcpLink
 MiB = 1024 * 1024
 
 
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    """Servers a test starts itself; stopped whatever happens."""
-    started: list[Server] = []
-    yield started
-    for server in started:
-        server.stop()
-
-
 def _no_traceback(server: Server) -> None:
     output = server.output()
     assert "Traceback" not in output, output

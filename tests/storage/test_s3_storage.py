@@ -14,7 +14,6 @@ import json
 import shutil
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -44,15 +43,6 @@ from storage_helpers import CHUNK, payload, process_tree, vm_hwm
 from tcp_link import TcpLink
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    """Servers a test starts itself; stopped whatever happens."""
-    started: list[Server] = []
-    yield started
-    for server in started:
-        server.stop()
 
 
 @pytest.fixture

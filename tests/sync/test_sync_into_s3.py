@@ -38,14 +38,6 @@ def upstream(tmp_path: Path) -> Iterator[DockerRegistry]:
         yield registry
 
 
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for server in started:
-        server.stop()
-
-
 def _push(skopeo: Skopeo, layout: Path, tag: str, dest: str) -> None:
     skopeo.run(
         "copy",
