@@ -66,6 +66,21 @@ def test_load_and_dump_keep_entries_and_unknown_keys() -> None:
     assert again == doc
 
 
+def test_a_hand_edit_with_a_byte_order_mark_still_reads() -> None:
+    """Editors on some systems save UTF-8 with a BOM; the standard library's parser
+    allows it, so a layout that loaded before the switch to orjson still loads."""
+    raw = json.dumps({"manifests": [desc(A, "v1")]}).encode()
+    assert listed(RepoIndex.load(b"\xef\xbb\xbf" + raw)) == [(A, "v1")]
+
+
+def test_the_dump_is_indented_text_a_person_can_read_and_diff() -> None:
+    """One key per line, two spaces a level, as the layout was written before."""
+    index = RepoIndex([desc(A, "v1"), desc(B)])
+    text = index.dump().decode()
+    assert text == json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    assert '\n  "manifests": [\n    {\n      "mediaType"' in text
+
+
 def test_an_empty_index_dumps_as_a_valid_oci_index() -> None:
     doc = json.loads(RepoIndex().dump())
     assert doc == {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
