@@ -19,8 +19,10 @@ load generator for its event loop. Both processes time with the system-wide mono
 clock; a GET belongs to the window its response completed in.
 
 Reported per round and pooled over the rounds, GC against idle: Y's throughput and its
-ratio, p50/p99/max latency, the added max latency (GC max minus idle max; the goal is
-at most 50 ms), the longest time during which no GET of Y completed on any connection,
+ratio, p50/p99/max latency (and, per round, when the slowest GET completed, in seconds
+from the window's start: at the DELETE, at the pass's end or in between tells which step
+held a worker), the added max latency (GC max minus idle max; the goal is at most
+50 ms), the longest time during which no GET of Y completed on any connection,
 and the server's CPU (in cores) summed over all its processes (the server, GC's worker
 process and anything else it started).
 """
@@ -129,6 +131,9 @@ class Window:
     ended: float
     latencies: list[float] = field(default_factory=list)
     done_at: list[float] = field(default_factory=list)
+    #: When the slowest GET completed, in seconds into the window: at the DELETE (0 s),
+    #: at the pass's end, or in between tells which step held a worker.
+    slowest_at: float = 0.0
     cpu: float = 0.0  # server CPU seconds, all its processes
     #: Set on a pooled window: the longest gap of the windows pooled.
     gap: float | None = None
@@ -136,7 +141,10 @@ class Window:
     @classmethod
     def of(cls, gets: list[tuple[float, float]], started: float, ended: float) -> Window:
         inside = sorted((e, e - s) for s, e in gets if started <= e <= ended)
-        return cls(started, ended, [lat for _, lat in inside], [e for e, _ in inside])
+        window = cls(started, ended, [lat for _, lat in inside], [e for e, _ in inside])
+        if inside:
+            window.slowest_at = max(inside, key=lambda got: got[1])[0] - started
+        return window
 
     @classmethod
     def pooled(cls, windows: list[Window]) -> Window:
@@ -168,7 +176,8 @@ class Window:
         return (
             f"{name}: {len(self.latencies)} GETs in {self.seconds:.1f}s = {self.rate:.0f} req/s"
             f"  p50 {p50:.2f} ms  p99 {p99:.2f} ms  max {max(self.latencies) * 1e3:.1f} ms"
-            f"  longest gap {self.longest_gap * 1e3:.1f} ms"
+            + ("" if self.gap is not None else f" (at {self.slowest_at:.2f}s)")
+            + f"  longest gap {self.longest_gap * 1e3:.1f} ms"
             f"  server CPU {self.cpu / self.seconds:.2f} cores"
         )
 
