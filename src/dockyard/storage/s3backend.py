@@ -32,14 +32,16 @@ import io
 import os
 import stat as stat_mode
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from botocore.exceptions import ClientError
 
-from dockyard.storage.backend import Entry, LinkUnsupported
+from dockyard.storage.backend import Entry, LinkUnsupported, Listed
 from dockyard.storage.paths import shared_blobs_dir
+from dockyard.storage.s3_listings import abort_abandoned, walk_keys
 from dockyard.storage.s3segments import (
     AppendState,
     ConcurrentAppend,
@@ -468,31 +470,11 @@ class S3Backend:
             self._client.abort_multipart_upload(Bucket=self.bucket, Key=dest, UploadId=upload_id)
             raise
 
-    # --- writes out of sight -------------------------------------------------------------
+    # --- listings across a tree (``s3_listings``) ---------------------------------------
+
+    def walk(self, folder: Path) -> Iterator[Listed]:
+        return walk_keys(self._client, self.bucket, self._folder_prefix(folder), folder)
 
     def abort_abandoned_writes(self, older_than: float, dry_run: bool) -> _Names:
-        """Abort multipart uploads under the prefix started over ``older_than`` seconds ago.
-
-        A publish composes segments with a multipart upload and aborts it on any error, but
-        a crash (kill -9, a lost machine) between its start and its completion leaves it
-        open: no listing shows it, and the store bills its parts until it is aborted.
-        """
         prefix = f"{self.prefix}/" if self.prefix else ""
-        now = datetime.now(UTC)
-        aborted: _Names = []
-        paginator = self._client.get_paginator("list_multipart_uploads")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            for upload in page.get("Uploads", []):
-                if (now - upload["Initiated"]).total_seconds() < older_than:
-                    continue
-                if not dry_run:
-                    try:
-                        self._client.abort_multipart_upload(
-                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                        )
-                    except ClientError as exc:
-                        if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
-                            raise
-                        continue  # finished or aborted meanwhile
-                aborted.append(f"{upload['Key']} ({upload['UploadId']})")
-        return aborted
+        return abort_abandoned(self._client, self.bucket, prefix, older_than, dry_run)
