@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -182,3 +183,15 @@ def dockyard_s3(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[
 def write_config(path: Path, config: dict[str, Any]) -> Path:
     path.write_text(json.dumps(config))
     return path
+
+
+def wait_for_adoption(server: Server) -> int:
+    """The bytes dedupe adoption reports saved, once its log line is out: a server adopts
+    a root in the background after it starts answering."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = re.search(r"dedupe adopted \S+: (\d+) bytes saved", server.output())
+        if found:
+            return int(found[1])
+        time.sleep(0.1)
+    raise AssertionError(f"adoption did not finish:\n{server.output()}")

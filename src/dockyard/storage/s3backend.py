@@ -19,8 +19,8 @@ What a filesystem gives for free is built here from S3's own guarantees:
   an empty object ``.<hex>.refs/<the reference's key>`` beside the target, then the
   reference: every reference has its entry there, so whether a stored copy is still named
   is one listing (``referenced``), never a walk of the repositories, and never a cache
-  (Redis holds no pointer: zot #4062). ``replace_with_link`` stays unsupported (adoption
-  keeps full copies: replacing one without the publish lock could race GC).
+  (Redis holds no pointer: zot #4062). ``replace_with_link`` is ``link`` over a full copy
+  (adoption, under the publish lock: see ``dedupe.adopt_shared``).
 
 Each call is blocking, as the interface says: the server runs them in threads. The boto3
 client is thread-safe; the backend holds only it and its names.
@@ -361,7 +361,9 @@ class S3Backend:
         )
 
     def replace_with_link(self, src: Path, dest: Path) -> None:
-        raise LinkUnsupported(0, "adoption keeps full copies on object storage", str(src))
+        """The reference is one PUT over the full copy: a GET already under way goes on
+        reading the version it started with. The caller holds the digest's publish lock."""
+        self.link(src, dest)
 
     def copy(self, src: Path, dest: Path) -> None:
         self._copy_key(self.key(src), self.key(dest))

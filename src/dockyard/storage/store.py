@@ -228,7 +228,7 @@ class Store:
             if adopted:
                 continue
             repo_dirs = [root.repo_dir(repo) for repo in self.repos_of(services)]
-            saved = await adopt_root(root.backend, locations, repo_dirs)
+            saved = await adopt_root(root, locations, repo_dirs)
             log.info("dedupe adopted %s: %d bytes saved", services.root.path, saved)
 
     async def collect_forever(self) -> None:

@@ -1,0 +1,199 @@
+"""Adoption on object storage: a repository's full copy of a blob becomes a reference.
+
+A bucket root filled while dedupe was off, or by another registry (a plain OCI layout),
+holds a full copy per repository. Served with dedupe on, each full blob object becomes
+what a push would have made: the root's one shared copy (made from it server-side when
+there is none) and, in the repository, an empty reference object naming that copy.
+
+Nothing unverified is promoted. A copy counts as good when its verified stamp matches
+(``stamps``: the upload hashed it, or a GET did) or when it is hashed here. The hash
+runs before the lock is taken (a large blob must not hold up the publishes of its lock
+stripe); under the lock, the stat the hash vouched for must still be the object's, both
+before and after the server-side copy, so the copy took exactly the vouched bytes. An
+existing shared copy is vouched for the same way before a repository's full copy is
+replaced by a reference to it: a good full copy is never traded for bad shared bytes.
+
+Each conversion runs under the digest's publish lock, fenced, as every reference write
+does (GC deletes an unnamed shared copy under it). The steps, and what a crash after
+each leaves (every blob stays readable throughout):
+
+1. the shared copy made from the full copy (when absent): an extra object no entry
+   names; GC frees it after ``gcDelay``; the repository still serves its full copy;
+2. the entry ``.<hex>.refs/<reference>`` written: the copy is kept; the entry names no
+   reference yet (the full copy is still in place), so GC's sweep of leftover entries
+   drops it after ``gcDelay`` and then the copy if nothing else names it;
+3. the reference written over the full copy (one PUT, atomic): done. A GET already
+   reading the full copy goes on reading the version it started with; one that looked
+   the object up just before but starts reading after sees an empty object where it
+   expected the blob and answers 503 (never short or wrong bytes), and its retry
+   follows the reference.
+
+A rerun (adoption runs again until it completes, see ``adopt``) finds references where
+it converted and carries on with the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dockyard.oci.digest import Digest
+from dockyard.storage.blob_walk import blob_files
+from dockyard.storage.dedupe.locations import LocationMap
+from dockyard.storage.integrity import hash_stored
+from dockyard.storage.layout import RepoIndex, read_manifest
+from dockyard.storage.paths import blob_path, index_path, publish_key, shared_blob_path
+
+if TYPE_CHECKING:
+    from dockyard.storage.root import StorageRoot
+
+log = logging.getLogger("dockyard.adopt")
+
+
+@dataclass(frozen=True)
+class Vouched:
+    """A stored copy whose bytes were found to match the digest, at this stat."""
+
+    path: Path
+    st: os.stat_result
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    """The same stored version: identity (the ETag's), size and time written."""
+    return (a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns)
+
+
+def manifest_digests(root: StorageRoot, repo_dir: Path) -> set[str]:
+    """The manifests ``index.json`` lists and the children of those that are indexes.
+
+    They stay objects of their own, as a push leaves them (``BlobFiles.put_bytes``): a
+    reference would be as large and cost a second request on every read.
+    """
+    try:
+        index = RepoIndex.load(root.backend.read_bytes(index_path(repo_dir)))
+    except (OSError, ValueError):
+        return set()
+    found: set[str] = set()
+    stack = [d["digest"] for d in index.manifests]
+    while stack:
+        digest = stack.pop()
+        if digest in found:
+            continue
+        found.add(digest)
+        manifest = read_manifest(repo_dir, digest, root.backend)
+        if manifest is not None:
+            stack.extend(str(d.digest) for d in manifest.manifests)
+    return found
+
+
+def full_copies(root: StorageRoot, locations: LocationMap, repo_dir: Path) -> list[str]:
+    """Record every blob of the repository in the map; return the digests of the blobs
+    it holds as full copies of its own (not references, not manifests, not empty)."""
+    manifests = manifest_digests(root, repo_dir)
+    found = []
+    for blob in blob_files(root.backend, repo_dir):
+        locations.add(blob.digest, blob.path)
+        if blob.nlink == 1 and blob.size > 0 and blob.digest not in manifests:
+            found.append(blob.digest)
+    return found
+
+
+def _hashed_good(root: StorageRoot, digest: Digest, path: Path) -> os.stat_result | None:
+    """The stat of ``path`` if its bytes hash to ``digest`` (stamped then), else None."""
+    backend = root.backend
+    result = hash_stored(backend, path, digest.algorithm)
+    if result is None or result[0] != digest.hex:
+        return None
+    st = backend.stat(path)
+    if st is None or (st.st_ino, st.st_size, st.st_mtime_ns) != result[1:]:
+        return None  # changed since it was hashed
+    root.stamps.record(st, str(digest))
+    return st
+
+
+def vouch(root: StorageRoot, digest: Digest, path: Path) -> Vouched | None:
+    """The good copy to convert ``path`` with: the shared copy when there is one, else
+    the full copy itself. None when that copy fails its digest (logged) or ``path`` is
+    no longer a full copy. Blocking, no lock: hashing may read a whole blob."""
+    backend = root.backend
+    shared = shared_blob_path(root.path, digest)
+    found = backend.resolve(shared)
+    candidate = shared
+    if found is None:
+        found = backend.resolve(path)
+        candidate = path
+        if found is None or found[0] != path:
+            return None  # deleted, or a reference already
+    st = found[1]
+    if root.stamps.matches(st, str(digest)):
+        return Vouched(candidate, st)
+    good = _hashed_good(root, digest, candidate)
+    if good is None:
+        log.warning(
+            "dedupe adoption: %s does not hash to %s; %s keeps its own copy",
+            candidate,
+            digest,
+            path,
+        )
+        return None
+    return Vouched(candidate, good)
+
+
+def convert(root: StorageRoot, digest: Digest, path: Path, vouched: Vouched) -> int | None:
+    """Replace the full copy at ``path`` with a reference to the shared copy, made from
+    it when absent; the bytes saved (0 when the shared copy was made here), or None when
+    something changed since ``vouched`` (left for the next adoption).
+
+    Blocking; the caller holds the digest's publish lock, fenced.
+    """
+    backend = root.backend
+    shared = shared_blob_path(root.path, digest)
+    found = backend.resolve(path)
+    if found is None or found[0] != path:
+        return None
+    size = found[1].st_size
+    existing = backend.resolve(shared)
+    if existing is None:
+        if vouched.path != path or not _same(found[1], vouched.st):
+            return None
+        backend.copy(path, shared)
+        after, made = backend.stat(path), backend.stat(shared)
+        if after is None or not _same(after, vouched.st) or made is None or made.st_size != size:
+            # The full copy changed under the copy: what was copied is unvouched. Nobody
+            # names the new object (references are written under the lock held here).
+            backend.delete(shared)
+            return None
+        root.stamps.record(made, str(digest))
+        saved = 0
+    else:
+        st = existing[1]
+        if vouched.path != shared or not _same(st, vouched.st) or st.st_size != size:
+            return None
+        saved = size
+    backend.replace_with_link(shared, path)
+    return saved
+
+
+async def adopt_shared_repo(root: StorageRoot, locations: LocationMap, repo_dir: Path) -> int:
+    """Record the blobs of one repository and turn its full copies into references; return
+    the bytes saved (a full copy dropped because the root already stored its bytes)."""
+    saved = 0
+    digests = await asyncio.to_thread(full_copies, root, locations, repo_dir)
+    for text in digests:
+        digest = Digest.parse(text)
+        path = blob_path(repo_dir, digest)
+        vouched = await asyncio.to_thread(vouch, root, digest, path)
+        if vouched is None:
+            continue
+        async with root.locks.hold(publish_key(digest)) as held:
+            await held.fence()
+            freed = await asyncio.to_thread(convert, root, digest, path, vouched)
+        if freed is None:
+            log.info("dedupe adoption: %s changed meanwhile; left as it is", path)
+            continue
+        saved += freed
+    return saved
