@@ -1,5 +1,6 @@
 """Dedupe hygiene on an S3 root (moto's server on loopback): adoption turns the full copies
-of a root filled without dedupe into references.
+of a root filled without dedupe into references, and GC sweeps entries that name no
+reference (left by a crash between an entry's write and its reference's).
 
 The bucket is read directly to see what each step left there.
 """
@@ -7,6 +8,7 @@ The bucket is read directly to see what each step left there.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +18,13 @@ from conftest import Server
 from images import build_image
 from s3_helpers import (
     S3Server,
+    dockyard_s3,
     s3_config,
     start_s3_registry,
     wait_for_adoption,
+    write_config,
 )
-from spec_helpers import push_blob, push_image, random_blob, sha256_digest
+from spec_helpers import push_blob, push_image, put_manifest, random_blob, sha256_digest
 
 PREFIX = "dockyard"
 SHARED = f"{PREFIX}/_dockyard/blobs/sha256"
@@ -121,3 +125,91 @@ def test_adoption_turns_full_copies_into_references_and_never_promotes_a_corrupt
         got = client.get(f"/v2/bad/app/blobs/{corrupt_digest}")
         assert got.status_code == 404, got.status_code
     assert "Traceback" not in on.output()
+
+
+def _push_image_of(client: httpx.Client, repo: str, layer: bytes) -> None:
+    """An image whose one layer is ``layer``, tagged v1: GC keeps what it reaches."""
+    config = b'{"architecture": "amd64", "os": "linux"}'
+    descriptors = []
+    for data, media_type in ((config, OCI_CONFIG), (layer, OCI_LAYER)):
+        descriptors.append({"mediaType": media_type, "digest": push_blob(client, repo, data),
+                            "size": len(data)})  # fmt: skip
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptors[0],
+        "layers": descriptors[1:],
+    }
+    put = put_manifest(client, repo, "v1", json.dumps(manifest).encode(), OCI_MANIFEST)
+    assert put.status_code == 201, put.text
+
+
+def _gc(tmp_path: Path, config: dict[str, Any], *extra: str) -> str:
+    path = write_config(tmp_path / "gc.json", config)
+    proc = dockyard_s3("gc", str(path), *extra, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_gc_sweeps_entries_that_name_no_reference_then_frees_their_copies(
+    s3_server: S3Server, tmp_path: Path, servers: list[Server]
+) -> None:
+    """Two crash leftovers planted in the bucket: an entry whose reference was deleted
+    (a crash between a reference's delete and its entry's), and an entry whose name still
+    holds a full copy (an adoption cut between the entry and the reference). While they
+    are younger than ``gcDelay`` GC keeps them and their copies; once older, a dry run
+    lists them and the copies they alone kept, deleting nothing, and a pass deletes them
+    and those copies. A live entry (its reference in place) is never dropped, and its
+    blob still pulls; the full copy still serves."""
+    bucket = s3_server.new_bucket()
+    config = s3_config(s3_server, tmp_path / "data", bucket)
+    server = start_s3_registry(s3_server, tmp_path / "data", bucket=bucket, config=config)
+    servers.append(server)
+    gone, cut, live = random_blob(MiB + 1), random_blob(MiB + 2), random_blob(MiB + 3)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        for repo, data in (("gone/app", gone), ("cut/app", cut), ("live/app", live)):
+            _push_image_of(client, repo, data)
+    raw = s3_server.client()
+    digests = {"gone": sha256_digest(gone), "cut": sha256_digest(cut), "live": sha256_digest(live)}
+
+    def entry(name: str) -> str:
+        hexd = _hex(digests[name])
+        return f"{SHARED}/.{hexd}.refs/{name}/app/blobs/sha256/{hexd}"
+
+    raw.delete_object(Bucket=bucket, Key=f"{PREFIX}/gone/app/blobs/sha256/{_hex(digests['gone'])}")
+    raw.put_object(
+        Bucket=bucket, Key=f"{PREFIX}/cut/app/blobs/sha256/{_hex(digests['cut'])}", Body=cut
+    )
+    for name in digests:
+        assert _head(s3_server, bucket, entry(name)) is not None
+
+    def stored() -> set[str]:
+        return set(s3_server.keys(bucket, SHARED))
+
+    before = stored()
+    young = s3_config(s3_server, tmp_path / "data", bucket)
+    young["storage"] |= {"gcDelay": "1h"}
+    printed = _gc(tmp_path, young)
+    assert stored() == before, printed
+    assert "leftover entry" not in printed
+
+    old = s3_config(s3_server, tmp_path / "data", bucket)
+    old["storage"] |= {"gcDelay": "0s"}
+    printed = _gc(tmp_path, old, "--dry-run")
+    assert stored() == before, printed
+    for name in ("gone", "cut"):
+        assert f"would remove leftover entry of shared copy {digests[name]}" in printed, printed
+        assert f"would remove shared copy {digests[name]}" in printed, printed
+    assert f"{digests['live']}" not in printed
+
+    printed = _gc(tmp_path, old)
+    for name in ("gone", "cut"):
+        assert f"removed leftover entry of shared copy {digests[name]}" in printed, printed
+        assert f"removed shared copy {digests[name]}" in printed, printed
+        assert not [k for k in stored() if _hex(digests[name]) in k], name
+    assert {entry("live"), f"{SHARED}/{_hex(digests['live'])}"} <= stored()
+    assert _is_reference(s3_server, bucket, "live/app", digests["live"])
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        assert client.get(f"/v2/live/app/blobs/{digests['live']}").content == live
+        assert client.get(f"/v2/cut/app/blobs/{digests['cut']}").content == cut
+    assert "Traceback" not in server.output()

@@ -259,11 +259,17 @@ class Store:
                 or report.stamps_pruned
                 or report.shared
                 or report.aborted
+                or report.entries
             ):
                 log.info(
-                    "gc removed %s, %s (%s), %s, %s, %s, %s",
+                    "gc removed %s, %s (%s), %s, %s, %s, %s, %s",
                     count(len(report.blobs), "blob"),
                     count(len(report.shared), "shared copy", "shared copies"),
+                    count(
+                        len(report.entries),
+                        "leftover reference entry",
+                        "leftover reference entries",
+                    ),
                     count(report.bytes_freed, "byte"),
                     count(len(report.manifests), "manifest"),
                     count(len(report.uploads), "upload"),
