@@ -22,6 +22,7 @@ import boto3
 import httpx
 import pytest
 from conftest import Server, free_port
+from ops_helpers import wait_for
 
 from dockyard.storage.s3backend import S3Settings
 
@@ -185,13 +186,14 @@ def write_config(path: Path, config: dict[str, Any]) -> Path:
     return path
 
 
-def wait_for_adoption(server: Server) -> int:
+def wait_for_adoption(server: Server, *, reload: bool = False) -> int:
     """The bytes dedupe adoption reports saved, once its log line is out: a server adopts
-    a root in the background after it starts answering."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        found = re.search(r"dedupe adopted \S+: (\d+) bytes saved", server.output())
-        if found:
-            return int(found[1])
-        time.sleep(0.1)
-    raise AssertionError(f"adoption did not finish:\n{server.output()}")
+    a root in the background after it starts answering (``reload``: after a config
+    reload switched dedupe on)."""
+    started = r"dedupe switched on for \S+" if reload else r"dedupe adopted \S+"
+    found = wait_for(
+        lambda: re.search(started + r": (\d+) bytes saved", server.output()),
+        60,
+        "dedupe adoption to finish",
+    )
+    return int(found[1])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import httpx
 from clients_helpers import Skopeo, assert_same_image
 from conftest import Server
 from images import build_image
+from ops_helpers import signal_server, write_json_atomically
 from s3_helpers import (
     S3Server,
     dockyard_s3,
@@ -125,6 +127,38 @@ def test_adoption_turns_full_copies_into_references_and_never_promotes_a_corrupt
         got = client.get(f"/v2/bad/app/blobs/{corrupt_digest}")
         assert got.status_code == 404, got.status_code
     assert "Traceback" not in on.output()
+
+
+def test_a_reload_switching_dedupe_on_converts_the_full_copies(
+    s3_server: S3Server, tmp_path: Path, servers: list[Server]
+) -> None:
+    """Served with ``dedupe: false``, an image pushed to two repositories is two full
+    copies; the config switched to dedupe on and reloaded (SIGHUP), the running server
+    adopts the root: one shared copy per blob, two references each, pulls whole."""
+    bucket = s3_server.new_bucket()
+    config = s3_config(s3_server, tmp_path / "data", bucket)
+    config["storage"]["dedupe"] = False
+    server = start_s3_registry(s3_server, tmp_path / "data", bucket=bucket, config=config)
+    servers.append(server)
+    skopeo = Skopeo(tmp_path / "home")
+    image = build_image(tmp_path / "src", "v1", layers=1)
+    blobs = [image.config, *image.layers]
+    for repo in ("one/app", "two/app"):
+        skopeo.push(image.layout, "v1", f"{server.host}/{repo}:v1")
+    assert not [key for key in s3_server.keys(bucket, SHARED)]
+
+    config["storage"]["dedupe"] = True
+    write_json_atomically(Path(server.args[0]), config)
+    signal_server(server, signal.SIGHUP)
+    assert wait_for_adoption(server, reload=True) == sum(blob.size for blob in blobs)
+    for blob in blobs:
+        for repo in ("one/app", "two/app"):
+            assert _is_reference(s3_server, bucket, repo, str(blob.digest)), (repo, blob)
+    for repo in ("one/app", "two/app"):
+        out = tmp_path / f"pulled-{repo.replace('/', '-')}"
+        skopeo.pull(f"{server.host}/{repo}:v1", out, "v1")
+        assert_same_image(out, "v1", image)
+    assert "Traceback" not in server.output()
 
 
 def _push_image_of(client: httpx.Client, repo: str, layer: bytes) -> None:
