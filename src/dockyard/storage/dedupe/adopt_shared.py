@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dockyard.oci.digest import Digest
+from dockyard.oci.mediatypes import INDEX_TYPES
 from dockyard.storage.blob_walk import blob_files
 from dockyard.storage.dedupe.locations import LocationMap
 from dockyard.storage.integrity import hash_stored
@@ -71,22 +72,26 @@ def manifest_digests(root: StorageRoot, repo_dir: Path) -> set[str]:
     """The manifests ``index.json`` lists and the children of those that are indexes.
 
     They stay objects of their own, as a push leaves them (``BlobFiles.put_bytes``): a
-    reference would be as large and cost a second request on every read.
+    reference would be as large and cost a second request on every read. Only an index
+    (or a manifest whose descriptor does not say) is read: an image manifest has no
+    children, and a GET of each would make a re-adoption cost a request per manifest.
     """
     try:
         index = RepoIndex.load(root.backend.read_bytes(index_path(repo_dir)))
     except (OSError, ValueError):
         return set()
     found: set[str] = set()
-    stack = [d["digest"] for d in index.manifests]
+    stack = [(d["digest"], d.get("mediaType")) for d in index.manifests]
     while stack:
-        digest = stack.pop()
+        digest, media_type = stack.pop()
         if digest in found:
             continue
         found.add(digest)
+        if media_type is not None and media_type not in INDEX_TYPES:
+            continue
         manifest = read_manifest(repo_dir, digest, root.backend)
         if manifest is not None:
-            stack.extend(str(d.digest) for d in manifest.manifests)
+            stack.extend((str(d.digest), d.media_type) for d in manifest.manifests)
     return found
 
 
