@@ -14,8 +14,10 @@ existing shared copy is vouched for the same way before a repository's full copy
 replaced by a reference to it: a good full copy is never traded for bad shared bytes.
 
 Each conversion runs under the digest's publish lock, fenced, as every reference write
-does (GC deletes an unnamed shared copy under it). The steps, and what a crash after
-each leaves (every blob stays readable throughout):
+does (GC deletes an unnamed shared copy under it); its last step under the repository's
+lock too, which a blob delete holds, so a blob deleted meanwhile never comes back as a
+reference. The steps, and what a crash after each leaves (every blob stays readable
+throughout):
 
 1. the shared copy made from the full copy (when absent): an extra object no entry
    names; GC frees it after ``gcDelay``; the repository still serves its full copy;
@@ -148,10 +150,19 @@ def vouch(root: StorageRoot, digest: Digest, path: Path) -> Vouched | None:
     return Vouched(candidate, good)
 
 
-def convert(root: StorageRoot, digest: Digest, path: Path, vouched: Vouched) -> int | None:
-    """Replace the full copy at ``path`` with a reference to the shared copy, made from
-    it when absent; the bytes saved (0 when the shared copy was made here), or None when
-    something changed since ``vouched`` (left for the next adoption).
+@dataclass(frozen=True)
+class Prepared:
+    """A shared copy ready to be named instead of the full copy at this stat."""
+
+    full: os.stat_result
+    #: Bytes the conversion frees: 0 when the shared copy was made from this full copy.
+    saved: int
+
+
+def prepare(root: StorageRoot, digest: Digest, path: Path, vouched: Vouched) -> Prepared | None:
+    """Make sure the root's shared copy of ``digest`` exists and is good, made from the
+    full copy at ``path`` when absent; None when something changed since ``vouched``
+    (left for the next adoption).
 
     Blocking; the caller holds the digest's publish lock, fenced.
     """
@@ -160,33 +171,49 @@ def convert(root: StorageRoot, digest: Digest, path: Path, vouched: Vouched) -> 
     found = backend.resolve(path)
     if found is None or found[0] != path:
         return None
-    size = found[1].st_size
+    full = found[1]
     existing = backend.resolve(shared)
-    if existing is None:
-        if vouched.path != path or not _same(found[1], vouched.st):
-            return None
-        backend.copy(path, shared)
-        after, made = backend.stat(path), backend.stat(shared)
-        if after is None or not _same(after, vouched.st) or made is None or made.st_size != size:
-            # The full copy changed under the copy: what was copied is unvouched. Nobody
-            # names the new object (references are written under the lock held here).
-            backend.delete(shared)
-            return None
-        root.stamps.record(made, str(digest))
-        saved = 0
-    else:
+    if existing is not None:
         st = existing[1]
-        if vouched.path != shared or not _same(st, vouched.st) or st.st_size != size:
+        if vouched.path != shared or not _same(st, vouched.st) or st.st_size != full.st_size:
             return None
-        saved = size
-    backend.replace_with_link(shared, path)
-    return saved
+        return Prepared(full, full.st_size)
+    if vouched.path != path or not _same(full, vouched.st):
+        return None
+    backend.copy(path, shared)
+    after, made = backend.stat(path), backend.stat(shared)
+    if after is None or not _same(after, full) or made is None or made.st_size != full.st_size:
+        # The full copy changed under the copy: what was copied is unvouched. Nobody
+        # names the new object (references are written under the lock held here).
+        backend.delete(shared)
+        return None
+    root.stamps.record(made, str(digest))
+    return Prepared(full, 0)
+
+
+def replace(root: StorageRoot, digest: Digest, path: Path, full: os.stat_result) -> bool:
+    """Write the reference over the full copy if it is still the one prepared for; False
+    when it changed or went (a delete: it must not come back as a reference).
+
+    Blocking; the caller holds the publish lock and the repository's lock, fenced.
+    """
+    found = root.backend.resolve(path)
+    if found is None or found[0] != path or not _same(found[1], full):
+        return False
+    root.backend.replace_with_link(shared_blob_path(root.path, digest), path)
+    return True
 
 
 async def adopt_shared_repo(root: StorageRoot, locations: LocationMap, repo_dir: Path) -> int:
     """Record the blobs of one repository and turn its full copies into references; return
-    the bytes saved (a full copy dropped because the root already stored its bytes)."""
+    the bytes saved (a full copy dropped because the root already stored its bytes).
+
+    Locks are taken in one order, the digest's publish lock then the repository's (no
+    other holder of both takes them the other way), the second only around the last
+    step, so a long server-side copy never holds up the repository's pushes.
+    """
     saved = 0
+    repo = repo_dir.relative_to(root.path).as_posix()
     digests = await asyncio.to_thread(full_copies, root, locations, repo_dir)
     for text in digests:
         digest = Digest.parse(text)
@@ -194,11 +221,16 @@ async def adopt_shared_repo(root: StorageRoot, locations: LocationMap, repo_dir:
         vouched = await asyncio.to_thread(vouch, root, digest, path)
         if vouched is None:
             continue
+        done = False
         async with root.locks.hold(publish_key(digest)) as held:
             await held.fence()
-            freed = await asyncio.to_thread(convert, root, digest, path, vouched)
-        if freed is None:
+            prepared = await asyncio.to_thread(prepare, root, digest, path, vouched)
+            if prepared is not None:
+                async with root.locks.hold(repo) as repo_held:
+                    await repo_held.fence()
+                    done = await asyncio.to_thread(replace, root, digest, path, prepared.full)
+        if not done or prepared is None:
             log.info("dedupe adoption: %s changed meanwhile; left as it is", path)
             continue
-        saved += freed
+        saved += prepared.saved
     return saved
