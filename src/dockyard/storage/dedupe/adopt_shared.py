@@ -204,6 +204,31 @@ def replace(root: StorageRoot, digest: Digest, path: Path, full: os.stat_result)
     return True
 
 
+#: Tries per blob: a push of the same digest may make the shared copy between the vouch
+#: and the lock (then the next try vouches for that copy, by its upload's stamp).
+_TRIES = 3
+
+
+async def _convert_one(root: StorageRoot, repo: str, digest: Digest, path: Path) -> int | None:
+    """One full copy turned into a reference: the bytes saved, or None when it is left
+    as it is (it fails its digest, went, or kept changing)."""
+    for _ in range(_TRIES):
+        vouched = await asyncio.to_thread(vouch, root, digest, path)
+        if vouched is None:
+            return None
+        async with root.locks.hold(publish_key(digest)) as held:
+            await held.fence()
+            prepared = await asyncio.to_thread(prepare, root, digest, path, vouched)
+            if prepared is None:
+                continue
+            async with root.locks.hold(repo) as repo_held:
+                await repo_held.fence()
+                if await asyncio.to_thread(replace, root, digest, path, prepared.full):
+                    return prepared.saved
+    log.info("dedupe adoption: %s kept changing; left as it is", path)
+    return None
+
+
 async def adopt_shared_repo(root: StorageRoot, locations: LocationMap, repo_dir: Path) -> int:
     """Record the blobs of one repository and turn its full copies into references; return
     the bytes saved (a full copy dropped because the root already stored its bytes).
@@ -217,20 +242,5 @@ async def adopt_shared_repo(root: StorageRoot, locations: LocationMap, repo_dir:
     digests = await asyncio.to_thread(full_copies, root, locations, repo_dir)
     for text in digests:
         digest = Digest.parse(text)
-        path = blob_path(repo_dir, digest)
-        vouched = await asyncio.to_thread(vouch, root, digest, path)
-        if vouched is None:
-            continue
-        done = False
-        async with root.locks.hold(publish_key(digest)) as held:
-            await held.fence()
-            prepared = await asyncio.to_thread(prepare, root, digest, path, vouched)
-            if prepared is not None:
-                async with root.locks.hold(repo) as repo_held:
-                    await repo_held.fence()
-                    done = await asyncio.to_thread(replace, root, digest, path, prepared.full)
-        if not done or prepared is None:
-            log.info("dedupe adoption: %s changed meanwhile; left as it is", path)
-            continue
-        saved += prepared.saved
+        saved += await _convert_one(root, repo, digest, blob_path(repo_dir, digest)) or 0
     return saved
