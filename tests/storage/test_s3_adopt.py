@@ -26,7 +26,15 @@ from s3_helpers import (
     wait_for_adoption,
     write_config,
 )
-from spec_helpers import push_blob, push_image, put_manifest, random_blob, sha256_digest
+from spec_helpers import (
+    index_manifest,
+    push_blob,
+    push_image,
+    push_manifest,
+    put_manifest,
+    random_blob,
+    sha256_digest,
+)
 
 PREFIX = "dockyard"
 SHARED = f"{PREFIX}/_dockyard/blobs/sha256"
@@ -126,6 +134,49 @@ def test_adoption_turns_full_copies_into_references_and_never_promotes_a_corrupt
     with httpx.Client(base_url=on.url, timeout=60) as client:
         got = client.get(f"/v2/bad/app/blobs/{corrupt_digest}")
         assert got.status_code == 404, got.status_code
+    assert "Traceback" not in on.output()
+
+
+def test_manifests_and_the_children_of_an_index_stay_objects_of_their_own(
+    s3_server: S3Server, tmp_path: Path, servers: list[Server]
+) -> None:
+    """A repository written without dedupe whose ``index.json`` lists only an image index
+    (as another tool's OCI layout does: its children are named by the index alone).
+    Adoption turns the children's blobs into references but leaves every manifest, the
+    children included, an object of its own, as a push does; all still serve."""
+    bucket = s3_server.new_bucket()
+    config = s3_config(s3_server, tmp_path / "data", bucket)
+    config["storage"]["dedupe"] = False
+    off = start_s3_registry(s3_server, tmp_path / "data", bucket=bucket, config=config)
+    servers.append(off)
+    with httpx.Client(base_url=off.url, timeout=60) as client:
+        children = [push_image(client, "multi/app") for _ in range(2)]
+        top = push_manifest(client, "multi/app", index_manifest(children), "v1")
+    off.stop()
+    descriptor = top.descriptor() | {"annotations": {"org.opencontainers.image.ref.name": "v1"}}
+    only_top = {"schemaVersion": 2, "manifests": [descriptor]}
+    s3_server.client().put_object(
+        Bucket=bucket, Key=f"{PREFIX}/multi/app/index.json", Body=json.dumps(only_top).encode()
+    )
+
+    config["storage"]["dedupe"] = True
+    on = start_s3_registry(s3_server, tmp_path / "data", bucket=bucket, config=config)
+    servers.append(on)
+    wait_for_adoption(on)
+    for manifest in [top, *children]:
+        hexd = _hex(manifest.digest)
+        held = _head(s3_server, bucket, f"{PREFIX}/multi/app/blobs/sha256/{hexd}")
+        assert held is not None and held["size"] == manifest.size, manifest.digest
+        assert _head(s3_server, bucket, f"{SHARED}/{hexd}") is None, manifest.digest
+    for child in children:
+        for blob in child.blobs:
+            assert _is_reference(s3_server, bucket, "multi/app", blob), blob
+    with httpx.Client(base_url=on.url, timeout=60) as client:
+        for manifest, ref in [(top, "v1"), *((c, c.digest) for c in children)]:
+            got = client.get(
+                f"/v2/multi/app/manifests/{ref}", headers={"Accept": manifest.media_type}
+            )
+            assert got.status_code == 200 and got.content == manifest.body, ref
     assert "Traceback" not in on.output()
 
 
