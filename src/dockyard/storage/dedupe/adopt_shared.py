@@ -20,7 +20,9 @@ reference. The steps, and what a crash after each leaves (every blob stays reada
 throughout):
 
 1. the shared copy made from the full copy (when absent): an extra object no entry
-   names; GC frees it after ``gcDelay``; the repository still serves its full copy;
+   names (or, cut mid-way over 5 GiB, an open multipart upload, which GC aborts); GC
+   frees it after ``gcDelay``, or the rerun uses it; the repository still serves its
+   full copy;
 2. the entry ``.<hex>.refs/<reference>`` written: the copy is kept; the entry names no
    reference yet (the full copy is still in place), so GC's sweep of leftover entries
    drops it after ``gcDelay`` and then the copy if nothing else names it;
@@ -31,7 +33,8 @@ throughout):
    follows the reference.
 
 A rerun (adoption runs again until it completes, see ``adopt``) finds references where
-it converted and carries on with the rest.
+it converted and carries on with the rest. A blob whose state changed between its vouch
+and the lock (a push of the same digest made the shared copy) is tried again.
 """
 
 from __future__ import annotations
