@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ import boto3
 import httpx
 import pytest
 from conftest import Server, free_port
+from ops_helpers import wait_for
 
 from dockyard.storage.s3backend import S3Settings
 
@@ -182,3 +184,16 @@ def dockyard_s3(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[
 def write_config(path: Path, config: dict[str, Any]) -> Path:
     path.write_text(json.dumps(config))
     return path
+
+
+def wait_for_adoption(server: Server, *, reload: bool = False) -> int:
+    """The bytes dedupe adoption reports saved, once its log line is out: a server adopts
+    a root in the background after it starts answering (``reload``: after a config
+    reload switched dedupe on)."""
+    started = r"dedupe switched on for \S+" if reload else r"dedupe adopted \S+"
+    found = wait_for(
+        lambda: re.search(started + r": (\d+) bytes saved", server.output()),
+        60,
+        "dedupe adoption to finish",
+    )
+    return int(found[1])

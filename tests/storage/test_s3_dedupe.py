@@ -17,7 +17,14 @@ import httpx
 from clients_helpers import Skopeo, assert_same_image
 from conftest import Server
 from images import build_image
-from s3_helpers import S3Server, dockyard_s3, s3_config, start_s3_registry, write_config
+from s3_helpers import (
+    S3Server,
+    dockyard_s3,
+    s3_config,
+    start_s3_registry,
+    wait_for_adoption,
+    write_config,
+)
 from spec_helpers import push_blob, push_image, random_blob, sha256_digest
 from storage_helpers import cache_paths
 
@@ -184,8 +191,9 @@ def test_switching_dedupe_off_and_on_keeps_every_image_pullable(
     s3_server: S3Server, tmp_path: Path, servers: list[Server]
 ) -> None:
     """``dedupe: false`` keeps the plain OCI layout (full copies, no shared store); on, new
-    pushes are shared and the full copies stay valid; off again, references still serve
-    and a mount from one makes a full copy."""
+    pushes are shared and adoption turns the full copies into references (see
+    test_s3_adopt); off again, references still serve and a mount from one makes a full
+    copy."""
     bucket = s3_server.new_bucket()
     images: dict[str, Any] = {}
 
@@ -221,11 +229,11 @@ def test_switching_dedupe_off_and_on_keeps_every_image_pullable(
         push_blob(client, "shared/one", layer)
         images["shared/one"] = (push_image(client, "shared/one", "v1"), layer)
         pulls_all(client)
-    objects = _objects(s3_server, bucket)
-    assert objects[f"{SHARED}/{_hex(digest)}"]["size"] == len(layer)  # made from the upload
-    assert objects[f"{PREFIX}/shared/one/blobs/sha256/{_hex(digest)}"]["size"] == 0
-    for repo in ("plain/one", "plain/two"):  # the full copies stay as they were
-        assert objects[f"{PREFIX}/{repo}/blobs/sha256/{_hex(digest)}"]["size"] == len(layer)
+        wait_for_adoption(on)
+        pulls_all(client)
+    _assert_stored_once(
+        _objects(s3_server, bucket), digest, ["plain/one", "plain/two", "shared/one"]
+    )
     on.stop()
 
     off = serve(False)

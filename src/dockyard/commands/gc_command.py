@@ -27,6 +27,8 @@ def _print(report: GcReport, dry_run: bool) -> None:
         print(f"{verb} idle upload {repo}/{session}")
     for digest, freed in report.shared:
         print(f"{verb} shared copy {digest}, no repository names it ({count(freed, 'byte')} freed)")
+    for digest, reference in report.entries:
+        print(f"{verb} leftover entry of shared copy {digest}: no reference {reference}")
     for upload in report.aborted:
         print(f"{verb} abandoned multipart upload {upload}")
     for repo, why in report.skipped:

@@ -14,6 +14,7 @@ implements each one.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -33,6 +34,16 @@ class Entry:
     is_dir: bool
     #: Identity of the stored bytes: equal for two names sharing them (an inode).
     ino: int
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One file of a listing at every depth (:meth:`StorageBackend.walk`)."""
+
+    path: Path
+    size: int
+    #: When its content was last written (seconds since the epoch).
+    modified: float
 
 
 class Appender(Protocol):
@@ -131,6 +142,13 @@ class StorageBackend(Protocol):
 
     def list(self, folder: Path) -> list[Entry]:
         """The names directly in ``folder``; empty when it is absent."""
+
+    def walk(self, folder: Path) -> Iterator[Listed]:
+        """Every file below ``folder`` at any depth, in no set order; none when absent.
+
+        For GC's look at a whole folder tree where one listing per folder would be one
+        request per file (the entries beside object storage's shared copies): a bucket
+        answers a thousand keys a request, whatever their depth."""
 
     def sync_file(self, path: Path) -> None:
         """Make the bytes written to ``path`` durable (before it is moved into place)."""

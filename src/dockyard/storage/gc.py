@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from dockyard.oci.digest import Digest
 from dockyard.storage import gc_walk
-from dockyard.storage.dedupe import shared_copies
+from dockyard.storage.dedupe import leftover_entries, shared_copies
 from dockyard.storage.layout import index_stamp
 from dockyard.storage.paths import GC_PASS_KEY, owner_record_of, publish_key, uploads_dir
 from dockyard.storage.root import StorageRoot
@@ -48,6 +48,9 @@ class GcReport:
     shared: list[tuple[str, int]] = field(default_factory=list)
     #: Multipart uploads aborted (object storage): "key (upload id)".
     aborted: list[str] = field(default_factory=list)
+    #: Entries beside shared copies that named no reference (a crash between the two
+    #: writes of a reference, or the two deletes): digest, the reference's path.
+    entries: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def bytes_freed(self) -> int:
@@ -61,6 +64,7 @@ class GcReport:
         self.stamps_pruned += other.stamps_pruned
         self.shared += other.shared
         self.aborted += other.aborted
+        self.entries += other.entries
 
 
 class Collector:
@@ -209,15 +213,19 @@ class Collector:
         shared copies no reference names any more (object storage with dedupe; see
         ``dedupe.shared_copies``), and multipart uploads left open by a crash.
 
-        Each shared copy is checked again and deleted under its digest's publish lock,
-        fenced like every GC delete; its verified stamp goes with it.
+        Leftover entries (``dedupe.leftover_entries``) go first, so a copy only they named
+        is freed in the same pass. Each entry and each shared copy is checked again and
+        deleted under its digest's publish lock, fenced like every GC delete; a copy's
+        verified stamp goes with it.
         """
         report = GcReport()
         root, backend = self.root, self.root.backend
         async with root.locks.hold(GC_PASS_KEY):
             if backend.by_reference:
+                report.entries += await self._sweep_entries(dry_run)
+                without = frozenset(report.entries) if dry_run else frozenset()
                 picked = await in_walker(
-                    shared_copies.unnamed, backend, root.path, time.time(), self.gc_delay
+                    shared_copies.unnamed, backend, root.path, time.time(), self.gc_delay, without
                 )
                 for digest in picked:
                     async with root.locks.hold(publish_key(Digest.parse(digest))) as held:
@@ -230,6 +238,7 @@ class Collector:
                             digest,
                             self.gc_delay,
                             dry_run,
+                            without,
                         )
                     if dropped is None:
                         continue
@@ -241,6 +250,30 @@ class Collector:
                 backend.abort_abandoned_writes, self.gc_delay, dry_run
             )
         return report
+
+    async def _sweep_entries(self, dry_run: bool) -> list[tuple[str, str]]:
+        """Drop the entries that name no reference (picked in the worker process, each
+        checked again under its digest's publish lock); return those dropped."""
+        root, backend = self.root, self.root.backend
+        picked = await in_walker(
+            leftover_entries.leftovers, backend, root.path, time.time(), self.gc_delay
+        )
+        dropped = []
+        for leftover in picked:
+            async with root.locks.hold(publish_key(Digest.parse(leftover[0]))) as held:
+                if not dry_run:
+                    await held.fence()
+                gone = await asyncio.to_thread(
+                    leftover_entries.drop_if_leftover,
+                    backend,
+                    root.path,
+                    leftover,
+                    self.gc_delay,
+                    dry_run,
+                )
+            if gone:
+                dropped.append(leftover)
+        return dropped
 
     async def prune_stamps(self) -> int:
         """Drop the stamps of files gone by other ways than GC (by hand); return how many.

@@ -84,6 +84,6 @@ async def adopt_again(store: Store, services: RootServices) -> int:
         return 0
     await store.catalog.load()
     repo_dirs = [root.repo_dir(repo) for repo in store.repos_of(services)]
-    saved = await adopt_root(root.backend, locations, repo_dirs)
+    saved = await adopt_root(root, locations, repo_dirs)
     log.info("dedupe switched on for %s: %d bytes saved", services.root.path, saved)
     return saved

@@ -13,10 +13,11 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from dockyard.storage.backend import Entry, LinkUnsupported
+from dockyard.storage.backend import Entry, LinkUnsupported, Listed
 
 
 def fsync_dir(path: Path) -> None:
@@ -206,6 +207,14 @@ class LocalBackend:
                 ]
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             return []
+
+    def walk(self, folder: Path) -> Iterator[Listed]:
+        for parent, _, names in os.walk(folder):
+            for name in names:
+                path = Path(parent, name)
+                st = self.stat(path)
+                if st is not None:  # gone meanwhile: not listed
+                    yield Listed(path, st.st_size, st.st_mtime)
 
     def sync_file(self, path: Path) -> None:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

@@ -119,6 +119,29 @@ def shared_blob_path(root: Path, digest: Digest) -> Path:
     return shared_blobs_dir(root) / digest.algorithm / digest.hex
 
 
+def entries_dir(root: Path, digest: Digest) -> Path:
+    """Where the entries of the references naming the shared copy of ``digest`` are:
+    one empty object per reference, named by the reference's path under the root."""
+    return shared_blobs_dir(root) / digest.algorithm / f".{digest.hex}.refs"
+
+
+def entry_of(root: Path, path: Path) -> tuple[Digest, Path] | None:
+    """(the digest, the reference it stands for) of an entry found under the shared
+    store; None for a shared copy itself or anything that is not an entry in the form
+    ``link`` writes (the reference ``<repo>/blobs/<alg>/<hex>`` of that same digest,
+    no ``.`` or ``..`` in it): only such a name is ever looked up or removed."""
+    parts = path.relative_to(shared_blobs_dir(root)).parts
+    if len(parts) < 6 or not (parts[1].startswith(".") and parts[1].endswith(".refs")):
+        return None
+    digest = blob_digest(parts[0], parts[1][1 : -len(".refs")])
+    reference = parts[2:]
+    if digest is None or reference[-3:] != (BLOBS_DIR, digest.algorithm, digest.hex):
+        return None
+    if any(part in ("", ".", "..") for part in reference):
+        return None
+    return digest, root.joinpath(*reference)
+
+
 def private_dir(root: Path) -> Path:
     return root / PRIVATE_DIR
 

@@ -19,8 +19,8 @@ What a filesystem gives for free is built here from S3's own guarantees:
   an empty object ``.<hex>.refs/<the reference's key>`` beside the target, then the
   reference: every reference has its entry there, so whether a stored copy is still named
   is one listing (``referenced``), never a walk of the repositories, and never a cache
-  (Redis holds no pointer: zot #4062). ``replace_with_link`` stays unsupported (adoption
-  keeps full copies: replacing one without the publish lock could race GC).
+  (Redis holds no pointer: zot #4062). ``replace_with_link`` is ``link`` over a full copy
+  (adoption, under the publish lock: see ``dedupe.adopt_shared``).
 
 Each call is blocking, as the interface says: the server runs them in threads. The boto3
 client is thread-safe; the backend holds only it and its names.
@@ -32,14 +32,16 @@ import io
 import os
 import stat as stat_mode
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from botocore.exceptions import ClientError
 
-from dockyard.storage.backend import Entry, LinkUnsupported
+from dockyard.storage.backend import Entry, LinkUnsupported, Listed
 from dockyard.storage.paths import shared_blobs_dir
+from dockyard.storage.s3_listings import abort_abandoned, walk_keys
 from dockyard.storage.s3segments import (
     AppendState,
     ConcurrentAppend,
@@ -359,7 +361,9 @@ class S3Backend:
         )
 
     def replace_with_link(self, src: Path, dest: Path) -> None:
-        raise LinkUnsupported(0, "adoption keeps full copies on object storage", str(src))
+        """The reference is one PUT over the full copy: a GET already under way goes on
+        reading the version it started with. The caller holds the digest's publish lock."""
+        self.link(src, dest)
 
     def copy(self, src: Path, dest: Path) -> None:
         self._copy_key(self.key(src), self.key(dest))
@@ -468,31 +472,11 @@ class S3Backend:
             self._client.abort_multipart_upload(Bucket=self.bucket, Key=dest, UploadId=upload_id)
             raise
 
-    # --- writes out of sight -------------------------------------------------------------
+    # --- listings across a tree (``s3_listings``) ---------------------------------------
+
+    def walk(self, folder: Path) -> Iterator[Listed]:
+        return walk_keys(self._client, self.bucket, self._folder_prefix(folder), folder)
 
     def abort_abandoned_writes(self, older_than: float, dry_run: bool) -> _Names:
-        """Abort multipart uploads under the prefix started over ``older_than`` seconds ago.
-
-        A publish composes segments with a multipart upload and aborts it on any error, but
-        a crash (kill -9, a lost machine) between its start and its completion leaves it
-        open: no listing shows it, and the store bills its parts until it is aborted.
-        """
         prefix = f"{self.prefix}/" if self.prefix else ""
-        now = datetime.now(UTC)
-        aborted: _Names = []
-        paginator = self._client.get_paginator("list_multipart_uploads")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            for upload in page.get("Uploads", []):
-                if (now - upload["Initiated"]).total_seconds() < older_than:
-                    continue
-                if not dry_run:
-                    try:
-                        self._client.abort_multipart_upload(
-                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                        )
-                    except ClientError as exc:
-                        if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
-                            raise
-                        continue  # finished or aborted meanwhile
-                aborted.append(f"{upload['Key']} ({upload['UploadId']})")
-        return aborted
+        return abort_abandoned(self._client, self.bucket, prefix, older_than, dry_run)

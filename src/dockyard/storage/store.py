@@ -228,7 +228,7 @@ class Store:
             if adopted:
                 continue
             repo_dirs = [root.repo_dir(repo) for repo in self.repos_of(services)]
-            saved = await adopt_root(root.backend, locations, repo_dirs)
+            saved = await adopt_root(root, locations, repo_dirs)
             log.info("dedupe adopted %s: %d bytes saved", services.root.path, saved)
 
     async def collect_forever(self) -> None:
@@ -259,11 +259,17 @@ class Store:
                 or report.stamps_pruned
                 or report.shared
                 or report.aborted
+                or report.entries
             ):
                 log.info(
-                    "gc removed %s, %s (%s), %s, %s, %s, %s",
+                    "gc removed %s, %s (%s), %s, %s, %s, %s, %s",
                     count(len(report.blobs), "blob"),
                     count(len(report.shared), "shared copy", "shared copies"),
+                    count(
+                        len(report.entries),
+                        "leftover reference entry",
+                        "leftover reference entries",
+                    ),
                     count(report.bytes_freed, "byte"),
                     count(len(report.manifests), "manifest"),
                     count(len(report.uploads), "upload"),
