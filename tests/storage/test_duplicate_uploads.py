@@ -150,6 +150,33 @@ def test_with_dedupe_off_every_upload_stores_its_own_copy(tmp_path: Path) -> Non
     assert inode(one) != inode(two) and two.read_bytes() == data
 
 
+def test_gc_keeps_the_pin_of_a_duplicate_in_flight(tmp_path: Path) -> None:
+    """While a duplicate is hashed, its pin holds the stored copy: GC deletes the copy's
+    only other name (an orphan blob) and sweeps the upload folder (a stray pin, its
+    session gone, is removed), yet the pin in use stays and the duplicate succeeds."""
+    data, digest = _blob()
+    root = tmp_path / "data"
+    with serving(root, gcDelay="3s", gcInterval="1s") as server:
+        with client_of(server) as c:
+            push_blob(c, "dup/gc-a", data)  # no manifest names it: GC's to delete
+        at = open_session(server, "dup/gc-b")
+        held = HeldPut(connect(server), at, digest, data, HEAD)
+        session = session_file(root, "dup/gc-b", at)
+        pin = session.with_name(f".{session.name}.pin")
+        wait_until(pin.exists, 30, "the duplicate to pin the stored copy")
+        stray = session.with_name(f".{'0' * 32}.pin")
+        stray.write_bytes(b"left by a crash")
+        os.utime(stray, (1, 1))
+        wait_until(lambda: not stray.exists(), 30, "GC to sweep the upload folder")
+        wait_until(
+            lambda: not blob_file(root, "dup/gc-a", digest).exists(), 30, "the orphan deleted"
+        )
+        assert pin.exists() and file_size(session) == 0
+        held.release()
+        assert held.answer()[0] == 201
+        _serves(server, "dup/gc-b", digest, data)
+
+
 def _on_workers(server: Server) -> tuple[int, int]:
     first, second = worker_pids(server)[:2]
     return first, second
