@@ -123,6 +123,10 @@ class DuplicateUploads:
                 if not await self._wait(stripe, holder):
                     stripe.close()
                     return Plan()
+                # Free: look for the copy without holding the stripe, so the waiters pin
+                # side by side; one that finds none takes the stripe above, and looks
+                # again under it before it stores its bytes.
+                stripe.let_go()
                 if await self._pin(session, digest):
                     stripe.close()
                     return Plan(pinned=True)

@@ -135,7 +135,7 @@ class Dedupe:
         key = str(digest)
         for known in locations.paths(key):
             try:
-                self.backend.link(known, pin)
+                self.backend.link(known, pin, durable=False)  # a crash drops it: fine
             except FileNotFoundError:
                 locations.remove(key, known)  # stale: removed by GC or by hand
                 continue
