@@ -66,10 +66,19 @@ def test_duplicate_of_a_stored_blob_is_hashed_not_written(fresh_registry: Server
         before = bytes_written(fresh_registry)
         push_blob(c, "dup/stored-b", data)
         written = bytes_written(fresh_registry) - before
-    assert written < MiB, f"the duplicate's {SIZE} bytes were written ({written} bytes)"
+        assert written < MiB, f"the duplicate's {SIZE} bytes were written ({written} bytes)"
+        before = bytes_written(fresh_registry)  # and the one-request form, POST ?digest=
+        resp = c.post("/v2/dup/stored-c/blobs/uploads/", params={"digest": digest}, content=data)
+        assert resp.status_code == 201, resp.text
+        written = bytes_written(fresh_registry) - before
+        assert written < MiB, f"POST ?digest=: {written} bytes written"
+        assert inode(blob_file(root, "dup/stored-c", digest)) == inode(
+            blob_file(root, "dup/stored-a", digest)
+        )
     one, two = blob_file(root, "dup/stored-a", digest), blob_file(root, "dup/stored-b", digest)
-    assert inode(one) == inode(two) and os.stat(one).st_nlink == 2
-    assert _uploads_left(root, "dup/stored-b") == []  # no session file, owner record or pin
+    assert inode(one) == inode(two) and os.stat(one).st_nlink == 3
+    # No session file, owner record or pin left behind.
+    assert _uploads_left(root, "dup/stored-b") == _uploads_left(root, "dup/stored-c") == []
     _serves(fresh_registry, "dup/stored-b", digest, data)
 
 
