@@ -131,6 +131,50 @@ def test_duplicate_with_wrong_bytes_is_refused(fresh_registry: Server) -> None:
     assert _uploads_left(root, "dup/bad-c") == []
 
 
+def test_duplicate_differing_late_from_the_stored_copy_is_refused(
+    fresh_registry: Server,
+) -> None:
+    """A duplicate is compared with the stored copy: bytes equal to it up to their last
+    byte, or one byte longer or shorter, are still DIGEST_INVALID, and a correct push after
+    them still links the copy."""
+    root = fresh_registry.root
+    data, digest = _blob()
+    with client_of(fresh_registry) as c:
+        push_blob(c, "dup/late-a", data)
+        last_byte = data[:-1] + bytes([data[-1] ^ 1])
+        for forged in (last_byte, data + b"x", data[:-1]):
+            location = c.post("/v2/dup/late-b/blobs/uploads/").headers["Location"]
+            resp = c.put(location, params={"digest": digest}, content=forged)
+            assert resp.status_code == 400, (len(forged), resp.text)
+            assert resp.json()["errors"][0]["code"] == "DIGEST_INVALID"
+            assert not blob_file(root, "dup/late-b", digest).exists()
+        assert _uploads_left(root, "dup/late-b") == []
+        push_blob(c, "dup/late-b", data)
+    assert inode(blob_file(root, "dup/late-b", digest)) == inode(
+        blob_file(root, "dup/late-a", digest)
+    )
+    _serves(fresh_registry, "dup/late-b", digest, data)
+
+
+def test_duplicate_of_an_unverified_copy_is_hashed(fresh_registry: Server) -> None:
+    """A stored copy whose verified stamp no longer matches (its mtime moved: it may have
+    been rewritten) is never compared with: the duplicate is hashed, still not written,
+    and wrong bytes are refused."""
+    root = fresh_registry.root
+    data, digest = _blob()
+    with client_of(fresh_registry) as c:
+        push_blob(c, "dup/unverified-a", data)
+        os.utime(blob_file(root, "dup/unverified-a", digest), (1, 1))
+        location = c.post("/v2/dup/unverified-b/blobs/uploads/").headers["Location"]
+        resp = c.put(location, params={"digest": digest}, content=os.urandom(len(data)))
+        assert resp.status_code == 400 and resp.json()["errors"][0]["code"] == "DIGEST_INVALID"
+        before = bytes_written(fresh_registry)
+        push_blob(c, "dup/unverified-b", data)
+        written = bytes_written(fresh_registry) - before
+    assert written < MiB, f"the duplicate's {SIZE} bytes were written ({written} bytes)"
+    _serves(fresh_registry, "dup/unverified-b", digest, data)
+
+
 def test_duplicate_stores_the_blob_when_the_first_upload_fails(fresh_registry: Server) -> None:
     """The first upload's client goes away mid-body: the duplicate waiting for it takes
     over and stores its own bytes, so it succeeds."""

@@ -12,6 +12,7 @@ from dockyard.storage.errors import BlobUnknown, DigestInvalid, StorageFull, is_
 from dockyard.storage.integrity import BlobVerifier
 from dockyard.storage.paths import pin_path, publish_key
 from dockyard.storage.root import StorageRoot
+from dockyard.storage.upload_compare import compare_body, copy_prefix
 from dockyard.storage.upload_session import ANYONE, Caller, Owner, Session
 
 #: Which repositories a blob may be taken from for another (None: any).
@@ -150,19 +151,41 @@ class RepoBlobs:
     async def _finish_pinned(
         self, session: Session, body: AsyncIterator[bytes], digest: Digest, length: int | None
     ) -> None:
-        """Hash ``body`` and, when it matches, publish the copy pinned beside the session;
-        its session file stays empty throughout."""
+        """Check ``body`` against ``digest`` and, when it matches, publish the copy pinned
+        beside the session; its session file stays empty throughout. A verified copy is
+        compared with (see ``upload_compare``); any other is hashed against. A body that
+        differs from the copy is stored and hashed from there on, like any upload's."""
         root = self.root
         pin = pin_path(session.path)
         try:
-            hexdigest = await root.uploads.digest_of(body, digest.algorithm, length)
+            size = self._verified_size(pin, digest)
+            if size is not None and length in (None, size):
+                difference = await compare_body(root.uploads, body, pin, size)
+                if difference is not None:  # decided by the hash, as any upload
+                    await asyncio.to_thread(
+                        copy_prefix, root.backend, session, pin, difference.offset
+                    )
+                    rest = None if length is None else length - difference.offset
+                    await self.append(session, difference.rest, None, rest, durable=False)
+                    await self.finish(session, digest)
+                    return
+            else:
+                hexdigest = await root.uploads.digest_of(body, digest.algorithm, length)
+                if hexdigest != digest.hex:
+                    await root.off_loop(root.uploads.forget, session)
+                    raise _mismatch(digest)
         except BaseException:
-            root.backend.delete(pin)  # the session stays (empty) for a retry, as after append
+            root.backend.delete(pin)  # the session stays for a retry, as after append
             raise
-        if hexdigest != digest.hex:
-            await root.off_loop(root.uploads.forget, session)
-            raise _mismatch(digest)
         await self._publish(session, digest, root.files.publish_pinned, pin)
+
+    def _verified_size(self, pin: Path, digest: Digest) -> int | None:
+        """The pinned copy's size when its verified stamp still matches (it was hashed
+        and not rewritten since), so a body may be compared with it (``upload_compare``)."""
+        st = self.root.backend.stat(pin)
+        if st is None or not self.root.stamps.matches(st, str(digest)):
+            return None
+        return st.st_size
 
     async def finish(self, session: Session, digest: Digest) -> None:
         """Verify the streamed hash and publish the file under its digest.

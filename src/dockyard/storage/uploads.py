@@ -127,7 +127,7 @@ def _write_and_hash(out: Appender, data: bytes | bytearray, hasher: Hasher | _No
     hasher.update(data)
 
 
-def _joined(pieces: list[bytes]) -> bytes:
+def joined(pieces: list[bytes]) -> bytes:
     """One buffer for a write: a single piece as it is (a body read in large pieces, see
     ``web.bodies``, is never copied here), several joined."""
     return pieces[0] if len(pieces) == 1 else b"".join(pieces)
@@ -282,11 +282,11 @@ class Uploads:
         the disk and two cores are saturated by fewer streams anyway. The wait is short
         (``ADMISSION_WAIT``): a few slow clients must never hold everyone else's uploads.
         """
-        async with self._admitted():
+        async with self.admitted():
             return await self._append(session, body, start, length, durable)
 
     @contextlib.asynccontextmanager
-    async def _admitted(self) -> AsyncIterator[None]:
+    async def admitted(self) -> AsyncIterator[None]:
         """A turn to stream a body (see :meth:`append`), or none after ``ADMISSION_WAIT``."""
         try:
             await asyncio.wait_for(self.pool.admission.acquire(), ADMISSION_WAIT)
@@ -310,7 +310,7 @@ class Uploads:
         threads = self.pool.io
         received = 0
         pending: concurrent.futures.Future[None] | None = None
-        async with self._admitted():
+        async with self.admitted():
             try:
                 pieces: list[bytes] = []
                 gathered = 0
@@ -319,12 +319,12 @@ class Uploads:
                     gathered += len(chunk)
                     if gathered >= BATCH:
                         await _settled(pending)
-                        pending = threads.submit(hasher.update, _joined(pieces))
+                        pending = threads.submit(hasher.update, joined(pieces))
                         received += gathered
                         pieces, gathered = [], 0
                 if pieces:
                     await _settled(pending)
-                    pending = threads.submit(hasher.update, _joined(pieces))
+                    pending = threads.submit(hasher.update, joined(pieces))
                     received += gathered
                 await _settled(pending)
             finally:
@@ -376,12 +376,12 @@ class Uploads:
                 gathered += len(chunk)
                 if gathered >= BATCH:
                     await _settled(pending)
-                    pending = threads.submit(_write_and_hash, out, _joined(pieces), hasher)
+                    pending = threads.submit(_write_and_hash, out, joined(pieces), hasher)
                     added += gathered
                     pieces, gathered = [], 0
             if pieces:
                 await _settled(pending)
-                pending = threads.submit(_write_and_hash, out, _joined(pieces), hasher)
+                pending = threads.submit(_write_and_hash, out, joined(pieces), hasher)
                 added += gathered
             await _settled(pending)
             if length is not None and added != length:
