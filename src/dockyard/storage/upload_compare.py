@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from dockyard.oci.digest import new_hasher
 from dockyard.storage.backend import StorageBackend
@@ -38,8 +38,10 @@ class Difference:
     rest: AsyncIterator[bytes]
 
 
-def _same(fd: int, offset: int, data: bytes) -> bool:
-    return os.pread(fd, len(data), offset) == data
+def _same(copy: BinaryIO, offset: int, data: bytes) -> bool:
+    """Whether ``copy`` holds ``data`` at ``offset`` (one comparison at a time runs)."""
+    copy.seek(offset)
+    return copy.read(len(data)) == data
 
 
 async def _chain(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -60,7 +62,7 @@ async def compare_body(
     first differs. Read in batches like any upload's, compared in the upload threads
     (a read of the copy may wait for the disk), one batch while the next arrives."""
     threads = uploads.pool.io
-    fd = os.open(copy, os.O_RDONLY | os.O_CLOEXEC)
+    stored = uploads.backend.open_read(copy)
     confirmed = 0
     pending: concurrent.futures.Future[bool] | None = None
     batch = b""
@@ -78,7 +80,7 @@ async def compare_body(
                         return Difference(confirmed, _chain([batch, *pieces], body))
                     confirmed += len(batch)
                 batch, pieces, gathered = joined(pieces), [], 0
-                pending = threads.submit(_same, fd, confirmed, batch)
+                pending = threads.submit(_same, stored, confirmed, batch)
             if pending is not None:
                 if not await _outcome(pending):
                     return Difference(confirmed, _chain([batch, *pieces], body))
@@ -86,14 +88,14 @@ async def compare_body(
                 pending = None
             if pieces:
                 last = joined(pieces)
-                if not await asyncio.wrap_future(threads.submit(_same, fd, confirmed, last)):
+                if not await asyncio.wrap_future(threads.submit(_same, stored, confirmed, last)):
                     return Difference(confirmed, _chain([last], body))
                 confirmed += len(last)
             return None if confirmed == size else Difference(confirmed, _chain([], body))
     finally:
         if pending is not None:
-            concurrent.futures.wait([pending])  # a few microseconds: the fd outlives it
-        os.close(fd)
+            concurrent.futures.wait([pending])  # a few microseconds: the file outlives it
+        stored.close()
 
 
 def copy_prefix(backend: StorageBackend, session: Session, copy: Path, size: int) -> None:
