@@ -190,6 +190,25 @@ def test_duplicate_stores_the_blob_when_the_first_upload_fails(fresh_registry: S
     _serves(server, "dup/fail-b", digest, data)
 
 
+def test_duplicate_stops_waiting_for_a_first_upload_that_stalls(fresh_registry: Server) -> None:
+    """The first upload's client stops sending mid-body and stays connected: its
+    duplicate does not wait for it for long, but stores its own bytes and succeeds while
+    the first is still held (``duplicate_uploads.STALL``)."""
+    root, server = fresh_registry.root, fresh_registry
+    data, digest = _blob()
+    first_at, second_at = open_session(server, "dup/stall-a"), open_session(server, "dup/stall-b")
+    first = HeldPut(connect(server), first_at, digest, data, HEAD)
+    _writer_in_flight(root, "dup/stall-a", first_at)
+    second = HeldPut(connect(server), second_at, digest, data, len(data))
+    assert second.answer()[0] == 201  # the first is still held here
+    _serves(server, "dup/stall-b", digest, data)
+    first.release()
+    assert first.answer()[0] == 201
+    assert inode(blob_file(root, "dup/stall-a", digest)) == inode(
+        blob_file(root, "dup/stall-b", digest)
+    )
+
+
 def test_with_dedupe_off_every_upload_stores_its_own_copy(tmp_path: Path) -> None:
     """``storage.dedupe: false``: a duplicate is written and kept as a copy of its own."""
     data, digest = _blob()
