@@ -2,9 +2,10 @@
 
 :class:`HeldPut` sends ``PUT <location>?digest=`` over a raw socket in two parts: its
 headers and the first ``head`` bytes of the body at once, the rest when the test says
-(:meth:`HeldPut.release`), or never (:meth:`HeldPut.cut`: the connection closes
-mid-body). The bytes go from a thread of their own, so a server that does not read a
-body (an upload waiting for another) never blocks the test.
+(:meth:`HeldPut.release`: at once, or trickled like a slow link), or never
+(:meth:`HeldPut.cut`: the connection closes mid-body). The bytes go from a thread of
+their own, so a server that does not read a body (an upload waiting for another) never
+blocks the test.
 
 :func:`bytes_written` sums ``wchar`` over the server's processes (``/proc/<pid>/io``:
 every byte handed to ``write`` and its kin): the observable of "this upload's bytes were
@@ -16,6 +17,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -33,6 +35,7 @@ class HeldPut:
         self.sock, self.body, self.head = sock, body, head
         self._go = threading.Event()
         self._cut = False
+        self._piece, self._every = 0, 0.0
         self._error: BaseException | None = None
         path = with_params(location, {"digest": digest})
         url = httpx.URL(path)
@@ -54,13 +57,25 @@ class HeldPut:
             if self.head >= len(self.body):
                 return  # sent whole: nothing to hold
             self._go.wait(60)
-            if not self._cut:
-                self.sock.sendall(self.body[self.head :])
+            rest = memoryview(self.body)[self.head :]
+            step = self._piece or len(rest)
+            for at in range(0, len(rest), step):
+                if self._cut:
+                    return
+                if at and self._every:
+                    time.sleep(self._every)
+                self.sock.sendall(rest[at : at + step])
         except OSError as exc:
             self._error = exc
 
-    def release(self) -> None:
-        """Send the rest of the body."""
+    @property
+    def sending(self) -> bool:
+        """Whether the body is still being sent (held, or trickling)."""
+        return self._sender.is_alive()
+
+    def release(self, piece: int = 0, every: float = 0.0) -> None:
+        """Send the rest of the body: at once, or ``piece`` bytes each ``every`` seconds."""
+        self._piece, self._every = piece, every
         self._go.set()
 
     def cut(self) -> None:

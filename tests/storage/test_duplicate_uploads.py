@@ -209,6 +209,27 @@ def test_duplicate_stops_waiting_for_a_first_upload_that_stalls(fresh_registry: 
     )
 
 
+def test_duplicate_does_not_wait_for_a_first_upload_far_too_slow_to_finish(
+    fresh_registry: Server,
+) -> None:
+    """The first upload's client keeps sending, but slowly (a slow link: the rest of its
+    body would take about 13 s at its pace), so it never stalls. The duplicate stops
+    waiting once that pace is seen (``duplicate_uploads.AHEAD``), stores its own bytes and
+    succeeds while the first is still arriving: a fast pusher is not held to the pace of
+    another pushing the same layer."""
+    root, server = fresh_registry.root, fresh_registry
+    data, digest = _blob()
+    first_at, second_at = open_session(server, "dup/slow-a"), open_session(server, "dup/slow-b")
+    first = HeldPut(connect(server), first_at, digest, data, HEAD)
+    _writer_in_flight(root, "dup/slow-a", first_at)
+    first.release(piece=32 * 1024, every=0.1)  # 320 KiB/s for the last 4 MiB
+    second = HeldPut(connect(server), second_at, digest, data, len(data))
+    assert second.answer()[0] == 201
+    assert first.sending, "the duplicate waited for the slow first upload to finish"
+    _serves(server, "dup/slow-b", digest, data)
+    first.cut()
+
+
 def test_with_dedupe_off_every_upload_stores_its_own_copy(tmp_path: Path) -> None:
     """``storage.dedupe: false``: a duplicate is written and kept as a copy of its own."""
     data, digest = _blob()

@@ -17,9 +17,11 @@ monolithic PUT or POST with ``?digest=``, on an empty session) now asks first:
   and it is pinned as above, or that upload failed (its client went away, its bytes did
   not match, its worker died), and the waiting duplicate takes the claim and stores its
   own bytes: a duplicate never fails because another upload did. A waiter whose holder
-  stops making progress (its session file not growing for ``STALL`` seconds) stops
-  waiting and stores its own bytes, as before: a slow or stuck client never holds up the
-  other pushes of its layer for long.
+  stops making progress (its session file not growing for ``STALL`` seconds), or whose
+  pace so far says the rest of its body needs more than ``AHEAD`` seconds to arrive,
+  stops waiting and stores its own bytes, as before: a slow or stuck client never holds
+  up the other pushes of its layer for long (a fast CI runner is not held to the pace of
+  someone pushing the same base layer over a slow link).
 - **Neither**: it claims the digest and stores its bytes as every upload did before.
 
 Access: the pin may be of any repository's copy, which is the rule of a publish (a copy
@@ -49,6 +51,11 @@ from dockyard.storage.upload_session import Session
 #: store their own bytes. Longer than ``uploads.ADMISSION_WAIT``, the time an upload of a
 #: burst may wait for its turn before it writes a byte.
 STALL = 5.0
+#: A holder whose pace so far (watched for ``PACE_AFTER`` seconds at least) needs longer
+#: than this for the rest of its declared body is left behind too: waiting would cost a
+#: waiter more than storing its own bytes.
+AHEAD = 3.0
+PACE_AFTER = 0.5
 #: A body declared smaller never waits for another upload of its digest: storing it
 #: costs less than the wait could.
 WAIT_MIN = 1024 * 1024
@@ -141,6 +148,7 @@ class DuplicateUploads:
         pause = _FIRST_PAUSE
         size: int | None = -1
         since = next_look = time.monotonic()
+        pace: tuple[float, int] | None = None  # (when, size) it was first seen with bytes
         while not stripe.try_hold():
             now = time.monotonic()
             if now >= next_look:
@@ -155,6 +163,20 @@ class DuplicateUploads:
                     size, since = grown, now  # growing, or all in and being published
                 elif now - since >= STALL:
                     return False
+                if grown and length is not None and not received:
+                    if pace is None:
+                        pace = (now, grown)  # not before: it may wait for its turn (a burst)
+                    elif _too_slow(pace, now, grown, length):
+                        return False
             await asyncio.sleep(pause)
             pause = min(pause * 2, _LONGEST_PAUSE)
         return True
+
+
+def _too_slow(first: tuple[float, int], now: float, grown: int, length: int) -> bool:
+    """Whether a holder, at its pace since ``first`` (when, size), needs more than
+    ``AHEAD`` seconds for the rest of its ``length`` bytes; unknown before ``PACE_AFTER``
+    (and while it does not grow at all: ``STALL`` decides that)."""
+    seen_for = now - first[0]
+    rate = (grown - first[1]) / seen_for if seen_for >= PACE_AFTER else 0.0
+    return rate > 0 and (length - grown) / rate > AHEAD
