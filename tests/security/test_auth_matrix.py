@@ -8,7 +8,8 @@ endpoints that need it and checks the outcome: allowed gives the endpoint's succ
 denied gives 401 with a challenge to an anonymous caller and 403 ``DENIED`` to an
 authenticated one, and never reveals whether the repository or content exists. The
 catalog lists exactly the readable repositories, page by page. Dedupe's HEAD link-in and
-cross-repository mounts take a blob only from a repository the caller may read. A tag
+cross-repository mounts take a blob only from a repository the caller may read (a push
+links any stored copy, but only for bytes it sent whole and that matched). A tag
 that appears while a create-only PUT is in flight is a move by the time it publishes
 (403), an upload session is its opener's alone, and an API key carries its user's cells
 only while the user exists.
@@ -291,6 +292,37 @@ def test_head_link_and_mount_only_from_readable_repositories(
         assert bob.head(f"/v2/shared/app/blobs/{other}").status_code == 200
         # Now shared/app holds it, and alice may read shared/app: fine, she sees it there.
         assert alice.head(f"/v2/shared/app/blobs/{other}").status_code == 200
+
+
+def test_a_push_links_an_unreadable_copy_only_for_the_bytes_sent(
+    registry: Server, fixtures: dict[str, Fixture]
+) -> None:
+    """A monolithic push of bytes only an unreadable repository holds is hashed against
+    that copy (not stored again), but links it in only when the pusher sent the bytes
+    whole and they matched: she learns nothing she did not send, and wrong bytes under
+    that digest gain her nothing."""
+    data = random_blob(2 * 1024 * 1024)
+    with _client(registry, "admin") as admin:
+        secret = push_blob(admin, "team/secret", data)
+    with _client(registry, "alice") as alice:
+        assert alice.head(f"/v2/alice/app/blobs/{secret}").status_code == 404
+        forged = random_blob(len(data))
+        for params in ({}, {"digest": secret}):  # PUT after POST, and POST ?digest=
+            if params:
+                resp = alice.post("/v2/alice/app/blobs/uploads/", params=params, content=forged)
+            else:
+                location = alice.post("/v2/alice/app/blobs/uploads/").headers["Location"]
+                resp = alice.put(location, params={"digest": secret}, content=forged)
+            assert_error(resp, 400, "DIGEST_INVALID")
+            assert alice.get(f"/v2/alice/app/blobs/{secret}").status_code == 404
+        # bob may only read team/app: his push is refused before a byte is hashed.
+        with _client(registry, "bob") as bob:
+            resp = bob.post("/v2/team/app/blobs/uploads/", params={"digest": secret}, content=data)
+            assert_error(resp, 403, "DENIED")
+            assert bob.get(f"/v2/team/app/blobs/{secret}").status_code == 404
+        assert push_blob(alice, "alice/app", data) == secret
+        got = alice.get(f"/v2/alice/app/blobs/{secret}")
+        assert got.status_code == 200 and got.content == data
 
 
 def test_base_endpoint_and_login(registry: Server, fixtures: dict[str, Fixture]) -> None:

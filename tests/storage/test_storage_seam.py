@@ -25,9 +25,10 @@ LAYOUT_NAMES = {"blobs", ".uploads", "index.json", "oci-layout", "_dockyard", "c
 #: Modules that call the filesystem directly: the backend itself, integrity's hash of
 #: an open file (stat'ed around the read), and the coordination files of worker
 #: processes (local by nature, like the private SQLite files): the flock files of
-#: cross-process locks and the lease, the change counter, the catalog's log of new
-#: repositories.
-DIRECT_FS = {"localfs.py", "integrity.py", "locks.py", "changes.py", "catalog.py", "lease.py"}
+#: cross-process locks, upload claims and the lease, the change counter, the catalog's
+#: log of new repositories.
+DIRECT_FS = {"localfs.py", "integrity.py", "locks.py", "upload_claims.py", "changes.py",
+             "catalog.py", "lease.py"}  # fmt: skip
 #: Filesystem calls of modules ``os``, ``shutil`` and ``tempfile``.
 FS_MODULES = {"os", "shutil", "tempfile"}
 OS_PURE = {"getpid", "fspath", "sched_setscheduler", "sched_param", "nice", "stat_result"}

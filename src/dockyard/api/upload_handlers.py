@@ -76,12 +76,13 @@ async def start_upload(request: web.Request) -> web.Response:
         async with session.lock:
             try:
                 async with streamed_body(request) as body:
-                    # Made durable by the publish, if it is the copy kept (see finish).
-                    await svc.blobs.append(session, body, durable=False)
+                    # Stored, or only hashed when the root holds the bytes (upload_whole).
+                    await svc.blobs.upload_whole(
+                        session, body, digest, declared=request.content_length
+                    )
             except BaseException:
                 await svc.root.off_loop(svc.root.uploads.forget, session)
                 raise
-            await svc.blobs.finish(session, digest)
         return web.Response(status=201, headers=_blob_headers(name, str(digest)))
     return web.Response(status=202, headers=_session_headers(name, session))
 
@@ -105,11 +106,11 @@ async def put_upload(request: web.Request) -> web.Response:
         raise ApiError("DIGEST_INVALID", "the digest query parameter is required", 400)
     digest = digest_param(raw)
     start, length = _content_range(request)
-    async with session.lock:
-        async with streamed_body(request) as body:
-            # Made durable by the publish, if it is the copy kept (see finish).
-            await svc.blobs.append(session, body, start, length, durable=False)
-        await svc.blobs.finish(session, digest)
+    async with session.lock, streamed_body(request) as body:
+        # Stored, or only hashed when the root holds the bytes (see upload_whole).
+        await svc.blobs.upload_whole(
+            session, body, digest, start, length, declared=request.content_length
+        )
     return web.Response(status=201, headers=_blob_headers(name, str(digest)))
 
 

@@ -117,11 +117,13 @@ class StorageBackend(Protocol):
     def move_into_place(self, src: Path, dest: Path) -> None:
         """Publish a finished, durable file under its final name in one step."""
 
-    def link(self, src: Path, dest: Path) -> None:
+    def link(self, src: Path, dest: Path, *, durable: bool = True) -> None:
         """Make ``dest`` name the bytes of ``src`` without copying them, atomically.
 
         FileNotFoundError when ``src`` is gone; LinkUnsupported when they cannot share
         (with ``by_reference``: ``src`` is neither in the shared store nor a reference).
+        ``durable=False``: the new name need not survive a crash (a private pin, see
+        ``duplicate_uploads``), so no folder is synced for it.
         """
 
     def replace_with_link(self, src: Path, dest: Path) -> None:

@@ -82,6 +82,17 @@ class BlobFiles:
         self._stamp(dest, digest)
         self.sharing.record(digest, dest)
 
+    def publish_pinned(self, repo: str, digest: Digest, pin: Path) -> None:
+        """Give ``repo`` the stored copy a duplicate upload pinned (its bytes matched the
+        digest): renamed into place, no byte written or fsynced, since the copy is
+        durable already. The caller holds the digest's publish lock."""
+        dest = self.path(repo, digest)
+        if self.backend.exists(dest):
+            self.backend.delete(pin)
+        else:
+            self.backend.move_into_place(pin, dest)
+        self.sharing.record(digest, dest)
+
     def _publish_shared(self, digest: Digest, src: Path, dest: Path) -> None:
         """Object storage with dedupe: the upload becomes the root's shared copy unless
         there is one (derived from the digest: one HEAD, no cache), and ``dest`` a

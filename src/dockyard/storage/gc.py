@@ -27,7 +27,7 @@ from dockyard.oci.digest import Digest
 from dockyard.storage import gc_walk
 from dockyard.storage.dedupe import leftover_entries, shared_copies
 from dockyard.storage.layout import index_stamp
-from dockyard.storage.paths import GC_PASS_KEY, owner_record_of, publish_key, uploads_dir
+from dockyard.storage.paths import GC_PASS_KEY, publish_key, session_part_of, uploads_dir
 from dockyard.storage.root import StorageRoot
 from dockyard.storage.workers import in_walker
 
@@ -84,11 +84,11 @@ class Collector:
         for entry in entries:
             if entry.is_dir:
                 continue  # a session's own parts (object storage): they go with the session
-            session_id = owner_record_of(entry.name)
+            session_id = session_part_of(entry.name)
             if session_id is None:
                 session_id = entry.name
             elif session_id in names:
-                continue  # an owner record goes with its session, below
+                continue  # an owner record or a pin goes with its session, below
             try:
                 st = backend.stat(entry.path)
             except OSError:

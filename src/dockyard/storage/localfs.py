@@ -147,7 +147,7 @@ class LocalBackend:
         os.replace(src, dest)
         fsync_dir(dest.parent)
 
-    def link(self, src: Path, dest: Path) -> None:
+    def link(self, src: Path, dest: Path, *, durable: bool = True) -> None:
         tmp = _temp_beside(dest, "link")
         try:
             os.link(src, tmp)
@@ -160,7 +160,8 @@ class LocalBackend:
         except BaseException:
             remove_file(tmp)
             raise
-        fsync_dir(dest.parent)
+        if durable:
+            fsync_dir(dest.parent)
 
     def replace_with_link(self, src: Path, dest: Path) -> None:
         tmp = dest.with_name(f".adopt.{dest.name}.tmp")

@@ -8,6 +8,8 @@ folder::
     ROOT/<repo>/blobs/<alg>/<hex>               blobs and manifests, by digest
     ROOT/<repo>/.uploads/<uuid>                 an upload session's bytes
     ROOT/<repo>/.uploads/.<uuid>.owner          who opened that session
+    ROOT/<repo>/.uploads/.<uuid>.pin            a stored copy's bytes, held while a
+                                                duplicate upload of them is hashed
     ROOT/_dockyard/cache.db                     dedupe map (digest -> blob paths)
     ROOT/_dockyard/blobs/<alg>/<hex>            object storage with dedupe: a digest's
                                                 bytes, stored once per root
@@ -17,6 +19,8 @@ folder::
     ROOT/_dockyard/quarantine/<repo>/<alg>/<hex>.<ns>   blobs that failed their digest
     ROOT/_dockyard/.readyz-<pid>-<token>        the readiness probe's scratch file
     ROOT/_dockyard/locks/<sha256 of key>        a repository's cross-process lock file
+                                                (a claim stripe's names the digest
+                                                being uploaded, see ``upload_claims``)
     ROOT/_dockyard/changes                      the change counter workers share
     ROOT/_dockyard/repositories                 names of new repositories, one a line
     ROOT/_dockyard/leader                       the background-work lease (an flock)
@@ -55,10 +59,13 @@ GC_PASS_KEY = "/gc"
 #: How many locks publishes are spread over (by digest): a lock file each, so a fixed
 #: number, never one per blob ever pushed.
 PUBLISH_STRIPES = 4096
+#: How many claims of digests being uploaded are spread over (see ``upload_claims``).
+CLAIM_STRIPES = 4096
 #: Folders inside a repository that are never repositories themselves.
 NOT_REPOSITORIES = frozenset({BLOBS_DIR, UPLOADS_DIR})
 
-_OWNER_RECORD = re.compile(r"^\.([0-9a-f]{32})\.owner\Z")
+#: A session's own parts beside its file: its owner record, its pinned stored copy.
+_SESSION_PART = re.compile(r"^\.([0-9a-f]{32})\.(?:owner|pin)\Z")
 
 
 def blobs_dir(repo_dir: Path) -> Path:
@@ -102,9 +109,15 @@ def owner_record_path(session_path: Path) -> Path:
     return session_path.with_name(f".{session_path.name}.owner")
 
 
-def owner_record_of(name: str) -> str | None:
-    """The session id whose owner record a file of ``.uploads/`` is; None if it is not one."""
-    match = _OWNER_RECORD.match(name)
+def pin_path(session_path: Path) -> Path:
+    """A hard link to a stored copy, made while a duplicate upload of it is hashed."""
+    return session_path.with_name(f".{session_path.name}.pin")
+
+
+def session_part_of(name: str) -> str | None:
+    """The session id whose owner record or pin a file of ``.uploads/`` is; None if it
+    is not one (a session file itself)."""
+    match = _SESSION_PART.match(name)
     return match[1] if match else None
 
 
@@ -171,6 +184,12 @@ def publish_key(digest: Digest) -> str:
     """The lock key publishes of ``digest`` take turns on; no repository name has a
     leading slash, so it never meets a repository's lock."""
     return f"/publish/{int(digest.hex[:3], 16) % PUBLISH_STRIPES}"
+
+
+def claim_key(digest: Digest) -> str:
+    """The lock key an upload of ``digest`` claims while it stores the bytes; like a
+    publish's, never a repository's name."""
+    return f"/claim/{int(digest.hex[:4], 16) % CLAIM_STRIPES}"
 
 
 def lock_path(root: Path, key: str) -> Path:

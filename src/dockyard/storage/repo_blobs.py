@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from dockyard.oci.digest import Digest
+from dockyard.storage.duplicate_uploads import DuplicateUploads
 from dockyard.storage.errors import BlobUnknown, DigestInvalid, StorageFull, is_disk_full
 from dockyard.storage.integrity import BlobVerifier
-from dockyard.storage.paths import publish_key
+from dockyard.storage.paths import pin_path, publish_key
 from dockyard.storage.root import StorageRoot
+from dockyard.storage.upload_compare import compare_body, copy_prefix
 from dockyard.storage.upload_session import ANYONE, Caller, Owner, Session
 
 #: Which repositories a blob may be taken from for another (None: any).
@@ -23,6 +25,7 @@ class RepoBlobs:
     def __init__(self, root: StorageRoot) -> None:
         self.root = root
         self.verifier = BlobVerifier(root)
+        self.duplicates = DuplicateUploads(root)
 
     async def checked(
         self, repo: str, digest: Digest, link: bool = False, source_ok: SourceFilter = None
@@ -114,6 +117,76 @@ class RepoBlobs:
                 {"session": session.id},
             ) from None
 
+    async def upload_whole(
+        self,
+        session: Session,
+        body: AsyncIterator[bytes],
+        digest: Digest,
+        start: int | None = None,
+        length: int | None = None,
+        declared: int | None = None,
+    ) -> None:
+        """The closing body of an upload whose digest is known (a PUT or POST with
+        ``?digest=``): appended and published, or, when it duplicates bytes the root
+        holds or is storing, hashed without being stored (see ``duplicate_uploads``).
+
+        ``start``/``length`` come from Content-Range, ``declared`` from Content-Length.
+        Nothing is acknowledged before the publish, which makes the bytes durable.
+        """
+        duplicates = self.duplicates
+        if not duplicates.applies(session, start):
+            await self.append(session, body, start, length, durable=False)
+            await self.finish(session, digest)
+            return
+        plan = await duplicates.plan(session, digest, declared)
+        if plan.pinned:
+            await self._finish_pinned(session, body, digest, length)
+            return
+        try:
+            await self.append(session, body, start, length, durable=False)
+            await self.finish(session, digest)
+        finally:
+            plan.release()
+
+    async def _finish_pinned(
+        self, session: Session, body: AsyncIterator[bytes], digest: Digest, length: int | None
+    ) -> None:
+        """Check ``body`` against ``digest`` and, when it matches, publish the copy pinned
+        beside the session; its session file stays empty throughout. A verified copy is
+        compared with (see ``upload_compare``); any other is hashed against. A body that
+        differs from the copy is stored and hashed from there on, like any upload's."""
+        root = self.root
+        pin = pin_path(session.path)
+        try:
+            size = self._verified_size(pin, digest)
+            if size is not None and length in (None, size):
+                difference = await compare_body(root.uploads, body, pin, size)
+                if difference is not None:  # decided by the hash, as any upload
+                    await asyncio.to_thread(
+                        copy_prefix, root.backend, session, pin, difference.offset
+                    )
+                    rest = None if length is None else length - difference.offset
+                    await self.append(session, difference.rest, None, rest, durable=False)
+                    await self.finish(session, digest)
+                    return
+            else:
+                hexdigest = await root.uploads.digest_of(body, digest.algorithm, length)
+                if hexdigest != digest.hex:
+                    await root.off_loop(root.uploads.forget, session)
+                    raise _mismatch(digest)
+        except BaseException:
+            root.backend.delete(pin)  # the session stays for a retry, as after append
+            raise
+        await self._publish(session, digest, root.files.publish_pinned, pin)
+
+    def _verified_size(self, pin: Path, digest: Digest) -> int | None:
+        """The pinned copy's size when its verified stamp still matches (it was hashed
+        and not rewritten since), so a body may be compared with it (``upload_compare``)."""
+        st = self.root.backend.stat(pin)
+        if st is None or not self.root.stamps.matches(st, str(digest)):
+            return None
+        return st.st_size
+
     async def finish(self, session: Session, digest: Digest) -> None:
         """Verify the streamed hash and publish the file under its digest.
 
@@ -122,20 +195,31 @@ class RepoBlobs:
         Publishes of one digest take turns (a lock striped by digest, across worker
         processes): when 20 clients push the same base layer at once, the first makes
         its file durable and moves it into place, and the others find it and link it,
-        their own copies deleted without ever being fsynced.
+        their own copies deleted without ever being fsynced (those whose digest was known
+        before their bytes do not even write them: see :meth:`upload_whole`).
         """
         uploads = self.root.uploads
         ok = await asyncio.to_thread(uploads.matches, session, digest)
         if not ok:
             await self.root.off_loop(uploads.forget, session)
-            raise DigestInvalid(
-                f"uploaded content does not match digest {digest}", {"digest": str(digest)}
-            )
+            raise _mismatch(digest)
+        await self._publish(session, digest, self.root.files.publish, session.path)
+
+    async def _publish(
+        self,
+        session: Session,
+        digest: Digest,
+        publish: Callable[[str, Digest, Path], None],
+        src: Path,
+    ) -> None:
+        """``publish(repo, digest, src)`` under the digest's publish lock; the session is
+        gone afterwards, whatever happened."""
+        uploads = self.root.uploads
         try:
             await self.root.off_loop(self.root.ensure_repo, session.repo)
             async with self.root.locks.hold(publish_key(digest)) as held:
                 await held.fence()
-                await asyncio.to_thread(self.root.files.publish, session.repo, digest, session.path)
+                await asyncio.to_thread(publish, session.repo, digest, src)
         except OSError as exc:
             await self.root.off_loop(uploads.forget, session)
             if is_disk_full(exc):
@@ -158,6 +242,12 @@ class RepoBlobs:
             return False
         await self.root.off_loop(self.root.ensure_repo, repo)
         return await self._sharing(digest, self.root.files.link_from, repo, digest, source)
+
+
+def _mismatch(digest: Digest) -> DigestInvalid:
+    return DigestInvalid(
+        f"uploaded content does not match digest {digest}", {"digest": str(digest)}
+    )
 
 
 def _unknown(repo: str, digest: Digest) -> BlobUnknown:

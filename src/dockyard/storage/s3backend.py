@@ -337,7 +337,7 @@ class S3Backend:
         self._copy_key(self.key(src), self.key(dest))
         self.delete(src)
 
-    def link(self, src: Path, dest: Path) -> None:
+    def link(self, src: Path, dest: Path, *, durable: bool = True) -> None:
         """Make ``dest`` a reference to the shared copy ``src`` is, or names.
 
         The entry beside the target goes first: a crash between the two writes leaves an

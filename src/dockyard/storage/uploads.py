@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import re
 import time
@@ -59,7 +60,7 @@ from dockyard.storage.errors import (
 from dockyard.storage.localfs import LOCAL
 from dockyard.storage.locks import locked_elsewhere
 from dockyard.storage.offload import run_blocking
-from dockyard.storage.paths import lock_path, owner_record_path, upload_path
+from dockyard.storage.paths import lock_path, owner_record_path, pin_path, upload_path
 from dockyard.storage.upload_pool import UploadPool
 from dockyard.storage.upload_session import (
     ANYONE,
@@ -109,8 +110,9 @@ def _read_owner(backend: StorageBackend, session_path: Path) -> SessionOwner:
 
 
 def _unlink(backend: StorageBackend, path: Path) -> None:
-    """The session file first, then its owner record: never an ownerless session file."""
-    for doomed in (path, owner_record_path(path)):
+    """The session file first, then its owner record: never an ownerless session file;
+    then the stored copy a duplicate upload pinned, if it did (see ``duplicate_uploads``)."""
+    for doomed in (path, owner_record_path(path), pin_path(path)):
         backend.delete(doomed)
 
 
@@ -125,7 +127,7 @@ def _write_and_hash(out: Appender, data: bytes | bytearray, hasher: Hasher | _No
     hasher.update(data)
 
 
-def _joined(pieces: list[bytes]) -> bytes:
+def joined(pieces: list[bytes]) -> bytes:
     """One buffer for a write: a single piece as it is (a body read in large pieces, see
     ``web.bodies``, is never copied here), several joined."""
     return pieces[0] if len(pieces) == 1 else b"".join(pieces)
@@ -280,16 +282,60 @@ class Uploads:
         the disk and two cores are saturated by fewer streams anyway. The wait is short
         (``ADMISSION_WAIT``): a few slow clients must never hold everyone else's uploads.
         """
+        async with self.admitted():
+            return await self._append(session, body, start, length, durable)
+
+    @contextlib.asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        """A turn to stream a body (see :meth:`append`), or none after ``ADMISSION_WAIT``."""
         try:
             await asyncio.wait_for(self.pool.admission.acquire(), ADMISSION_WAIT)
             admitted = True
         except TimeoutError:
             admitted = False
         try:
-            return await self._append(session, body, start, length, durable)
+            yield
         finally:
             if admitted:
                 self.pool.admission.release()
+
+    async def digest_of(
+        self, body: AsyncIterator[bytes], algorithm: str, length: int | None = None
+    ) -> str:
+        """The hex digest of ``body``, which is read and hashed but stored nowhere: a
+        duplicate of bytes the root holds (see ``duplicate_uploads``). Streamed like
+        :meth:`append`: in batches hashed in the upload threads, admitted the same way.
+        BlobUploadInvalid when Content-Range declared another ``length``."""
+        hasher = new_hasher(algorithm)
+        threads = self.pool.io
+        received = 0
+        pending: concurrent.futures.Future[None] | None = None
+        async with self.admitted():
+            try:
+                pieces: list[bytes] = []
+                gathered = 0
+                async for chunk in body:
+                    pieces.append(chunk)
+                    gathered += len(chunk)
+                    if gathered >= BATCH:
+                        await _settled(pending)
+                        pending = threads.submit(hasher.update, joined(pieces))
+                        received += gathered
+                        pieces, gathered = [], 0
+                if pieces:
+                    await _settled(pending)
+                    pending = threads.submit(hasher.update, joined(pieces))
+                    received += gathered
+                await _settled(pending)
+            finally:
+                if pending is not None:
+                    concurrent.futures.wait([pending])  # the hasher outlives no request
+        if length is not None and received != length:
+            raise BlobUploadInvalid(
+                f"Content-Range declares {length} bytes but the body had {received}",
+                {"declared": length, "received": received},
+            )
+        return hasher.hexdigest()
 
     async def _append(
         self,
@@ -330,12 +376,12 @@ class Uploads:
                 gathered += len(chunk)
                 if gathered >= BATCH:
                     await _settled(pending)
-                    pending = threads.submit(_write_and_hash, out, _joined(pieces), hasher)
+                    pending = threads.submit(_write_and_hash, out, joined(pieces), hasher)
                     added += gathered
                     pieces, gathered = [], 0
             if pieces:
                 await _settled(pending)
-                pending = threads.submit(_write_and_hash, out, _joined(pieces), hasher)
+                pending = threads.submit(_write_and_hash, out, joined(pieces), hasher)
                 added += gathered
             await _settled(pending)
             if length is not None and added != length:

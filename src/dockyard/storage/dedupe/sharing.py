@@ -120,6 +120,30 @@ class Dedupe:
             return True
         return False
 
+    def pin_known_copy(self, digest: Digest, pin: Path) -> bool:
+        """Make the private name ``pin`` a hard link to a copy the map knows, recording
+        nothing: it holds the bytes while a duplicate upload of them is hashed, so a
+        delete of every other name cannot take them away meanwhile. Whichever repository
+        holds the copy: the pin becomes a name only once the uploaded bytes matched.
+
+        False when dedupe is off, no copy is known, or the backend cannot share it
+        (object storage, another filesystem): the upload then stores its own bytes.
+        """
+        locations = self.locations
+        if locations is None or self.backend.by_reference:
+            return False
+        key = str(digest)
+        for known in locations.paths(key):
+            try:
+                self.backend.link(known, pin, durable=False)  # a crash drops it: fine
+            except FileNotFoundError:
+                locations.remove(key, known)  # stale: removed by GC or by hand
+                continue
+            except LinkUnsupported:
+                return False
+            return True
+        return False
+
     def share(self, digest: Digest, known: Path, dest: Path) -> None:
         """Object storage: make ``dest`` a reference to the root's shared copy of
         ``digest``, made from ``known`` (server-side) when there is none yet (a full copy
