@@ -18,7 +18,16 @@ from cli_helpers import assert_one_line_error
 from conftest import Server, free_port
 from ops_helpers import ops_doc, wait_for, write_json_atomically
 from spec_helpers import push_image, start_upload
-from workers_helpers import fresh, log_docs, start_workers, worker_pids, workers_of
+from storage_helpers import process_tree
+from workers_helpers import (
+    connection_to,
+    fresh,
+    log_docs,
+    send,
+    start_workers,
+    worker_pids,
+    workers_of,
+)
 
 
 def test_every_worker_answers_on_the_one_port(tmp_path: Path) -> None:
@@ -63,6 +72,42 @@ def test_kill_9_of_a_worker_restarts_it_while_the_others_serve(tmp_path: Path) -
         assert set(before) - {victim} <= set(worker_pids(server)), "the others kept running"
         restarts = [d for d in log_docs(server) if "ended with signal 9" in str(d["message"])]
         assert len(restarts) == 1, restarts
+    finally:
+        server.stop()
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for a parent that never reaps is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_a_killed_workers_walker_processes_end_with_it(tmp_path: Path) -> None:
+    """GC's walker processes (a forkserver and its pool, started by the worker that runs
+    a pass) end when that worker is killed with -9. The pool waits for a message the dead
+    worker never sends, and every crash used to leave both behind for good."""
+    server = start_workers(tmp_path / "data", 2)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            pushed = push_image(c, "walk/app", "v1")
+        victim = worker_pids(server)[0]
+        conn = connection_to(server, victim)
+        try:  # a delete starts an inline GC pass, whose walks start the walker processes
+            answer = send(conn, "DELETE", f"/v2/walk/app/manifests/{pushed.digest}")
+        finally:
+            conn.close()
+        assert answer.status == 202
+        wait_for(lambda: len(process_tree(victim)) >= 3, 30, "the worker's walker processes")
+        helpers = [p for p in process_tree(victim) if p != victim]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(
+            lambda: not any(_running(p) for p in helpers),
+            20,
+            f"the killed worker's walker processes {helpers} to end",
+        )
     finally:
         server.stop()
 

@@ -5,9 +5,10 @@ read or stat whole repositories: in the server's own process that pure-Python wo
 hold the GIL from every request, even from a thread (a usage walk of an 80,000-file
 repository in a thread added 100 ms stalls to requests for other repositories). They run
 here instead, in processes started on first use at ``SCHED_IDLE``, so they take spare CPU
-only. There are two, so one long step (GC unlinking a large repository's orphans) never
-holds up a short one (the usage walk of a repository just pushed); a walk queued behind
-scrub waits for one file at most.
+only; they end with the server process that started them, even one killed with -9.
+There are two, so one long step (GC unlinking a large repository's orphans) never holds
+up a short one (the usage walk of a repository just pushed); a walk queued behind scrub
+waits for one file at most.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -39,13 +41,62 @@ def _lowest_priority() -> None:
         os.nice(19)
 
 
+#: How often a walker process without a pidfd looks whether its server process lives.
+_WATCH_EVERY = 1.0
+
+
+def _end_with(server_pid: int) -> None:
+    """End this walker process when the server process that started it ends, however.
+
+    The pool stops its processes by a message from that process; one killed with -9
+    (a crashed worker, which the supervisor replaces) sends none. Each walker process
+    then waited for work forever (it holds its own queue's write end, so it never reads
+    an end of file), and kept the forkserver alive with it (the forkserver ends when the
+    last holder of its pipe does): two orphaned processes per crash. A pidfd names the
+    server process itself, so a reused PID cannot fool the watch.
+    """
+
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(server_pid)
+        except ProcessLookupError:
+            os._exit(0)  # gone already
+        except (AttributeError, OSError):  # no pidfd here (kernel before 5.3): poll
+            while _alive(server_pid):
+                time.sleep(_WATCH_EVERY)
+            os._exit(0)
+        select.select([fd], [], [])  # readable once the process has ended
+        os._exit(0)  # a cut walk is safe: see stop_walker
+
+    threading.Thread(target=watch, name="server-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _start_walker_process(server_pid: int) -> None:
+    """Each walker process starts at the lowest priority, watching its server process."""
+    _lowest_priority()
+    _end_with(server_pid)
+
+
 def walker() -> Executor:
     """The worker processes, started on first use, at lowest priority."""
     global _executor
     if _executor is None:
         context = multiprocessing.get_context("forkserver")
         _executor = ProcessPoolExecutor(
-            max_workers=WORKERS, mp_context=context, initializer=_lowest_priority
+            max_workers=WORKERS,
+            mp_context=context,
+            initializer=_start_walker_process,
+            initargs=(os.getpid(),),
         )
     return _executor
 
