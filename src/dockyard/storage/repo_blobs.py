@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from dockyard.oci.digest import Digest
+from dockyard.storage.direct_reads import DirectReads
 from dockyard.storage.errors import BlobUnknown, DigestInvalid, StorageFull, is_disk_full
 from dockyard.storage.integrity import BlobVerifier
 from dockyard.storage.paths import publish_key
@@ -23,6 +24,8 @@ class RepoBlobs:
     def __init__(self, root: StorageRoot) -> None:
         self.root = root
         self.verifier = BlobVerifier(root)
+        #: GETs answered from the bucket's own answers, before any look-up (object storage).
+        self.direct = DirectReads(root)
 
     async def checked(
         self, repo: str, digest: Digest, link: bool = False, source_ok: SourceFilter = None
