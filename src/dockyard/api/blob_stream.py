@@ -159,7 +159,9 @@ async def stream_direct(
     (``storage.direct_reads``); None when they do not: nothing was sent to the client,
     and the caller takes the full path, which gives the exact answer."""
     session = request.app[OBJECT_CLIENT].session(verify)
-    getting = asyncio.ensure_future(_answer(session.get(URL(read.url, encoded=True))))
+    # A redirect is no answer to trust (another host, another signature): the full path.
+    sending = session.get(URL(read.url, encoded=True), allow_redirects=False)
+    getting = asyncio.ensure_future(_answer(sending))
     try:
         named = None if read.reference_url is None else await _head(session, read.reference_url)
         # A reference that is not there already says the full path must decide.
