@@ -36,12 +36,13 @@ from dockyard.storage.backend import UrlMethod
 from dockyard.storage.paths import shared_blob_path
 from dockyard.storage.root import StorageRoot
 
-#: How long a URL the server reads from is valid. It never leaves the server, and one
-#: read's request is sent at once, so a minute is ample and a leaked one soon useless.
-URL_EXPIRY = 60
-#: A kept URL is reused this long after it was signed: signing is a thread hop and a
-#: fraction of a millisecond of CPU per GET, and each use still has half its life left.
-URL_REUSE = 30.0
+#: How long a URL the server reads from is valid. It never leaves the server (it is sent
+#: to the store only, never to a client or a log), and is kept for half of it.
+URL_EXPIRY = 10 * 60
+#: A kept URL is reused this long after it was signed: signing two URLs is a thread hop
+#: and 0.3 ms of CPU, as much as the rest of a direct GET's own work, and each use still
+#: has half the URL's life left (a 403 from credentials rotated meanwhile: the full path).
+URL_REUSE = URL_EXPIRY / 2
 #: URLs kept at most (two per blob with dedupe); past it the cache starts again.
 _KEPT = 8192
 
@@ -74,15 +75,14 @@ class DirectReads:
         if not root.remote:
             return None
         name = root.files.path(repo, digest)
-        if root.files.by_reference:
-            path = shared_blob_path(root.path, digest)
-            url = await self._url(path, "GET")
-            reference_url = await self._url(name, "HEAD")
-            if url is None or reference_url is None:
-                return None
-            return DirectRead(path, url, name, reference_url)
-        url = await self._url(name, "GET")
-        return None if url is None else DirectRead(name, url, None, None)
+        if not root.files.by_reference:
+            (url,) = await self._urls_for([(name, "GET")])
+            return None if url is None else DirectRead(name, url, None, None)
+        path = shared_blob_path(root.path, digest)
+        url, reference_url = await self._urls_for([(path, "GET"), (name, "HEAD")])
+        if url is None or reference_url is None:
+            return None
+        return DirectRead(path, url, name, reference_url)
 
     def accept(
         self,
@@ -114,15 +114,31 @@ class DirectReads:
         if read.reference is not None:
             self._urls.pop((read.reference, "HEAD"), None)
 
-    async def _url(self, path: Path, method: UrlMethod) -> str | None:
+    async def _urls_for(self, wanted: list[tuple[Path, UrlMethod]]) -> list[str | None]:
+        """The URLs of ``wanted``: those kept and still fresh, the others signed together
+        in one thread hop (signing is local, but credentials from a role may be refreshed
+        over the network)."""
         now = time.monotonic()
-        kept = self._urls.get((path, method))
-        if kept is not None and now - kept[1] < URL_REUSE:
-            return kept[0]
-        # Signing is local, but credentials from a role may be refreshed over the network.
-        url = await asyncio.to_thread(self.root.backend.object_url, path, URL_EXPIRY, method)
-        if url is not None:
-            if len(self._urls) >= _KEPT:
-                self._urls.clear()
-            self._urls[(path, method)] = (url, now)
-        return url
+        found: list[str | None] = []
+        missing: list[tuple[Path, UrlMethod]] = []
+        for want in wanted:
+            kept = self._urls.get(want)
+            fresh = kept is not None and now - kept[1] < URL_REUSE
+            found.append(kept[0] if kept is not None and fresh else None)
+            if not fresh:
+                missing.append(want)
+        if not missing:
+            return found
+        signed = iter(await asyncio.to_thread(self._sign, missing))
+        if len(self._urls) + len(missing) > _KEPT:
+            self._urls.clear()
+        for at, want in enumerate(wanted):
+            if found[at] is None:
+                url = found[at] = next(signed)
+                if url is not None:
+                    self._urls[want] = (url, now)
+        return found
+
+    def _sign(self, wanted: list[tuple[Path, UrlMethod]]) -> list[str | None]:
+        backend = self.root.backend
+        return [backend.object_url(path, URL_EXPIRY, method) for path, method in wanted]
