@@ -32,6 +32,9 @@ class RoundRobinProxy:
         self.port = free_port()
         #: Which replica port each request went to, in order (tests check the spread).
         self.sent: list[int] = []
+        #: Each request's first line (``GET /path?query HTTP/1.1``), in arrival order:
+        #: what a server asked of the store behind the proxy.
+        self.requests: list[str] = []
         self._next = itertools.cycle(range(len(targets)))
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -91,6 +94,7 @@ class RoundRobinProxy:
         upstream: asyncio.StreamWriter | None = None
         try:
             head = await reader.readuntil(b"\r\n\r\n")
+            self.requests.append(head.split(b"\r\n", 1)[0].decode("latin-1"))
             up_reader, upstream = await self._connect()
             upstream.write(_closing(head))
             await upstream.drain()

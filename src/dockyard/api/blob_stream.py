@@ -1,8 +1,12 @@
 """Serving a blob that is not a local file (object storage): streamed, with one Range.
 
-A local blob goes to sendfile (``web.FileResponse``). A blob in a bucket is fetched from a
-presigned URL of its object (``StorageBackend.object_url``: signed locally, no round trip)
-by the loop's own HTTP client (``api/object_client.py``), one ranged GET, and each piece
+A local blob goes to sendfile (``web.FileResponse``). A whole-blob GET in a bucket is
+first tried directly (:func:`stream_direct`: the GET sent at once, with a HEAD of the
+repository's reference, and served only when their answers prove the blob there and
+good, see ``storage.direct_reads``). Otherwise, after the full look-up, the blob is
+fetched from a presigned URL of its object (``StorageBackend.object_url``: signed
+locally, no round trip) by the loop's own HTTP client (``api/object_client.py``), one
+ranged GET. Either way each piece
 read from the store's socket is written to the client's before the next is read: never
 the whole blob in memory or on the local disk, and the client's pace sets the reads
 (aiohttp's ``drain`` after each write, and the client's bounded read buffer). A store that
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 
 import aiohttp
@@ -22,7 +27,9 @@ from aiohttp import web
 from yarl import URL
 
 from dockyard.api.object_client import OBJECT_CLIENT
+from dockyard.oci.digest import Digest
 from dockyard.storage.backend import StorageBackend
+from dockyard.storage.direct_reads import DirectRead, DirectReads
 from dockyard.storage.errors import BlobUnknown, Unavailable
 from dockyard.web.transfer import prepare_large_send
 
@@ -110,21 +117,110 @@ async def stream_blob(
             )
         prepare_large_send(request, length)
         await response.prepare(request)
-        left = length
-        while left:
-            try:
-                # One socket read's bytes as they arrived: no join, no copy.
-                piece, _ = await store.content.readchunk()
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                _cut(request, path, length - left, length, repr(exc))
-                return response
-            if not piece:
-                _cut(request, path, length - left, length, "the object ended early")
-                return response
-            await response.write(piece)
-            left -= len(piece)
-        await response.write_eof()
+        await _relay(request, response, store, path, length)
     return response
+
+
+async def _relay(
+    request: web.Request,
+    response: web.StreamResponse,
+    store: aiohttp.ClientResponse,
+    path: Path,
+    length: int,
+) -> None:
+    """Copy ``length`` bytes of the store's answer to the prepared ``response``."""
+    left = length
+    while left:
+        try:
+            # One socket read's bytes as they arrived: no join, no copy.
+            piece, _ = await store.content.readchunk()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            _cut(request, path, length - left, length, repr(exc))
+            return
+        if not piece:
+            _cut(request, path, length - left, length, "the object ended early")
+            return
+        await response.write(piece)
+        left -= len(piece)
+    await response.write_eof()
+
+
+async def stream_direct(
+    request: web.Request,
+    reads: DirectReads,
+    read: DirectRead,
+    digest: Digest,
+    headers: dict[str, str],
+    *,
+    verify: bool = True,
+) -> web.StreamResponse | None:
+    """200 with the whole blob, streamed from the GET of ``read`` sent at once with the
+    HEAD of its reference, when their answers prove it there and good
+    (``storage.direct_reads``); None when they do not: nothing was sent to the client,
+    and the caller takes the full path, which gives the exact answer."""
+    session = request.app[OBJECT_CLIENT].session(verify)
+    # A redirect is no answer to trust (another host, another signature): the full path.
+    sending = session.get(URL(read.url, encoded=True), allow_redirects=False)
+    getting = asyncio.ensure_future(_answer(sending))
+    try:
+        named = None if read.reference_url is None else await _head(session, read.reference_url)
+        # A reference that is not there already says the full path must decide.
+        declined = read.reference_url is not None and (named is None or named[0] != 200)
+        store = None if declined else await getting
+    except BaseException:
+        _abandon(getting)
+        raise
+    if store is None:
+        _abandon(getting)
+        reads.drop(read)
+        return None
+    async with store:
+        size = None
+        if store.status == 200:
+            size = reads.accept(read, digest, store.headers, None if named is None else named[1])
+        if not size or store.content_length != size:
+            reads.drop(read)
+            return None  # its unread body closes the store's connection, never reused
+        response = web.StreamResponse(status=200, headers=headers)
+        response.headers["Accept-Ranges"] = "bytes"
+        response.content_length = size
+        prepare_large_send(request, size)
+        await response.prepare(request)
+        await _relay(request, response, store, read.path, size)
+    return response
+
+
+async def _answer(
+    sending: Awaitable[aiohttp.ClientResponse],
+) -> aiohttp.ClientResponse | None:
+    """The store's answer (its headers read), or None when it could not be had."""
+    try:
+        return await sending
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        return None
+
+
+async def _head(session: aiohttp.ClientSession, url: str) -> tuple[int, Mapping[str, str]] | None:
+    """Status and headers of a presigned HEAD; None when the store did not answer."""
+    answer = await _answer(session.head(URL(url, encoded=True), allow_redirects=False))
+    if answer is None:
+        return None
+    answer.release()  # no body: the connection goes back to the pool
+    return answer.status, answer.headers
+
+
+def _abandon(getting: asyncio.Future[aiohttp.ClientResponse | None]) -> None:
+    """Stop a GET no one will read; an answer already in is released (its unread body
+    closes the connection, so it is never reused mid-body)."""
+    getting.cancel()
+    getting.add_done_callback(_release)
+
+
+def _release(getting: asyncio.Future[aiohttp.ClientResponse | None]) -> None:
+    if not getting.cancelled() and getting.exception() is None:
+        answer = getting.result()
+        if answer is not None:
+            answer.release()
 
 
 def _cut(request: web.Request, path: Path, sent: int, length: int, why: str) -> None:

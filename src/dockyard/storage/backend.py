@@ -14,10 +14,13 @@ implements each one.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Literal, Protocol
+
+#: The HTTP methods a presigned URL may be made for.
+UrlMethod = Literal["GET", "HEAD"]
 
 
 class LinkUnsupported(OSError):
@@ -97,10 +100,18 @@ class StorageBackend(Protocol):
     def local_file(self, path: Path) -> Path | None:
         """A local file the server may hand to sendfile, or None (then stream a reader)."""
 
-    def object_url(self, path: Path, expires: int) -> str | None:
+    def object_url(self, path: Path, expires: int, method: UrlMethod = "GET") -> str | None:
         """A URL whoever holds it may GET the file's bytes from for ``expires`` seconds
-        (an object store's presigned GET), or None when only this process reads them (a
-        local file). Made without a round trip: the server streams from it, or redirects."""
+        (an object store's presigned GET; ``HEAD``: its size, identity and metadata), or
+        None when only this process reads them (a local file). Made without a round trip:
+        the server streams from it, or redirects."""
+
+    def url_answer(self, headers: Mapping[str, str]) -> tuple[os.stat_result, Path | None] | None:
+        """What a GET or HEAD of an :meth:`object_url` told of the object, from the
+        answer's headers (looked up in any case): its stat, equal to what :meth:`stat`
+        gives when it is not a reference (the integrity stamp compares the same fields),
+        and the path it names when it is a reference. None when the headers do not say
+        (an upload's state object, a header missing): ask :meth:`resolve` instead."""
 
     def write_atomic(self, path: Path, data: bytes) -> None:
         """Replace ``path`` whole and durably: a crash leaves the old content or the new."""

@@ -13,11 +13,11 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from dockyard.storage.backend import Entry, LinkUnsupported, Listed
+from dockyard.storage.backend import Entry, LinkUnsupported, Listed, UrlMethod
 
 
 def fsync_dir(path: Path) -> None:
@@ -126,8 +126,11 @@ class LocalBackend:
     def local_file(self, path: Path) -> Path | None:
         return path
 
-    def object_url(self, path: Path, expires: int) -> str | None:
+    def object_url(self, path: Path, expires: int, method: UrlMethod = "GET") -> str | None:
         return None  # sendfile serves it; nothing else may read the root
+
+    def url_answer(self, headers: Mapping[str, str]) -> tuple[os.stat_result, Path | None] | None:
+        return None  # no URLs, so no answers to read
 
     def write_atomic(self, path: Path, data: bytes) -> None:
         atomic_write(path, data)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from dockyard.oci.digest import Digest
+from dockyard.storage.direct_reads import DirectReads
 from dockyard.storage.duplicate_uploads import DuplicateUploads
 from dockyard.storage.errors import BlobUnknown, DigestInvalid, StorageFull, is_disk_full
 from dockyard.storage.integrity import BlobVerifier
@@ -26,6 +27,8 @@ class RepoBlobs:
         self.root = root
         self.verifier = BlobVerifier(root)
         self.duplicates = DuplicateUploads(root)
+        #: GETs answered from the bucket's own answers, before any look-up (object storage).
+        self.direct = DirectReads(root)
 
     async def checked(
         self, repo: str, digest: Digest, link: bool = False, source_ok: SourceFilter = None

@@ -30,16 +30,15 @@ from __future__ import annotations
 
 import io
 import os
-import stat as stat_mode
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from botocore.exceptions import ClientError
 
-from dockyard.storage.backend import Entry, LinkUnsupported, Listed
+from dockyard.storage.backend import Entry, LinkUnsupported, Listed, UrlMethod
 from dockyard.storage.paths import shared_blobs_dir
 from dockyard.storage.s3_listings import abort_abandoned, walk_keys
 from dockyard.storage.s3segments import (
@@ -51,6 +50,7 @@ from dockyard.storage.s3segments import (
     Segments,
 )
 from dockyard.storage.s3settings import S3Settings
+from dockyard.storage.s3stat import APPENDABLE, REFERENCE, answer_of, identity, stat_of, stat_result
 
 __all__ = ["MAX_COPY", "S3Backend", "S3Settings"]
 
@@ -59,10 +59,6 @@ if TYPE_CHECKING:
 
 #: S3's largest single copy (CopyObject); larger objects are copied in parts.
 MAX_COPY = 5 * 1024**3
-#: Object metadata that marks an appendable upload's state object.
-_APPENDABLE = "dockyard-appendable"
-#: Object metadata of a reference object: the key it names, relative to the prefix.
-_REFERENCE = "dockyard-ref"
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 #: Names (the class's ``list`` method shadows the builtin inside it).
 _Names = list[str]
@@ -74,33 +70,6 @@ def _missing(exc: ClientError) -> bool:
 
 def _precondition_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") in {"PreconditionFailed", "412"}
-
-
-def _identity(etag: str) -> int:
-    """A stable number for an object's content version, standing in for an inode."""
-    digits = "".join(c for c in etag if c in "0123456789abcdef")
-    return int(digits[:15] or "0", 16)
-
-
-def _stat_result(
-    size: int,
-    modified: datetime,
-    etag: str,
-    *,
-    folder: bool = False,
-    named: datetime | None = None,
-) -> os.stat_result:
-    """``named``: when a reference was written (its ``st_ctime``, GC's age of the name, as
-    a link bumps an inode's); the target's time stays ``st_mtime`` and its ETag the
-    identity, so every name of one stored copy shares its verified stamp."""
-    mode = (stat_mode.S_IFDIR | 0o755) if folder else (stat_mode.S_IFREG | 0o644)
-    seconds = modified.timestamp()
-    changed = (named or modified).timestamp()
-    ns = int(seconds * 1e9)
-    whole = int(seconds)
-    times = (whole, whole, int(changed), seconds, seconds, changed, ns, ns, int(changed * 1e9))
-    links = 1 if named is None else 2
-    return os.stat_result((mode, _identity(etag), 0, links, 0, 0, size, *times))
 
 
 class S3Backend:
@@ -172,7 +141,7 @@ class S3Backend:
         head = head if head is not None else (self._head(key) if key else None)
         if head is None:
             return None
-        target = head.get("Metadata", {}).get(_REFERENCE)
+        target = head.get("Metadata", {}).get(REFERENCE)
         if target is None:
             return key, head, None
         target_key = self._absolute(target)
@@ -210,7 +179,7 @@ class S3Backend:
     def _state_of(self, key: str, head: dict[str, Any] | None = None) -> AppendState | None:
         """The upload state stored at ``key``, or None when it is not an upload."""
         head = head if head is not None else self._head(key)
-        if head is None or _APPENDABLE not in head.get("Metadata", {}):
+        if head is None or APPENDABLE not in head.get("Metadata", {}):
             return None
         try:
             obj = self._client.get_object(Bucket=self.bucket, Key=key, IfMatch=head["ETag"])
@@ -226,7 +195,7 @@ class S3Backend:
             "Bucket": self.bucket,
             "Key": key,
             "Body": state.dump(),
-            "Metadata": {_APPENDABLE: "1", "size": str(state.size)},
+            "Metadata": {APPENDABLE: "1", "size": str(state.size)},
         }
         if state.etag is None:
             args["IfNoneMatch"] = "*"
@@ -242,32 +211,17 @@ class S3Backend:
 
     # --- the interface --------------------------------------------------------------------
 
-    @staticmethod
-    def _stat_of(head: dict[str, Any], reference: dict[str, Any] | None) -> os.stat_result:
-        """The stat of an object, or of the one ``reference`` (its HEAD) names."""
-        if reference is not None:
-            return _stat_result(
-                int(head["ContentLength"]),
-                head["LastModified"],
-                head["ETag"],
-                named=reference["LastModified"],
-            )
-        size = int(head["ContentLength"])
-        if _APPENDABLE in head.get("Metadata", {}):
-            size = int(head["Metadata"].get("size", "0"))
-        return _stat_result(size, head["LastModified"], head["ETag"])
-
     def stat(self, path: Path) -> os.stat_result | None:
         key = self.key(path)
         head = self._head(key) if key else None
         if head is not None:
             followed = self._follow(key, head)
-            return None if followed is None else self._stat_of(followed[1], followed[2])
+            return None if followed is None else stat_of(followed[1], followed[2])
         listing = self._client.list_objects_v2(
             Bucket=self.bucket, Prefix=self._folder_prefix(path), MaxKeys=1
         )
         if listing.get("KeyCount", 0):
-            return _stat_result(0, datetime.fromtimestamp(0), "", folder=True)
+            return stat_result(0, datetime.fromtimestamp(0), "", folder=True)
         return None
 
     def exists(self, path: Path) -> bool:
@@ -283,7 +237,7 @@ class S3Backend:
             return None
         key, head, reference = followed
         held = path if reference is None else self.root / self._relative(key)
-        return held, self._stat_of(head, reference)
+        return held, stat_of(head, reference)
 
     def referenced(self, path: Path) -> bool:
         reply = self._client.list_objects_v2(
@@ -303,15 +257,24 @@ class S3Backend:
     def local_file(self, path: Path) -> Path | None:
         return None  # nothing to sendfile: the API streams object_url
 
-    def object_url(self, path: Path, expires: int) -> str:
-        """A presigned GET of the path's object: signed locally with the client's
-        credentials, no request made. Only for a whole object (a published blob), never
-        an upload's state object, whose bytes are its segments."""
+    def object_url(self, path: Path, expires: int, method: UrlMethod = "GET") -> str:
+        """A presigned GET (or HEAD) of the path's object: signed locally with the
+        client's credentials, no request made. Only for a whole object (a published blob),
+        never an upload's state object, whose bytes are its segments."""
         return self._client.generate_presigned_url(
-            "get_object",
+            "get_object" if method == "GET" else "head_object",
             Params={"Bucket": self.bucket, "Key": self.key(path)},
             ExpiresIn=expires,
         )
+
+    def url_answer(self, headers: Mapping[str, str]) -> tuple[os.stat_result, Path | None] | None:
+        """The stat (``s3stat.answer_of``), and the path a reference names: the key in
+        its metadata, relative to the prefix, as :meth:`resolve` follows it."""
+        answer = answer_of(headers)
+        if answer is None:
+            return None
+        st, target = answer
+        return st, None if target is None else self.root / target
 
     def write_atomic(self, path: Path, data: bytes) -> None:
         self._client.put_object(Bucket=self.bucket, Key=self.key(path), Body=data)
@@ -357,7 +320,7 @@ class S3Backend:
             Bucket=self.bucket,
             Key=dest_key,
             Body=b"",
-            Metadata={_REFERENCE: self._relative(target)},
+            Metadata={REFERENCE: self._relative(target)},
         )
 
     def replace_with_link(self, src: Path, dest: Path) -> None:
@@ -378,7 +341,7 @@ class S3Backend:
         head = self._head(key)
         if head is None:
             return False
-        target = head.get("Metadata", {}).get(_REFERENCE)
+        target = head.get("Metadata", {}).get(REFERENCE)
         if target is not None:
             self.delete_key(key)
             self.delete_key(self._refs_prefix(self._absolute(target)) + self._relative(key))
@@ -402,7 +365,7 @@ class S3Backend:
                 entries.append(Entry(name, folder / name, True, 0))
             for obj in page.get("Contents", []):
                 name = obj["Key"][len(prefix) :]
-                entries.append(Entry(name, folder / name, False, _identity(obj["ETag"])))
+                entries.append(Entry(name, folder / name, False, identity(obj["ETag"])))
         return entries
 
     def sync_file(self, path: Path) -> None:
