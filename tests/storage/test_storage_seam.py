@@ -31,7 +31,10 @@ DIRECT_FS = {"localfs.py", "integrity.py", "locks.py", "upload_claims.py", "chan
              "catalog.py", "lease.py"}  # fmt: skip
 #: Filesystem calls of modules ``os``, ``shutil`` and ``tempfile``.
 FS_MODULES = {"os", "shutil", "tempfile"}
-OS_PURE = {"getpid", "fspath", "sched_setscheduler", "sched_param", "nice", "stat_result"}
+#: ``os`` calls that touch no file: names, scheduling and processes (a walker process
+#: watching the server process that started it).
+OS_PURE = {"getpid", "fspath", "sched_setscheduler", "sched_param", "nice", "stat_result",
+           "_exit", "pidfd_open", "kill"}  # fmt: skip
 #: Methods only a ``pathlib.Path`` has (the backend has none of these names).
 PATH_ONLY = {"mkdir", "iterdir", "touch", "unlink", "write_text", "write_bytes", "is_dir",
              "is_file", "rmdir", "glob", "rglob", "read_text", "chmod"}  # fmt: skip
