@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from dockyard.oci.digest import Digest
 from dockyard.storage import gc_walk
@@ -30,6 +32,8 @@ from dockyard.storage.layout import index_stamp
 from dockyard.storage.paths import GC_PASS_KEY, publish_key, session_part_of, uploads_dir
 from dockyard.storage.root import StorageRoot
 from dockyard.storage.workers import in_walker
+
+_T = TypeVar("_T")
 
 log = logging.getLogger("dockyard.gc")
 
@@ -228,18 +232,17 @@ class Collector:
                     shared_copies.unnamed, backend, root.path, time.time(), self.gc_delay, without
                 )
                 for digest in picked:
-                    async with root.locks.hold(publish_key(Digest.parse(digest))) as held:
-                        if not dry_run:
-                            await held.fence()
-                        dropped = await asyncio.to_thread(
-                            shared_copies.drop_if_unnamed,
-                            backend,
-                            root.path,
-                            digest,
-                            self.gc_delay,
-                            dry_run,
-                            without,
-                        )
+                    dropped = await self._under_publish_lock(
+                        digest,
+                        dry_run,
+                        shared_copies.drop_if_unnamed,
+                        backend,
+                        root.path,
+                        digest,
+                        self.gc_delay,
+                        dry_run,
+                        without,
+                    )
                     if dropped is None:
                         continue
                     size, ino = dropped
@@ -260,20 +263,30 @@ class Collector:
         )
         dropped = []
         for leftover in picked:
-            async with root.locks.hold(publish_key(Digest.parse(leftover[0]))) as held:
-                if not dry_run:
-                    await held.fence()
-                gone = await asyncio.to_thread(
-                    leftover_entries.drop_if_leftover,
-                    backend,
-                    root.path,
-                    leftover,
-                    self.gc_delay,
-                    dry_run,
-                )
+            gone = await self._under_publish_lock(
+                leftover[0],
+                dry_run,
+                leftover_entries.drop_if_leftover,
+                backend,
+                root.path,
+                leftover,
+                self.gc_delay,
+                dry_run,
+            )
             if gone:
                 dropped.append(leftover)
         return dropped
+
+    async def _under_publish_lock(
+        self, digest: str, dry_run: bool, check_and_drop: Callable[..., _T], *args: Any
+    ) -> _T:
+        """``check_and_drop(*args)`` in a thread, under ``digest``'s publish lock (fenced
+        unless a dry run): every reference to a shared copy is written under that lock,
+        so what the call checks cannot change before it deletes."""
+        async with self.root.locks.hold(publish_key(Digest.parse(digest))) as held:
+            if not dry_run:
+                await held.fence()
+            return await asyncio.to_thread(check_and_drop, *args)
 
     async def prune_stamps(self) -> int:
         """Drop the stamps of files gone by other ways than GC (by hand); return how many.

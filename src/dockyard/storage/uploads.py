@@ -43,7 +43,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import cast
 
@@ -131,6 +131,41 @@ def joined(pieces: list[bytes]) -> bytes:
     """One buffer for a write: a single piece as it is (a body read in large pieces, see
     ``web.bodies``, is never copied here), several joined."""
     return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+class _Feeder:
+    """Hands a streamed body to ``work`` in a thread, in batches of about ``BATCH`` bytes:
+    one batch at work while the next is read from the network. ``fed`` counts the bytes
+    handed over; :meth:`wait` waits for the batch still at work, which whatever ``work``
+    uses (a file, a hasher) must outlive."""
+
+    def __init__(self, threads: concurrent.futures.Executor, work: Callable[[bytes], None]) -> None:
+        self.threads, self.work = threads, work
+        self.pending: concurrent.futures.Future[None] | None = None
+        self.fed = 0
+
+    async def feed(self, body: AsyncIterator[bytes]) -> None:
+        """Every batch of ``body`` handed over and done."""
+        pieces: list[bytes] = []
+        gathered = 0
+        async for chunk in body:
+            pieces.append(chunk)
+            gathered += len(chunk)
+            if gathered >= BATCH:
+                await self._hand(pieces, gathered)
+                pieces, gathered = [], 0
+        if pieces:
+            await self._hand(pieces, gathered)
+        await _settled(self.pending)
+
+    async def _hand(self, pieces: list[bytes], size: int) -> None:
+        await _settled(self.pending)
+        self.pending = self.threads.submit(self.work, joined(pieces))
+        self.fed += size
+
+    def wait(self) -> None:
+        if self.pending is not None:
+            concurrent.futures.wait([self.pending])
 
 
 async def _settled(pending: concurrent.futures.Future[None] | None) -> None:
@@ -307,29 +342,13 @@ class Uploads:
         :meth:`append`: in batches hashed in the upload threads, admitted the same way.
         BlobUploadInvalid when Content-Range declared another ``length``."""
         hasher = new_hasher(algorithm)
-        threads = self.pool.io
-        received = 0
-        pending: concurrent.futures.Future[None] | None = None
+        feeder = _Feeder(self.pool.io, hasher.update)
         async with self.admitted():
             try:
-                pieces: list[bytes] = []
-                gathered = 0
-                async for chunk in body:
-                    pieces.append(chunk)
-                    gathered += len(chunk)
-                    if gathered >= BATCH:
-                        await _settled(pending)
-                        pending = threads.submit(hasher.update, joined(pieces))
-                        received += gathered
-                        pieces, gathered = [], 0
-                if pieces:
-                    await _settled(pending)
-                    pending = threads.submit(hasher.update, joined(pieces))
-                    received += gathered
-                await _settled(pending)
+                await feeder.feed(body)
             finally:
-                if pending is not None:
-                    concurrent.futures.wait([pending])  # the hasher outlives no request
+                feeder.wait()  # the hasher outlives no request
+        received = feeder.fed
         if length is not None and received != length:
             raise BlobUploadInvalid(
                 f"Content-Range declares {length} bytes but the body had {received}",
@@ -363,27 +382,13 @@ class Uploads:
         before_size, before_hash = session.size, hasher.copy()
         threads = self.pool.io
         out = await run_blocking(self.remote, self.backend.open_append, session.path)
-        added = 0
         # The write of one batch overlaps the network read of the next. Its thread is
         # tracked as a concurrent future so that, whatever ends this request (even a
         # cancelled task), the file is never truncated or closed under a running write.
-        pending: concurrent.futures.Future[None] | None = None
+        feeder = _Feeder(threads, lambda data: _write_and_hash(out, data, hasher))
         try:
-            pieces: list[bytes] = []
-            gathered = 0
-            async for chunk in body:
-                pieces.append(chunk)
-                gathered += len(chunk)
-                if gathered >= BATCH:
-                    await _settled(pending)
-                    pending = threads.submit(_write_and_hash, out, joined(pieces), hasher)
-                    added += gathered
-                    pieces, gathered = [], 0
-            if pieces:
-                await _settled(pending)
-                pending = threads.submit(_write_and_hash, out, joined(pieces), hasher)
-                added += gathered
-            await _settled(pending)
+            await feeder.feed(body)
+            added = feeder.fed
             if length is not None and added != length:
                 raise BlobUploadInvalid(
                     f"Content-Range declares {length} bytes but the body had {added}",
@@ -397,8 +402,7 @@ class Uploads:
             if durable or self.remote:
                 await asyncio.wrap_future(threads.submit(out.sync))
         except BaseException as exc:
-            if pending is not None:
-                concurrent.futures.wait([pending])  # at most one batch write, a few ms
+            feeder.wait()  # at most one batch write, a few ms
             if self.remote:  # shielded: a cancelled request still rolls back
                 await asyncio.shield(asyncio.to_thread(out.truncate, before_size))
             else:
