@@ -177,7 +177,8 @@ async def stream_direct(
     async with store:
         size = None
         if store.status == 200:
-            size = reads.accept(read, digest, store.headers, None if named is None else named[1])
+            named_headers = None if named is None else named[1]
+            size = await reads.accept(read, digest, store.headers, named_headers)
         if not size or store.content_length != size:
             reads.drop(read)
             return None  # its unread body closes the store's connection, never reused

@@ -84,7 +84,7 @@ class DirectReads:
             return None
         return DirectRead(path, url, name, reference_url)
 
-    def accept(
+    async def accept(
         self,
         read: DirectRead,
         digest: Digest,
@@ -103,7 +103,7 @@ class DirectReads:
             reference = None if named is None else backend.url_answer(named)
             if reference is None or reference[1] != read.path:
                 return None  # gone, a full copy, or naming something else
-        if not self.root.stamps.matches(st, str(digest)):
+        if not await self.root.stamps.matches_soon(st, str(digest)):
             return None  # never hashed, or changed since: the full path hashes it
         return st.st_size
 

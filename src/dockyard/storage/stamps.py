@@ -18,6 +18,7 @@ wrong answer, so write failures are logged, not raised.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sqlite3
@@ -60,6 +61,20 @@ class VerifiedStamps:
         if len(self._memory) >= _MEMORY_ENTRIES:
             self._memory.clear()
         self._memory[ino] = stamp
+
+    def remembered(self, st: os.stat_result, digest: str) -> bool | None:
+        """:meth:`matches` from memory alone, for the event loop: None when only the
+        database can tell (a query that may wait for a thread's commit: ask it aside)."""
+        known = self._memory.get(st.st_ino)
+        return None if known is None else known == stamp_of(st, digest)
+
+    async def matches_soon(self, st: os.stat_result, digest: str) -> bool:
+        """:meth:`matches` for the event loop: from memory, or from the database in a
+        thread."""
+        known = self.remembered(st, digest)
+        if known is None:
+            known = await asyncio.to_thread(self.matches, st, digest)
+        return known
 
     def matches(self, st: os.stat_result, digest: str) -> bool:
         """True when this inode was verified as ``digest`` and has not changed since."""
