@@ -161,7 +161,7 @@ class RepoBlobs:
         root = self.root
         pin = pin_path(session.path)
         try:
-            size = self._verified_size(pin, digest)
+            size = await self._verified_size(pin, digest)
             if size is not None and length in (None, size):
                 difference = await compare_body(root.uploads, body, pin, size)
                 if difference is not None:  # decided by the hash, as any upload
@@ -182,11 +182,11 @@ class RepoBlobs:
             raise
         await self._publish(session, digest, root.files.publish_pinned, pin)
 
-    def _verified_size(self, pin: Path, digest: Digest) -> int | None:
+    async def _verified_size(self, pin: Path, digest: Digest) -> int | None:
         """The pinned copy's size when its verified stamp still matches (it was hashed
         and not rewritten since), so a body may be compared with it (``upload_compare``)."""
-        st = self.root.backend.stat(pin)
-        if st is None or not self.root.stamps.matches(st, str(digest)):
+        st = await self.root.off_loop(self.root.backend.stat, pin)
+        if st is None or not await self.root.stamps.matches_soon(st, str(digest)):
             return None
         return st.st_size
 

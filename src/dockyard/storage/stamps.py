@@ -62,19 +62,13 @@ class VerifiedStamps:
             self._memory.clear()
         self._memory[ino] = stamp
 
-    def remembered(self, st: os.stat_result, digest: str) -> bool | None:
-        """:meth:`matches` from memory alone, for the event loop: None when only the
-        database can tell (a query that may wait for a thread's commit: ask it aside)."""
-        known = self._memory.get(st.st_ino)
-        return None if known is None else known == stamp_of(st, digest)
-
     async def matches_soon(self, st: os.stat_result, digest: str) -> bool:
         """:meth:`matches` for the event loop: from memory, or from the database in a
-        thread."""
-        known = self.remembered(st, digest)
+        thread (its query may wait for a thread's commit holding the lock)."""
+        known = self._memory.get(st.st_ino)
         if known is None:
-            known = await asyncio.to_thread(self.matches, st, digest)
-        return known
+            return await asyncio.to_thread(self.matches, st, digest)
+        return known == stamp_of(st, digest)
 
     def matches(self, st: os.stat_result, digest: str) -> bool:
         """True when this inode was verified as ``digest`` and has not changed since."""

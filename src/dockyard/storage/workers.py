@@ -77,7 +77,7 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # there, though not ours to signal
     return True
 
 
