@@ -51,7 +51,7 @@ from dockyard.oci.mediatypes import INDEX_TYPES
 from dockyard.storage.blob_walk import blob_files
 from dockyard.storage.dedupe.locations import LocationMap
 from dockyard.storage.integrity import hash_stored
-from dockyard.storage.layout import RepoIndex, read_manifest
+from dockyard.storage.layout import RepoIndex, index_stamp, read_manifest
 from dockyard.storage.paths import blob_path, index_path, publish_key, shared_blob_path
 
 if TYPE_CHECKING:
@@ -100,14 +100,36 @@ def manifest_digests(root: StorageRoot, repo_dir: Path) -> set[str]:
     return found
 
 
-def full_copies(root: StorageRoot, locations: LocationMap, repo_dir: Path) -> list[str]:
+class Manifests:
+    """One repository's manifests (:func:`manifest_digests`), read again only when its
+    ``index.json`` changed. Asked once more under the repository's lock before each
+    conversion: a manifest pushed while adoption runs was stored after the walk picked
+    the full copies, and must stay an object of its own (a read racing its conversion
+    would find it empty and answer MANIFEST_UNKNOWN). A push stores the manifest and
+    lists it in one hold of that lock, so under it the two always agree."""
+
+    def __init__(self, root: StorageRoot, repo_dir: Path) -> None:
+        self.root, self.repo_dir = root, repo_dir
+        self._stamp: tuple[int, int, int] | None = None
+        self._digests: set[str] = set()
+
+    def current(self) -> set[str]:
+        """Blocking: a HEAD of ``index.json``, and its reads when it changed."""
+        stamp = index_stamp(self.root.backend, self.repo_dir)
+        if stamp is None or stamp != self._stamp:
+            self._digests = manifest_digests(self.root, self.repo_dir)
+            self._stamp = stamp
+        return self._digests
+
+
+def full_copies(root: StorageRoot, locations: LocationMap, manifests: Manifests) -> list[str]:
     """Record every blob of the repository in the map; return the digests of the blobs
     it holds as full copies of its own (not references, not manifests, not empty)."""
-    manifests = manifest_digests(root, repo_dir)
+    listed = manifests.current()
     found = []
-    for blob in blob_files(root.backend, repo_dir):
+    for blob in blob_files(root.backend, manifests.repo_dir):
         locations.add(blob.digest, blob.path)
-        if blob.nlink == 1 and blob.size > 0 and blob.digest not in manifests:
+        if blob.nlink == 1 and blob.size > 0 and blob.digest not in listed:
             found.append(blob.digest)
     return found
 
@@ -194,12 +216,17 @@ def prepare(root: StorageRoot, digest: Digest, path: Path, vouched: Vouched) -> 
     return Prepared(full, 0)
 
 
-def replace(root: StorageRoot, digest: Digest, path: Path, full: os.stat_result) -> bool:
+def replace(
+    root: StorageRoot, digest: Digest, path: Path, full: os.stat_result, manifests: Manifests
+) -> bool | None:
     """Write the reference over the full copy if it is still the one prepared for; False
-    when it changed or went (a delete: it must not come back as a reference).
+    when it changed or went (a delete: it must not come back as a reference); None when
+    it is a manifest now (pushed meanwhile), which stays as it is.
 
     Blocking; the caller holds the publish lock and the repository's lock, fenced.
     """
+    if str(digest) in manifests.current():
+        return None
     found = root.backend.resolve(path)
     if found is None or found[0] != path or not _same(found[1], full):
         return False
@@ -212,7 +239,9 @@ def replace(root: StorageRoot, digest: Digest, path: Path, full: os.stat_result)
 _TRIES = 3
 
 
-async def _convert_one(root: StorageRoot, repo: str, digest: Digest, path: Path) -> int | None:
+async def _convert_one(
+    root: StorageRoot, repo: str, digest: Digest, path: Path, manifests: Manifests
+) -> int | None:
     """One full copy turned into a reference: the bytes saved, or None when it is left
     as it is (it fails its digest, went, or kept changing)."""
     for _ in range(_TRIES):
@@ -226,7 +255,12 @@ async def _convert_one(root: StorageRoot, repo: str, digest: Digest, path: Path)
                 continue
             async with root.locks.hold(repo) as repo_held:
                 await repo_held.fence()
-                if await asyncio.to_thread(replace, root, digest, path, prepared.full):
+                done = await asyncio.to_thread(
+                    replace, root, digest, path, prepared.full, manifests
+                )
+                if done is None:
+                    return None  # a manifest pushed meanwhile (its shared copy: GC's)
+                if done:
                     return prepared.saved
     log.info("dedupe adoption: %s kept changing; left as it is", path)
     return None
@@ -242,8 +276,10 @@ async def adopt_shared_repo(root: StorageRoot, locations: LocationMap, repo_dir:
     """
     saved = 0
     repo = repo_dir.relative_to(root.path).as_posix()
-    digests = await asyncio.to_thread(full_copies, root, locations, repo_dir)
+    manifests = Manifests(root, repo_dir)
+    digests = await asyncio.to_thread(full_copies, root, locations, manifests)
     for text in digests:
         digest = Digest.parse(text)
-        saved += await _convert_one(root, repo, digest, blob_path(repo_dir, digest)) or 0
+        path = blob_path(repo_dir, digest)
+        saved += await _convert_one(root, repo, digest, path, manifests) or 0
     return saved
